@@ -1,0 +1,23 @@
+"""agan: an open kit for Attentive GAN raindrop removal (Qian et al., CVPR 2018).
+
+Public API (lower floors never import higher ones):
+    agan.config     Config, presets "cpu" and "paper"
+    agan.models     Generator (A_1..A_N, S1, S2, O), AttentiveDiscriminator, PlainDiscriminator,
+                    the authors' checkpoint importer (agan.models.authors)
+    agan.losses     L_ATT, L_M, L_P, L_GAN, L_D (+ L_map)
+    agan.checkpoint safe (weights_only) and atomic checkpoint files
+"""
+
+from .config import PRESETS, Config
+
+__version__ = "0.1.0"
+__all__ = ["Config", "PRESETS", "__version__", "pick_device"]
+
+
+def pick_device(device: str = "auto"):
+    """``"auto"`` -> CUDA when present, else CPU; anything else is passed to torch.device."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -1,0 +1,5 @@
+import sys
+
+from agan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,187 @@
+"""One typed config for every knob, with named presets, saved as JSON beside every run.
+
+    cfg = Config.preset("cpu", iterations=300)       # preset + overrides
+    cfg = cfg.override(["lr_g=1e-4", "variant=A"])   # CLI / papermill style "key=value" strings
+    cfg.save("runs/x/config.json"); Config.load("runs/x/config.json")
+
+Presets
+    paper  SPEC constants: full width, N = 4 steps, 224x224 crops, batch 2, ImageNet VGG16.
+    cpu    the same topology, narrower and on small crops, so that a useful run fits in
+           ~15 minutes on 2 CPU cores; its perceptual loss uses random-init VGG features
+           *explicitly* (ImageNet weights cannot be downloaded offline) and says so in the log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["Config", "PRESETS", "VARIANTS"]
+
+# ablation variants of Table 1: (attentive-recurrent network?, discriminator: None | "plain" | "attentive")
+VARIANTS: dict[str, tuple[bool, str | None]] = {
+    "A": (False, None),
+    "A+D": (False, "plain"),
+    "A+AD": (False, "attentive"),
+    "AA+AD": (True, "attentive"),
+}
+
+
+@dataclass
+class Config:
+    name: str = "paper"
+    # --- model -------------------------------------------------------------------------------
+    model: str = "agan"  # agan | eigen13 | pix2pix
+    variant: str = "AA+AD"  # A | A+D | A+AD | AA+AD (full); see VARIANTS
+    width: float = 1.0  # generator channel multiplier (1.0 = paper, 6,244,362 parameters)
+    steps: int = 4  # N, recurrent attention steps
+    disc_width: float = 1.0  # discriminator channel multiplier
+    disc_pool: int = 14  # D's features pooled to pool x pool before FC (14 = identity at 224)
+    # --- losses (paper Sec. 4) -----------------------------------------------------------------
+    theta: float = 0.8  # L_ATT step decay
+    lambdas: tuple[float, float, float] = (0.6, 0.8, 1.0)  # L_M weights for S1, S2, O
+    gamma: float = 0.05  # weight of L_map in L_D
+    adv_weight: float = 0.01  # weight of log(1 - D(O)) in L_G
+    map_target: str = "attention"  # D_map target for fakes: "attention" (A_N, paper) | "mask" (M)
+    vgg_weights: str = "imagenet"  # "imagenet" | "random" (explicit, not the paper) | path to vgg16 .pth
+    vgg_layers: tuple[str, ...] = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")
+    vgg_layer_weights: tuple[float, ...] | None = None  # None = all 1
+    perceptual_weight: float = 1.0
+    # --- data ----------------------------------------------------------------------------------
+    data: str = "synthetic"  # "synthetic" (on the fly) | a folder in the Raindrop layout
+    val_data: str = ""  # held-out folder; "" = synthetic validation split (different seed)
+    crop_size: int = 224
+    batch_size: int = 2
+    flip: bool = True
+    mask_threshold: int = 30  # M: |rain - clean| >= 30/255 in any channel (SPEC 4)
+    mask_dilate: bool = False  # optional 3x3 dilation of M
+    val_size: int = 16
+    num_workers: int = 0
+    # --- optimisation (the paper gives none; see README) ---------------------------------------
+    optimizer: str = "adam"  # adam (5e-4, betas 0.5/0.99) | rmsprop (2e-5 / 1e-5, with G pre-training)
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
+    betas: tuple[float, float] = (0.5, 0.99)
+    pretrain_steps: int = 0  # generator-only steps before the GAN starts
+    iterations: int = 40000
+    # --- run -----------------------------------------------------------------------------------
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    log_every: int = 50
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    sample_every: int = 1000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --------------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.model == "agan" and self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
+        if self.crop_size % 4:
+            raise ValueError(f"crop_size must be divisible by 4, got {self.crop_size}")
+        if self.width <= 0 or self.disc_width <= 0:
+            raise ValueError("width and disc_width must be > 0")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.map_target not in ("attention", "mask"):
+            raise ValueError(f"map_target must be 'attention' or 'mask', got {self.map_target!r}")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto|fp32|bf16|fp16, got {self.precision!r}")
+        if len(self.lambdas) != 3:
+            raise ValueError("lambdas needs three weights (S1, S2, O)")
+
+    @property
+    def attentive_generator(self) -> bool:
+        return VARIANTS[self.variant][0]
+
+    @property
+    def discriminator(self) -> str | None:
+        return VARIANTS[self.variant][1]
+
+    # --------------------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Config:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        values = {**PRESETS[name], "name": name, **overrides}
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def override(self, items: list[str] | dict[str, Any]) -> Config:
+        """Apply "key=value" strings (values parsed as JSON when possible) or a dict."""
+        if isinstance(items, dict):
+            pairs = items.items()
+        else:
+            pairs = []
+            for item in items:
+                if "=" not in item:
+                    raise ValueError(f"override {item!r} is not of the form key=value")
+                k, v = item.split("=", 1)
+                try:
+                    v = json.loads(v)
+                except json.JSONDecodeError:
+                    pass
+                pairs.append((k.strip(), v))
+        names = {f.name for f in fields(self)}
+        changes = {}
+        for k, v in pairs:
+            if k not in names:
+                raise ValueError(f"unknown config key {k!r}; known keys: {', '.join(sorted(names))}")
+            changes[k] = tuple(v) if isinstance(v, list) else v
+        return self.replace(**changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def save(self, path: str | os.PathLike) -> None:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(self.to_json() + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Config:
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": dict(
+        width=0.25,
+        steps=4,
+        disc_width=0.5,
+        disc_pool=4,
+        crop_size=64,
+        batch_size=4,
+        vgg_weights="random",
+        iterations=1500,
+        val_size=16,
+        log_every=25,
+        val_every=250,
+        ckpt_every=250,
+        sample_every=250,
+    ),
+}

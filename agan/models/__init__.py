@@ -1,0 +1,23 @@
+"""Networks: the generator, the discriminators, the authors' checkpoint layout."""
+
+from .discriminator import AttentiveDiscriminator, DiscriminatorOutput, PlainDiscriminator
+from .generator import (AttentiveRecurrentNetwork, ContextualAutoencoder, ConvLSTMCell, Generator,
+                        GeneratorOutput, ResidualBlock, count_parameters)
+
+__all__ = ["AttentiveDiscriminator", "AttentiveRecurrentNetwork", "ContextualAutoencoder", "ConvLSTMCell",
+           "DiscriminatorOutput", "Generator", "GeneratorOutput", "PlainDiscriminator", "ResidualBlock",
+           "count_parameters", "build_generator", "build_discriminator"]
+
+
+def build_generator(cfg) -> Generator:
+    """The generator a config asks for (AA variants: attentive; A variants: autoencoder only)."""
+    return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator)
+
+
+def build_discriminator(cfg):
+    """The discriminator a config asks for, or None (variant A)."""
+    kind = cfg.discriminator
+    if kind is None:
+        return None
+    cls = AttentiveDiscriminator if kind == "attentive" else PlainDiscriminator
+    return cls(width=cfg.disc_width, pool=cfg.disc_pool)

@@ -1,0 +1,42 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+
+
+def closed_form_authors_state_dict() -> dict[str, torch.Tensor]:
+    """SPEC 2.4: every tensor of the authors' layout filled by a closed form, no RNG (float64).
+
+    k-th key with n elements: u = frac(|sin(idx*12.9898 + k*78.233)| * 43758.5453),
+    value = (2u - 1) * scale; scale = sqrt(6 / (n / shape[0])) for weights, 0.1 for biases.
+    """
+    layout = json.loads((FIXTURES / "reference_generator_layout.json").read_text())["keys"]
+    sd = {}
+    for k, (key, shape) in enumerate(layout):
+        n = int(np.prod(shape))
+        idx = np.arange(n, dtype=np.float64)
+        u = np.mod(np.abs(np.sin(idx * 12.9898 + k * 78.233)) * 43758.5453, 1.0)
+        scale = np.sqrt(6.0 / (n / shape[0])) if key.endswith("weight") else 0.1
+        sd[key] = torch.from_numpy(((2.0 * u - 1.0) * scale).reshape(shape))
+    return sd
+
+
+@pytest.fixture(scope="session")
+def authors_sd():
+    return closed_form_authors_state_dict()
+
+
+@pytest.fixture(scope="session")
+def reference_outputs():
+    return dict(np.load(FIXTURES / "reference_generator_outputs.npz"))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)

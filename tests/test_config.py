@@ -1,0 +1,31 @@
+import pytest
+
+from agan.config import PRESETS, Config
+
+
+def test_paper_preset_has_spec_constants():
+    c = Config.preset("paper")
+    assert (c.theta, c.lambdas, c.gamma, c.adv_weight, c.steps, c.width) == (0.8, (0.6, 0.8, 1.0), 0.05, 0.01, 4, 1.0)
+    assert c.crop_size == 224 and c.vgg_weights == "imagenet" and c.variant == "AA+AD"
+
+
+def test_presets_roundtrip_json(tmp_path):
+    for name in PRESETS:
+        c = Config.preset(name)
+        c.save(tmp_path / f"{name}.json")
+        assert Config.load(tmp_path / f"{name}.json") == c
+
+
+def test_override_strings_and_errors():
+    c = Config.preset("cpu").override(["lr_g=1e-4", "variant=A+D", "lambdas=[1, 1, 1]", "flip=false"])
+    assert c.lr_g == 1e-4 and c.variant == "A+D" and c.lambdas == (1, 1, 1) and c.flip is False
+    with pytest.raises(ValueError, match="unknown config key 'lrg'"):
+        c.override(["lrg=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        c.override(["lr_g"])
+    with pytest.raises(ValueError, match="variant must be one of"):
+        c.override(["variant=B"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        Config.preset("gpu")
+    with pytest.raises(ValueError, match="divisible by 4"):
+        Config.preset("cpu", crop_size=65)
