@@ -40,7 +40,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float64)
-                arr = np.clip(arr / (65535.0 if arr.max() > 255 else 255.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                # 16-bit modes scale by 65535; plain 32-bit "I" (older Pillow for 16-bit PNG) by its range
+                full = 65535.0 if (im.mode.startswith("I;16") or arr.max() > 255) else 255.0
+                arr = np.clip(arr / full * 255.0 + 0.5, 0, 255).astype(np.uint8)
                 arr = np.repeat(arr[..., None], 3, axis=2)
                 return np.ascontiguousarray(arr)
             if im.mode != "RGB":
