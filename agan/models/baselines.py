@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Eigen13", "UNetGenerator", "PatchDiscriminator", "init_pix2pix_weights", "unet_depth_for"]
+__all__ = ["Eigen13", "PatchDiscriminator", "UNetGenerator", "init_pix2pix_weights", "unet_depth_for"]
 
 
 def _ch(base: int, width: float) -> int:
-    return max(1, int(round(base * width)))
+    return max(1, round(base * width))
 
 
 # ----------------------------------------------------------------------------------------------
