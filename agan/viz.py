@@ -1,0 +1,364 @@
+"""Figure helpers shared by the notebooks and ``agan.figures``: attention strips, image grids,
+loss curves from ``metrics.jsonl`` and the paper's Table 1 next to the kit's numbers.
+
+Reference: Qian et al., CVPR 2018 -- Fig. 3/8 (attention maps A_1..A_N across the recurrent
+steps), Fig. 4 (multi-scale outputs S_1, S_2, O), Table 1 (ablations, PSNR/SSIM on test_a;
+the numbers below are the paper's, SPEC section 5).
+
+Conventions: images are tensors (3, H, W) / (1, 3, H, W) in [0, 1], HxWx3 uint8/float arrays or
+PIL images; ``to_display`` turns any of them into an HxWx3 float array in [0, 1]. Attention maps
+are (1, H, W) / (B, 1, H, W) tensors or HxW arrays and are *not* squashed by the network, so
+strips share one colour scale (``vmin``/``vmax``) to keep the steps comparable.
+Only matplotlib, numpy and torch; nothing here trains, loads or writes models.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "PAPER_TABLE1",
+    "TABLE1_MEANING",
+    "TABLE1_ORDER",
+    "ProjectPaths",
+    "attention_strip",
+    "attention_to_display",
+    "image_grid",
+    "plot_loss_curves",
+    "project_paths",
+    "read_metrics",
+    "save_figure",
+    "table1_csv",
+    "table1_markdown",
+    "table1_rows",
+    "to_display",
+    "write_table1",
+]
+
+# Paper Table 1 (Raindrop test_a, PSNR / SSIM), SPEC section 5: variant -> (PSNR, SSIM)
+PAPER_TABLE1: dict[str, tuple[float, float]] = {
+    "Eigen13": (28.59, 0.6726),
+    "Pix2Pix": (30.14, 0.8299),
+    "A": (29.25, 0.7853),
+    "A+D": (30.88, 0.8670),
+    "A+AD": (30.60, 0.8710),
+    "AA+AD": (31.57, 0.9023),
+}
+TABLE1_ORDER = tuple(PAPER_TABLE1)
+TABLE1_MEANING = {
+    "input": "the rainy input itself (identity baseline)",
+    "Eigen13": "3-layer CNN of Eigen et al., ICCV 2013",
+    "Pix2Pix": "U-Net generator + PatchGAN, Isola et al. 2017",
+    "A": "autoencoder alone (no attention, no discriminator)",
+    "A+D": "autoencoder + plain discriminator",
+    "A+AD": "autoencoder + attentive discriminator",
+    "AA+AD": "attentive-recurrent network + autoencoder + attentive discriminator (full)",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# where things are (notebooks run from notebooks/, scripts from the root, Colab from /content)
+# ----------------------------------------------------------------------------------------------
+class ProjectPaths(NamedTuple):
+    root: Path  # the repository root (or the working folder on Colab)
+    figures: Path  # root/figures
+    runs: Path  # root/runs
+    data: Path  # root/data
+    real: Path | None  # root/../shared/real when present (never bundled), else None
+
+
+def project_paths(start: str | os.PathLike | None = None) -> ProjectPaths:
+    """Find the project root from ``start`` (default: the working folder) by walking up to the folder
+    holding ``pyproject.toml`` + ``agan/``; falls back to ``start`` itself (e.g. on Colab)."""
+    here = Path(start or Path.cwd()).resolve()
+    root = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "agan").is_dir()),
+                here)
+    real = root.parent / "shared" / "real"
+    return ProjectPaths(root, root / "figures", root / "runs", root / "data", real if real.is_dir() else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# conversions
+# ----------------------------------------------------------------------------------------------
+def to_display(image: Any) -> np.ndarray:
+    """Tensor (3, H, W) / (1, 3, H, W) in [0, 1], HxWx3 array (uint8 or float) or PIL image
+    -> HxWx3 float64 array clipped to [0, 1]."""
+    try:
+        import torch
+
+        if isinstance(image, torch.Tensor):
+            t = image.detach().float().cpu()
+            if t.dim() == 4:
+                if t.shape[0] != 1:
+                    raise ValueError(f"expected one image, got a batch of {t.shape[0]}")
+                t = t[0]
+            if t.dim() != 3 or t.shape[0] not in (1, 3):
+                raise ValueError(f"expected an image tensor (3, H, W), got {tuple(image.shape)}")
+            image = t.permute(1, 2, 0).numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr / 255.0
+    arr = arr.astype(np.float64)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+        raise ValueError(f"expected an HxWx3 image, got shape {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def attention_to_display(A: Any) -> np.ndarray:
+    """An attention map A_t ((1, H, W), (1, 1, H, W) tensor or HxW array) -> HxW float array (not clipped)."""
+    if hasattr(A, "detach"):
+        A = A.detach().float().cpu().numpy()
+    arr = np.asarray(A, dtype=np.float64)
+    arr = arr.reshape(arr.shape[-2:]) if arr.ndim > 2 and int(np.prod(arr.shape[:-2])) == 1 else arr
+    if arr.ndim != 2:
+        raise ValueError(f"expected one attention map (H, W), got shape {np.asarray(A).shape}")
+    return arr
+
+
+# ----------------------------------------------------------------------------------------------
+# figures
+# ----------------------------------------------------------------------------------------------
+def _new_figure(rows: int, cols: int, ax_size: float):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=(ax_size * cols, ax_size * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
+def attention_strip(image: Any, attention: Sequence[Any], *, mask: Any = None, output: Any = None,
+                    vmin: float | None = 0.0, vmax: float | None = None, cmap: str = "jet",
+                    ax_size: float = 2.2, title: str | None = None):
+    """Paper Figs. 3/8: the input I, then A_1..A_N on one colour scale, then optionally the mask M and O.
+
+    ``vmax=None`` uses the largest value over all steps (at least 1), so sharpening with t stays visible.
+    Returns the matplotlib Figure.
+    """
+    maps = [attention_to_display(A) for A in attention]
+    if vmax is None:
+        vmax = max([1.0] + [float(m.max()) for m in maps])
+    panels: list[tuple[str, Any, bool]] = [("input I", to_display(image), False)]
+    panels += [(f"A_{t}", m, True) for t, m in enumerate(maps, start=1)]
+    if mask is not None:
+        panels.append(("mask M", attention_to_display(mask), True))
+    if output is not None:
+        panels.append(("output O", to_display(output), False))
+    fig, axes = _new_figure(1, len(panels), ax_size)
+    for ax, (name, data, is_map) in zip(axes[0], panels):
+        if is_map:
+            ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax)
+        else:
+            ax.imshow(data)
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _is_map(item: Any) -> bool:
+    """A single-channel map: HxW array, (1, H, W) or (1, 1, H, W) tensor/array."""
+    shape = tuple(item.shape) if hasattr(item, "shape") else np.shape(item)
+    return len(shape) == 2 or (len(shape) in (3, 4) and shape[-3] == 1)
+
+
+def image_grid(rows: Sequence[Sequence[Any]], *, col_titles: Sequence[str] | None = None,
+               row_titles: Sequence[str] | None = None, ax_size: float = 2.2, cmap: str = "jet",
+               title: str | None = None):
+    """A grid of images (rows x columns). An entry may be an image (see ``to_display``), a 2-D map
+    (drawn with ``cmap`` on its own range) or None (blank). Returns the Figure."""
+    n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("image_grid needs at least one image")
+    fig, axes = _new_figure(n_rows, n_cols, ax_size)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            item = row[j] if j < len(row) else None
+            if item is None:
+                ax.axis("off")
+                continue
+            is_map = _is_map(item)
+            if is_map:
+                ax.imshow(attention_to_display(item), cmap=cmap)
+            else:
+                ax.imshow(to_display(item))
+            if i == 0 and col_titles is not None and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=9)
+            if j == 0 and row_titles is not None and i < len(row_titles):
+                ax.set_ylabel(row_titles[i], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """Read a JSON-lines metrics log (one object per line, e.g. runs/<name>/metrics.jsonl).
+    Blank lines are skipped; a malformed line raises ValueError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics log (train a run first: agan train --preset cpu)")
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")  # noqa: TRY004
+        records.append(rec)
+    return records
+
+
+def _series(records: Iterable[Mapping], key: str, x_key: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for i, rec in enumerate(records):
+        v = rec.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            xs.append(float(rec.get(x_key, i)))
+            ys.append(float(v))
+    return xs, ys
+
+
+def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Sequence[str] | None = None,
+                     *, x_key: str = "step", groups: Mapping[str, Sequence[str]] | None = None,
+                     ax_size: float = 3.2, title: str | None = None):
+    """Curves of a metrics log: one panel per group of keys (default: generator terms, discriminator terms,
+    validation PSNR, validation SSIM), each against ``x_key``. Keys absent from the log are skipped;
+    ``keys`` restricts what is drawn. Returns the Figure."""
+    records = read_metrics(metrics) if isinstance(metrics, (str, os.PathLike)) else list(metrics)
+    if groups is None:
+        groups = {"generator": ("L_G", "L_ATT", "L_M", "L_P", "L_GAN"),
+                  "discriminator": ("L_D", "L_map"),
+                  "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "input_psnr"),
+                  "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "input_ssim")}
+    panels = []
+    for name, group_keys in groups.items():
+        lines = [(k, *_series(records, k, x_key)) for k in group_keys if keys is None or k in keys]
+        lines = [ln for ln in lines if ln[1]]
+        if lines:
+            panels.append((name, lines))
+    if not panels:
+        raise ValueError("no plottable series in the metrics (expected keys such as L_G, L_D, val_psnr)")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(ax_size * 1.3 * len(panels), ax_size), squeeze=False)
+    for ax, (name, lines) in zip(axes[0], panels):
+        for key, xs, ys in lines:
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=key)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(x_key)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a Figure as PNG atomically (temp file + rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    os.replace(tmp, path)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Table 1: the paper's numbers beside the kit's
+# ----------------------------------------------------------------------------------------------
+def _stat(entry: Any, name: str) -> tuple[float | None, float | None]:
+    """(mean, std) of ``name`` ("psnr"/"ssim") from an entry: a mapping with psnr, psnr_std (or
+    psnr_mean), a (psnr, ssim) pair, or None."""
+    if entry is None:
+        return None, None
+    if isinstance(entry, Mapping):
+        mean = entry.get(name, entry.get(f"{name}_mean"))
+        std = entry.get(f"{name}_std")
+        return (None if mean is None else float(mean)), (None if std is None else float(std))
+    pair = tuple(entry)
+    if len(pair) != 2:
+        raise ValueError(f"a Table 1 entry is a mapping or a (psnr, ssim) pair, got {entry!r}")
+    return float(pair[0 if name == "psnr" else 1]), None
+
+
+def table1_rows(measured: Mapping[str, Any] | None = None, order: Sequence[str] | None = None) -> list[dict]:
+    """Rows of Table 1: variant, meaning, paper_psnr, paper_ssim, kit_psnr, kit_psnr_std, kit_ssim,
+    kit_ssim_std (kit values None where not measured). Rows: the paper's six in order, then any extra
+    measured rows (e.g. "input")."""
+    measured = dict(measured or {})
+    names = list(order) if order is not None else list(TABLE1_ORDER) + [k for k in measured if k not in PAPER_TABLE1]
+    rows = []
+    for name in names:
+        paper = PAPER_TABLE1.get(name, (None, None))
+        p, p_sd = _stat(measured.get(name), "psnr")
+        s, s_sd = _stat(measured.get(name), "ssim")
+        rows.append({"variant": name, "meaning": TABLE1_MEANING.get(name, ""), "paper_psnr": paper[0],
+                         "paper_ssim": paper[1], "kit_psnr": p, "kit_psnr_std": p_sd, "kit_ssim": s, "kit_ssim_std": s_sd})
+    return rows
+
+
+def _fmt(mean: float | None, std: float | None, digits: int) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+
+
+def table1_markdown(measured: Mapping[str, Any] | None = None, *, kit_label: str = "kit",
+                    order: Sequence[str] | None = None) -> str:
+    """Table 1 as Markdown: | variant | meaning | paper PSNR | paper SSIM | kit PSNR | kit SSIM |."""
+    lines = [f"| variant | meaning | paper PSNR | paper SSIM | {kit_label} PSNR | {kit_label} SSIM |",
+             "|---|---|---|---|---|---|"]
+    for r in table1_rows(measured, order):
+        lines.append(f"| {r['variant']} | {r['meaning']} | {_fmt(r['paper_psnr'], None, 2)} | "
+                     f"{_fmt(r['paper_ssim'], None, 4)} | {_fmt(r['kit_psnr'], r['kit_psnr_std'], 2)} | "
+                     f"{_fmt(r['kit_ssim'], r['kit_ssim_std'], 4)} |")
+    return "\n".join(lines) + "\n"
+
+
+def table1_csv(measured: Mapping[str, Any] | None = None, order: Sequence[str] | None = None) -> str:
+    """Table 1 as CSV text (empty cells where not measured)."""
+    rows = table1_rows(measured, order)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def write_table1(measured: Mapping[str, Any] | None, out_dir: str | os.PathLike, *, kit_label: str = "kit",
+                 note: str = "") -> tuple[Path, Path]:
+    """Write ``table1.csv`` and ``table1.md`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "table1.csv", out / "table1.md"
+    csv_path.write_text(table1_csv(measured))
+    md = table1_markdown(measured, kit_label=kit_label)
+    md_path.write_text((note.strip() + "\n\n" if note.strip() else "") + md)
+    return csv_path, md_path

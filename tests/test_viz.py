@@ -1,0 +1,130 @@
+"""agan.viz: conversions, figures (drawn on the Agg backend), metrics logs and Table 1."""
+
+import csv
+import io
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+
+from agan import viz
+
+
+def test_to_display_accepts_tensor_batch_uint8_and_grey():
+    t = torch.rand(3, 5, 7)
+    a = viz.to_display(t)
+    assert a.shape == (5, 7, 3)
+    np.testing.assert_allclose(a, t.permute(1, 2, 0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(viz.to_display(t[None]), a)
+    u8 = (np.arange(5 * 7 * 3) % 256).astype(np.uint8).reshape(5, 7, 3)
+    np.testing.assert_allclose(viz.to_display(u8), u8 / 255.0)
+    grey = np.linspace(-1, 2, 35).reshape(5, 7)  # out of range is clipped, grey is repeated
+    g = viz.to_display(grey)
+    assert g.shape == (5, 7, 3) and g.min() == 0.0 and g.max() == 1.0
+    assert np.all(g[..., 0] == g[..., 2])
+    with pytest.raises(ValueError, match="batch of 2"):
+        viz.to_display(torch.rand(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="HxWx3"):
+        viz.to_display(np.zeros((4, 4, 5)))
+
+
+def test_attention_to_display_keeps_values_and_rejects_batches():
+    A = torch.randn(1, 1, 6, 8) * 3  # A_t is not squashed: values outside [0, 1] must survive
+    m = viz.attention_to_display(A)
+    assert m.shape == (6, 8)
+    np.testing.assert_allclose(m, A[0, 0].numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="one attention map"):
+        viz.attention_to_display(torch.zeros(2, 1, 6, 8))
+
+
+def test_attention_strip_panels_and_shared_scale():
+    image = torch.rand(3, 16, 16)
+    maps = [torch.full((1, 1, 16, 16), 0.5 * t) for t in range(1, 5)]  # A_4 = 2.0 sets vmax
+    fig = viz.attention_strip(image, maps, mask=torch.ones(1, 16, 16), output=image)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["input I", "A_1", "A_2", "A_3", "A_4", "mask M", "output O"]
+    clims = {fig.axes[i].images[0].get_clim() for i in range(1, 5)}
+    assert clims == {(0.0, 2.0)}  # one colour scale for every step
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_image_grid_shapes_titles_and_maps(tmp_path):
+    rows = [[torch.rand(3, 8, 8), np.zeros((8, 8)), None], [torch.rand(1, 3, 8, 8)]]
+    fig = viz.image_grid(rows, col_titles=["I", "M", "x"], row_titles=["a", "b"])
+    assert len(fig.axes) == 6
+    assert fig.axes[0].get_title() == "I" and fig.axes[1].get_title() == "M"
+    assert fig.axes[3].get_ylabel() == "b"
+    assert fig.axes[1].images[0].get_array().ndim == 2  # a map drawn with a colour map
+    assert not fig.axes[2].axison  # None -> blank panel
+    path = viz.save_figure(fig, tmp_path / "sub" / "grid.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="at least one"):
+        viz.image_grid([])
+
+
+def test_read_metrics_and_loss_curves(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    recs = [{"step": s, "L_G": 1.0 / s, "L_D": 1.3, "L_ATT": 0.1} for s in range(1, 6)]
+    recs.append({"step": 5, "val_psnr": 24.0, "val_ssim": 0.8})
+    log.write_text("\n".join(json.dumps(r) for r in recs) + "\n\n")
+    assert viz.read_metrics(log) == recs
+    fig = viz.plot_loss_curves(log)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["generator", "discriminator", "validation PSNR (dB)", "validation SSIM"]
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["L_G", "L_ATT"]
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [1.0 / s for s in range(1, 6)])
+    only = viz.plot_loss_curves(recs, keys=["L_D"])
+    assert [ax.get_title() for ax in only.axes] == ["discriminator"]
+    with pytest.raises(ValueError, match="no plottable"):
+        viz.plot_loss_curves([{"step": 1, "note": "x"}])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"step": 1}\n{oops\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+        viz.read_metrics(bad)
+    with pytest.raises(FileNotFoundError, match="no metrics log"):
+        viz.read_metrics(tmp_path / "missing.jsonl")
+
+
+def test_table1_has_the_papers_numbers_and_the_kits():
+    measured = {"AA+AD": {"psnr": 25.5, "psnr_std": 0.25, "ssim": 0.81, "ssim_std": 0.01},
+                "A": (23.0, 0.7), "input": {"psnr": 21.0, "ssim": 0.75}}
+    rows = viz.table1_rows(measured)
+    assert [r["variant"] for r in rows] == ["Eigen13", "Pix2Pix", "A", "A+D", "A+AD", "AA+AD", "input"]
+    full = rows[5]
+    assert (full["paper_psnr"], full["paper_ssim"]) == (31.57, 0.9023)  # SPEC 5
+    assert (full["kit_psnr"], full["kit_psnr_std"], full["kit_ssim"]) == (25.5, 0.25, 0.81)
+    assert rows[2]["kit_psnr"] == 23.0 and rows[2]["kit_ssim_std"] is None
+    assert rows[1]["kit_psnr"] is None
+
+    md = viz.table1_markdown(measured, kit_label="cpu")
+    assert "| AA+AD |" in md and "31.57" in md and "25.50 ± 0.25" in md and "cpu PSNR" in md
+    assert md.count("\n") == 2 + 7
+
+    parsed = list(csv.DictReader(io.StringIO(viz.table1_csv(measured))))
+    assert parsed[0]["variant"] == "Eigen13" and parsed[0]["paper_psnr"] == "28.59" and parsed[0]["kit_psnr"] == ""
+    assert float(parsed[5]["kit_ssim"]) == 0.81
+    with pytest.raises(ValueError, match="pair"):
+        viz.table1_rows({"A": (1.0, 2.0, 3.0)})
+
+
+def test_write_table1_and_project_paths(tmp_path):
+    csv_path, md_path = viz.write_table1({"A+D": (20.0, 0.5)}, tmp_path / "figs", note="cpu preset")
+    assert csv_path.read_text().splitlines()[0].startswith("variant,meaning,paper_psnr")
+    assert md_path.read_text().startswith("cpu preset\n\n| variant")
+
+    (tmp_path / "proj" / "agan").mkdir(parents=True)
+    (tmp_path / "proj" / "pyproject.toml").write_text("")
+    (tmp_path / "proj" / "notebooks").mkdir()
+    p = viz.project_paths(tmp_path / "proj" / "notebooks")
+    assert p.root == (tmp_path / "proj").resolve() and p.figures == p.root / "figures"
+    assert p.real is None
+    (tmp_path / "shared" / "real").mkdir(parents=True)
+    assert viz.project_paths(tmp_path / "proj").real == (tmp_path / "shared" / "real").resolve()
