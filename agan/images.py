@@ -56,8 +56,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: unreadable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: bool = True) -> Path:
-    """Write an RGB image atomically (temp file + rename); format from the extension."""
+def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: bool = True, **save_kwargs) -> Path:
+    """Write an RGB image atomically (temp file + rename); format from the extension;
+    ``save_kwargs`` go to PIL's ``Image.save`` (e.g. ``quality=95`` for JPEG)."""
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path}: exists (use --overwrite to replace it)")
@@ -67,7 +68,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: 
     os.close(fd)
     try:
         fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-        Image.fromarray(arr).save(tmp, format=fmt)
+        Image.fromarray(arr).save(tmp, format=fmt, **save_kwargs)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
