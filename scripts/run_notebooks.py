@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""Run the kit's notebooks with papermill, in order, with a parameters file, timeouts and a log.
+
+    python scripts/run_notebooks.py                          # params/cpu.yaml, every notebook
+    python scripts/run_notebooks.py --params params/paper.yaml
+    python scripts/run_notebooks.py --only 02 03 -p SIZE=64   # a subset, with extra parameters
+
+Executed copies go to notebooks/executed/ (git-ignored), one log line per notebook goes to
+notebooks/executed/run.log and the timings to notebooks/executed/summary.json. The stored
+notebooks are never modified. The parameters file (see params/cpu.yaml) has ``common`` values,
+per-notebook blocks under ``notebooks``, an optional ``order`` and ``timeout_s`` (per notebook,
+also the per-cell limit). A notebook receives only the names its ``parameters`` cell declares;
+a name that no notebook declares is an error (a typo would otherwise be silently ignored).
+Exit status: 0 when every notebook ran, 1 when one failed (the run stops there unless
+``--keep-going``), 2 for a bad command line or parameters file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+log = logging.getLogger("run_notebooks")
+
+
+def discover(folder: Path = NOTEBOOKS) -> list[Path]:
+    """The numbered notebooks (NN_name.ipynb) of ``folder``, in numeric order."""
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def load_params(path: Path) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such parameters file (see params/cpu.yaml)")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise TypeError(f"{path}: expected a mapping with common/notebooks/order/timeout_s")
+    unknown = set(data) - {"preset", "order", "timeout_s", "common", "notebooks"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"-p {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def notebook_parameters(path: Path) -> dict:
+    """The names (and defaults) of a notebook's ``parameters`` cell, via papermill's inspector."""
+    import papermill as pm
+
+    return {name: info for name, info in pm.inspect_notebook(str(path)).items()}
+
+
+def plan(params: dict, notebooks: list[Path], overrides: dict, only: list[str] | None) -> list[tuple[Path, dict, int]]:
+    """(notebook, injected parameters, timeout) in the order to run them; validates every name."""
+    by_stem = {p.stem: p for p in notebooks}
+    order = params.get("order") or [p.stem for p in notebooks]
+    missing = [n for n in order if n not in by_stem]
+    if missing:
+        raise ValueError(f"order names notebooks that do not exist: {missing}")
+    order += [p.stem for p in notebooks if p.stem not in order]  # new notebooks still run, last
+    per_nb = params.get("notebooks") or {}
+    bad = [n for n in per_nb if n not in by_stem]
+    if bad:
+        raise ValueError(f"parameters given for notebooks that do not exist: {bad}")
+    if only:
+        order = [n for n in order if any(n == o or n.startswith(o) for o in only)]
+        if not order:
+            raise ValueError(f"--only {' '.join(only)} matches no notebook")
+    timeouts = params.get("timeout_s") or {}
+    declared = {n: notebook_parameters(by_stem[n]) for n in order}
+    all_names = set().union(*declared.values()) if declared else set()
+    for name in list(params.get("common") or {}) + list(overrides):
+        if name not in all_names:
+            raise ValueError(f"parameter {name!r} is declared by none of the notebooks {order}")
+    jobs = []
+    for n in order:
+        values = {**(params.get("common") or {}), **(per_nb.get(n) or {}), **overrides}
+        for k in per_nb.get(n) or {}:
+            if k not in declared[n]:
+                raise ValueError(f"{n}: parameter {k!r} is not in its parameters cell "
+                                 f"(it declares {sorted(declared[n])})")
+        injected = {k: v for k, v in values.items() if k in declared[n]}
+        jobs.append((by_stem[n], injected, int(timeouts.get(n, timeouts.get("default", 600)))))
+    return jobs
+
+
+def check_kernel(kernel_name: str = "python3") -> str:
+    """The interpreter the kernel will run; warns when it is not this one (``import agan`` could fail)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    exe = spec.argv[0]
+    # jupyter_client launches "python"/"python3" kernels with sys.executable
+    if exe in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        exe = sys.executable
+    if Path(exe).resolve() != Path(sys.executable).resolve():
+        log.warning("kernel %r runs %s, not this interpreter %s: `import agan` may fail there "
+                    "(run `%s -m ipykernel install --sys-prefix`)", kernel_name, exe, sys.executable, sys.executable)
+    return exe
+
+
+def run(jobs, out_dir: Path, keep_going: bool = False) -> list[dict]:
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for nb, injected, timeout in jobs:
+        out = out_dir / nb.name
+        log.info("%s: start (timeout %ds) parameters %s", nb.stem, timeout, json.dumps(injected))
+        t0 = time.perf_counter()
+        status, error = "ok", ""
+        try:
+            pm.execute_notebook(str(nb), str(out), parameters=injected, kernel_name="python3",
+                                cwd=str(nb.parent), execution_timeout=timeout, progress_bar=False,
+                                log_output=False, request_save_on_cell_execute=True)
+        except Exception as e:  # noqa: BLE001 -- papermill raises PapermillExecutionError with the cell's traceback
+            status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        seconds = time.perf_counter() - t0
+        if seconds > timeout and status == "ok":
+            status, error = "over-time", f"took {seconds:.0f}s > {timeout}s"
+        results.append({"notebook": nb.stem, "status": status, "seconds": round(seconds, 1), "timeout_s": timeout,
+                            "parameters": injected, "output": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
+                            "error": error})
+        (log.info if status == "ok" else log.error)("%s: %s in %.1fs%s", nb.stem, status, seconds,
+                                                    f" -- {error} (see {out})" if error else "")
+        (out_dir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+        if status != "ok" and not keep_going:
+            break
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Example: python scripts/run_notebooks.py --params params/paper.yaml")
+    ap.add_argument("--params", type=Path, default=ROOT / "params" / "cpu.yaml",
+                    help="parameters file (default params/cpu.yaml; params/paper.yaml for a GPU)")
+    ap.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (prefix or stem, e.g. 02)")
+    ap.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                    help="inject NAME=VALUE (YAML) into every notebook that declares NAME")
+    ap.add_argument("--out", type=Path, default=NOTEBOOKS / "executed", help="folder for executed copies")
+    ap.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    args = ap.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        handlers=[logging.StreamHandler(sys.stdout),
+                                  logging.FileHandler(args.out / "run.log", mode="a")])
+    try:
+        params = load_params(args.params)
+        jobs = plan(params, discover(), parse_overrides(args.parameter), args.only)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"run_notebooks: error: {e}", file=sys.stderr)
+        return 2
+    log.info("parameters %s (preset %s), %d notebooks -> %s", args.params, params.get("preset", "?"),
+             len(jobs), args.out)
+    if args.dry_run:
+        for nb, injected, timeout in jobs:
+            print(f"{nb.stem:28s} timeout {timeout:6d}s  {json.dumps(injected)}")
+        return 0
+    check_kernel()
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    t0 = time.perf_counter()
+    results = run(jobs, args.out, args.keep_going)
+    total = time.perf_counter() - t0
+    print("\nnotebook                     status      seconds")
+    for r in results:
+        print(f"{r['notebook']:28s} {r['status']:10s} {r['seconds']:8.1f}")
+    print(f"{'total':28s} {'':10s} {total:8.1f}")
+    ok = len(results) == len(jobs) and all(r["status"] == "ok" for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
