@@ -250,8 +250,8 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
     if groups is None:
         groups = {"generator": ("L_G", "L_ATT", "L_M", "L_P", "L_GAN"),
                   "discriminator": ("L_D", "L_map"),
-                  "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "input_psnr"),
-                  "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "input_ssim")}
+                  "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "psnr_input"),
+                  "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "ssim_input")}
     panels = []
     for name, group_keys in groups.items():
         lines = [(k, *_series(records, k, x_key)) for k in group_keys if keys is None or k in keys]
