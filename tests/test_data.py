@@ -1,0 +1,198 @@
+"""agan.data: the Raindrop folder reader (pairing, errors, crops, masks), synthetic data, build_dataset,
+and the ``agan synth`` command."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agan.cli import main
+from agan.config import Config
+from agan.data import RaindropPairs, SyntheticRaindrops, build_dataset
+from agan.synth import make_pair
+
+
+def save(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def pair_image(i: int, h: int = 30, w: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """clean = flat grey 10*i; rain = clean + 40 in a 5x5 top-left block (a 'drop')."""
+    clean = np.full((h, w, 3), 10 * i, np.uint8)
+    rain = clean.copy()
+    rain[:5, :5] += 40
+    return rain, clean
+
+
+def make_folder(root: Path, ids=(2, 10, 1), h=30, w=42, ext="png") -> Path:
+    for i in ids:  # written in an odd order on purpose
+        rain, clean = pair_image(i, h, w)
+        save(root / "data" / f"{i}_rain.{ext}", rain)
+        save(root / "gt" / f"{i}_clean.{ext}", clean)
+    return root
+
+
+def test_pairs_by_numeric_id(tmp_path):
+    ds = RaindropPairs(make_folder(tmp_path))
+    assert ds.ids == ["1", "2", "10"]  # numeric order, not "1", "10", "2"
+    for k, i in enumerate([1, 2, 10]):
+        item = ds[k]
+        assert item["id"] == str(i)
+        assert item["rain"].dtype == torch.float32 and item["rain"].shape == (3, 28, 40)  # multiple of 4
+        assert torch.allclose(item["clean"], torch.full((3, 28, 40), 10 * i / 255.0))
+        assert item["mask"].shape == (1, 28, 40)
+        assert item["mask"][0, :5, :5].all() and item["mask"].sum() == 25  # SPEC 4 difference mask
+
+
+def test_jpg_and_split_layout(tmp_path):
+    make_folder(tmp_path / "train", ids=(0, 3), ext="jpg")
+    ds = RaindropPairs(tmp_path, split="train")
+    assert len(ds) == 2 and ds.ids == ["0", "3"]
+    with pytest.raises(FileNotFoundError, match="pass split"):
+        RaindropPairs(tmp_path)
+    with pytest.raises(FileNotFoundError, match="test_a"):
+        RaindropPairs(tmp_path, split="test_a")
+
+
+def test_error_missing_partner(tmp_path):
+    make_folder(tmp_path)
+    (tmp_path / "gt" / "10_clean.png").unlink()
+    with pytest.raises(ValueError, match=r"10_rain\.png: no partner .*10_clean\.png"):
+        RaindropPairs(tmp_path)
+    (tmp_path / "data" / "10_rain.png").unlink()
+    save(tmp_path / "gt" / "7_clean.png", pair_image(7)[1])
+    with pytest.raises(ValueError, match=r"7_clean\.png: no partner .*7_rain\.png"):
+        RaindropPairs(tmp_path)
+
+
+def test_error_unreadable_file(tmp_path):
+    make_folder(tmp_path)
+    (tmp_path / "data" / "2_rain.png").write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match=r"2_rain\.png: unreadable"):
+        RaindropPairs(tmp_path)
+
+
+def test_error_size_mismatch(tmp_path):
+    make_folder(tmp_path)
+    save(tmp_path / "gt" / "1_clean.png", np.zeros((31, 42, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"1_rain\.png .*1_clean\.png.*sizes differ"):
+        RaindropPairs(tmp_path)
+
+
+def test_error_duplicated_id(tmp_path):
+    make_folder(tmp_path)
+    save(tmp_path / "data" / "2_rain.jpg", pair_image(2)[0])
+    with pytest.raises(ValueError, match=r"duplicated id 2"):
+        RaindropPairs(tmp_path)
+
+
+def test_error_empty_or_wrong_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "gt").mkdir()
+    with pytest.raises(FileNotFoundError, match="hold no images.*expected"):
+        RaindropPairs(tmp_path)
+    wrong = tmp_path / "wrong"
+    save(wrong / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match=r"no data/ or gt/ folder.*expected <root>/data/N_rain\.png"):
+        RaindropPairs(wrong)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        RaindropPairs(tmp_path / "nowhere")
+    save(tmp_path / "data" / "rainy_one.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"rainy_one\.png: unexpected file name"):
+        RaindropPairs(tmp_path)
+
+
+def test_random_crops_flip_and_crop_size_check(tmp_path):
+    root = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        clean = rng.integers(0, 255, (40, 52, 3), dtype=np.uint8)
+        save(root / "data" / f"{i}_rain.png", clean)
+        save(root / "gt" / f"{i}_clean.png", clean)
+    a = RaindropPairs(root, crop_size=16, flip=True, seed=1)
+    b = RaindropPairs(root, crop_size=16, flip=True, seed=1)
+    c = RaindropPairs(root, crop_size=16, flip=True, seed=2)
+    assert a[0]["rain"].shape == (3, 16, 16)
+    assert torch.equal(a[0]["rain"], b[0]["rain"])  # deterministic given seed and index
+    assert any(not torch.equal(a[k]["rain"], c[k]["rain"]) for k in range(2))
+    a.set_epoch(1)
+    assert any(not torch.equal(a[k]["rain"], b[k]["rain"]) for k in range(2))
+    # the crop is a real crop of the image (or its mirror image)
+    full = torch.from_numpy(np.array(Image.open(root / "gt" / "0_clean.png"))).permute(2, 0, 1).float() / 255
+    crop = b[0]["clean"]
+    windows = full.unfold(1, 16, 1).unfold(2, 16, 1)  # (3, 25, 37, 16, 16)
+    found = [(windows - c_[:, None, None]).abs().amax(dim=(0, 3, 4)).min() < 1e-6 for c_ in (crop, crop.flip(-1))]
+    assert any(found)
+    with pytest.raises(ValueError, match="smaller than crop_size 64"):
+        RaindropPairs(root, crop_size=64)
+
+
+def test_mask_threshold_and_dilation(tmp_path):
+    clean = np.full((12, 12, 3), 100, np.uint8)
+    rain = clean.copy()
+    rain[4, 4, 1] = 130  # exactly 30: in M
+    rain[8, 8, 2] = 129  # 29: not in M
+    save(tmp_path / "data" / "0_rain.png", rain)
+    save(tmp_path / "gt" / "0_clean.png", clean)
+    m = RaindropPairs(tmp_path)[0]["mask"][0]
+    assert m[4, 4] == 1 and m[8, 8] == 0 and m.sum() == 1
+    md = RaindropPairs(tmp_path, mask_dilate=True)[0]["mask"][0]
+    assert md.sum() == 9 and md[3:6, 3:6].all()
+    assert RaindropPairs(tmp_path, mask_threshold=29)[0]["mask"].sum() == 2
+
+
+def test_synthetic_dataset_is_deterministic_and_matches_make_pair():
+    ds = SyntheticRaindrops(5, 32, seed=4)
+    item = ds[3]
+    assert set(item) == {"rain", "clean", "mask", "id", "alpha"}
+    assert item["rain"].shape == (3, 32, 32) and item["alpha"].shape == (1, 32, 32)
+    assert torch.equal(item["rain"], SyntheticRaindrops(5, 32, seed=4)[3]["rain"])
+    res = make_pair(4, 3, 32)
+    assert torch.equal(item["rain"], torch.from_numpy(res.rain).permute(2, 0, 1).float() / 255)
+    assert torch.equal(item["mask"][0], torch.from_numpy(res.diff_mask.astype(np.float32)))
+    with pytest.raises(IndexError):
+        ds[5]
+
+
+def test_build_dataset_synthetic_and_folder(tmp_path):
+    cfg = Config.preset("cpu", crop_size=32, iterations=10, batch_size=2, val_size=3, seed=5)
+    train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
+    assert isinstance(train, SyntheticRaindrops) and len(train) == 1000 and train.seed == 5
+    assert isinstance(val, SyntheticRaindrops) and len(val) == 3 and val.seed == 5 + 1_000_003
+    assert train[0]["rain"].shape == (3, 32, 32)
+    make_folder(tmp_path / "train", ids=(0, 1, 2), h=40, w=48)
+    make_folder(tmp_path / "test_a", ids=(5, 6), h=38, w=50)
+    cfg = cfg.replace(data=str(tmp_path), val_data=str(tmp_path), val_size=1)
+    train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
+    assert isinstance(train, RaindropPairs) and len(train) == 3 and train[0]["rain"].shape == (3, 32, 32)
+    assert isinstance(val, RaindropPairs) and len(val) == 1 and val[0]["rain"].shape == (3, 36, 48)
+    with pytest.raises(ValueError, match="split"):
+        build_dataset(cfg, "test")
+
+
+def test_cli_synth_layout_and_overwrite(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert main(["synth", "--out", str(out), "--n", "3", "--size", "24x32", "--seed", "2",
+                 "--param", "coverage=0.3"]) == 0
+    for i in range(3):
+        for sub, suffix in (("data", "rain"), ("gt", "clean"), ("mask", "mask")):
+            assert (out / sub / f"{i}_{suffix}.png").is_file()
+    import json
+
+    meta = json.loads((out / "params.json").read_text())
+    assert meta["n"] == 3 and meta["params"]["coverage"] == [0.3, 0.3] and set(meta["images"]) == {"0", "1", "2"}
+    ds = RaindropPairs(out)  # the reader reads the synth layout
+    assert len(ds) == 3 and ds[0]["rain"].shape == (3, 24, 32)
+    assert torch.equal(ds[1]["rain"], SyntheticRaindrops(3, (24, 32), seed=2, params={
+        **__import__("agan.synth", fromlist=["SynthParams"]).SynthParams().to_dict(), "coverage": [0.3, 0.3]})[1]["rain"])
+    before = (out / "data" / "0_rain.png").read_bytes()
+    assert main(["synth", "--out", str(out), "--n", "2", "--seed", "9"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (out / "data" / "0_rain.png").read_bytes() == before
+    assert main(["synth", "--out", str(out), "--n", "2", "--size", "24x32", "--seed", "9", "--overwrite"]) == 0
+    assert not (out / "data" / "2_rain.png").exists()  # stale pairs of the old run are gone
+    assert main(["synth", "--out", str(tmp_path / "x"), "--param", "tilt_deg=99"]) == 2
+    assert "tilt_deg" in capsys.readouterr().err
