@@ -30,16 +30,30 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .images import crop_to_multiple, list_images, read_image
 
-__all__ = ["CASTS", "COLORS", "rgb_to_y", "to_uint8_output", "psnr", "ssim", "score_pair", "image_id",
-           "pair_by_id", "find_splits", "EvalResult", "evaluate_folders", "evaluate_model"]
+__all__ = [
+    "CASTS",
+    "COLORS",
+    "EvalResult",
+    "evaluate_folders",
+    "evaluate_model",
+    "find_splits",
+    "image_id",
+    "pair_by_id",
+    "psnr",
+    "rgb_to_y",
+    "score_pair",
+    "ssim",
+    "to_uint8_output",
+]
 
 CASTS = ("clip", "wrap")
 COLORS = ("y", "y-matlab", "rgb")
@@ -359,7 +373,7 @@ def evaluate_folders(pred_dir, gt_dir, input_dir="auto", color: str = "y", split
     if input_dir == "auto":
         cand = gt_dir.parent / "data"
         input_dir = cand if cand.is_dir() and cand.resolve() != pred_dir.resolve() else None
-    inputs = {k: f for k, _, f in pair_by_id(input_dir, gt_dir, "input", "ground truth")} if input_dir else {}
+    inputs = {k: f for k, f, _ in pair_by_id(input_dir, gt_dir, "input", "ground truth")} if input_dir else {}
     split = split or gt_dir.resolve().parent.name or "data"
     result = EvalResult(protocol={"cast": "n/a (uint8 files)", "color": color, "crop": 4,
                                   "pred": str(pred_dir), "gt": str(gt_dir),
@@ -409,7 +423,7 @@ def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Cal
 
         return run, name
     if not callable(model):
-        raise ValueError(f"model must be a weights file, a generator (nn.Module) or a callable, got {type(model)}")
+        raise TypeError(f"model must be a weights file, a generator (nn.Module) or a callable, got {type(model)}")
     return model, getattr(model, "__name__", type(model).__name__)
 
 

@@ -9,8 +9,18 @@ import pytest
 import torch
 from PIL import Image
 
-from agan.evaluate import (EvalResult, evaluate_folders, evaluate_model, find_splits, image_id, pair_by_id,
-                           psnr, rgb_to_y, score_pair, ssim, to_uint8_output)
+from agan.evaluate import (
+    evaluate_folders,
+    evaluate_model,
+    find_splits,
+    image_id,
+    pair_by_id,
+    psnr,
+    rgb_to_y,
+    score_pair,
+    ssim,
+    to_uint8_output,
+)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -87,6 +97,9 @@ def test_psnr_hand_computed():
     out = np.full((8, 8, 3), 10, np.uint8)  # Y = 10 everywhere: MSE 100
     p, s = score_pair(out, gt)
     assert p == pytest.approx(10 * math.log10(255 ** 2 / 100), abs=1e-12)
+    # SSIM of flat images 0 vs 10: contrast/structure term 1, luminance (0 + C1) / (0 + 10^2 + C1), C1 = (0.01*255)^2
+    c1 = (0.01 * 255) ** 2
+    assert s == pytest.approx(c1 / (100 + c1), rel=1e-12)
     assert psnr(gt, gt) == math.inf
 
 
@@ -149,3 +162,139 @@ def test_score_pair_wrap_changes_the_score_of_out_of_range_outputs():
     assert score_pair(out, gt, cast="wrap")[0] < score_pair(out, gt, cast="clip")[0]
     t = torch.from_numpy(out).permute(2, 0, 1)  # tensors are accepted too
     assert score_pair(t, gt) == score_pair(out, gt)
+
+
+# ---------------------------------------------------------------------------------------------- pairing
+def test_image_id():
+    assert image_id("12_rain.png") == 12 and image_id("12_clean.jpg") == 12 and image_id("d/3.png") == 3
+    assert image_id("foo.png") == "foo" and image_id("a1_b.png") == "a1_b" and image_id("7-x.png") == 7
+    assert image_id("12abc.png") == "12abc"
+
+
+def write(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def test_pair_by_id_and_errors_name_the_files(tmp_path):
+    img = np.zeros((8, 8, 3), np.uint8)
+    for i in (1, 2, 10):
+        write(tmp_path / "a" / f"{i}_rain.png", img)
+    for i in (2, 10, 11):
+        write(tmp_path / "b" / f"{i}_clean.png", img)
+    with pytest.raises(ValueError) as e:
+        pair_by_id(tmp_path / "a", tmp_path / "b")
+    msg = str(e.value)
+    assert "1_rain.png" in msg and "11_clean.png" in msg and "10_" not in msg
+    (tmp_path / "a" / "1_rain.png").unlink()
+    (tmp_path / "b" / "11_clean.png").unlink()
+    pairs = pair_by_id(tmp_path / "a", tmp_path / "b")
+    assert [(k, a.name, b.name) for k, a, b in pairs] == [(2, "2_rain.png", "2_clean.png"),
+                                                         (10, "10_rain.png", "10_clean.png")]
+    write(tmp_path / "a" / "2_rain.jpg", img)
+    with pytest.raises(ValueError, match="share the id 2"):
+        pair_by_id(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        pair_by_id(tmp_path / "nothing", tmp_path / "b")
+
+
+def make_dataset(root, splits=("test_a",), n=3, size=(21, 30), seed=0):
+    """Raindrop layout: root/<split>/{data/N_rain.png, gt/N_clean.png}; rain = gt + noise."""
+    rng = np.random.default_rng(seed)
+    for s in splits:
+        for i in range(1, n + 1):
+            gt = rand_img(rng, *size)
+            write(root / s / "gt" / f"{i}_clean.png", gt)
+            write(root / s / "data" / f"{i}_rain.png", noisy(rng, gt, 15))
+    return root
+
+
+def test_find_splits(tmp_path):
+    make_dataset(tmp_path / "ds", splits=("train", "test_a", "test_b"), n=1)
+    assert [s for s, _, _ in find_splits(tmp_path / "ds")] == ["test_a", "test_b"]
+    assert [s for s, _, _ in find_splits(tmp_path / "ds", ["train"])] == ["train"]
+    assert [s for s, _, _ in find_splits(tmp_path / "ds" / "test_b")] == ["test_b"]
+    with pytest.raises(ValueError, match="no split test_c; available: test_a, test_b, train"):
+        find_splits(tmp_path / "ds", ["test_c"])
+    with pytest.raises(FileNotFoundError, match="expected data/ and gt/"):
+        find_splits(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- folders, models
+def test_evaluate_folders_scores_and_baseline(tmp_path):
+    ds = make_dataset(tmp_path / "ds")
+    pred = tmp_path / "pred"
+    rng = np.random.default_rng(9)
+    expected = {}
+    for i in (1, 2, 3):
+        gt = np.asarray(Image.open(ds / "test_a" / "gt" / f"{i}_clean.png"))
+        out = noisy(rng, gt, 5)
+        write(pred / f"{i}_rain.png", out)
+        expected[i] = score_pair(out, gt)
+    r = evaluate_folders(pred, ds / "test_a" / "gt", progress=False)
+    assert [row["id"] for row in r.rows] == [1, 2, 3] and r.splits == ["test_a"]
+    for row in r.rows:
+        assert (row["psnr"], row["ssim"]) == expected[row["id"]]
+        assert row["input"] == f"{row['id']}_rain.png" and row["input_psnr"] < row["psnr"]
+    m = r.means()
+    assert m["n"] == 3 and m["psnr"] == pytest.approx(np.mean([v[0] for v in expected.values()]))
+    assert r.psnr == m["psnr"] and r.ssim == m["ssim"]
+    # CSV round trip and JSON summary
+    with open(r.to_csv(tmp_path / "s.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and float(rows[1]["psnr"]) == pytest.approx(expected[2][0])
+    summary = json.loads(r.to_json(tmp_path / "s.json").read_text())
+    assert summary["splits"]["test_a"]["n"] == 3 and summary["protocol"]["color"] == "y"
+    assert "test_a" in r.table() and "input PSNR" in r.table()
+    # no baseline when asked, identical folders give inf / 1
+    r2 = evaluate_folders(ds / "test_a" / "gt", ds / "test_a" / "gt", input_dir=None, progress=False)
+    assert r2.means()["input_psnr"] is None and r2.psnr == math.inf and r2.ssim == pytest.approx(1.0)
+
+
+def test_evaluate_model_with_callables_and_a_generator(tmp_path):
+    ds = make_dataset(tmp_path / "ds", splits=("test_a", "test_b"), n=2)
+    seen = []
+
+    def identity(img):
+        seen.append(img.shape)
+        return img
+
+    r = evaluate_model(identity, ds, progress=False)
+    assert r.splits == ["test_a", "test_b"] and len(r.rows) == 4
+    assert set(seen) == {(20, 28, 3)}  # cropped to a multiple of 4 before the model sees it
+    for row in r.rows:  # the identity model scores exactly the baseline
+        assert (row["psnr"], row["ssim"]) == (row["input_psnr"], row["input_ssim"])
+
+    def overshoot(img):  # a float output slightly above 1 where the input is bright
+        return img.astype(np.float32) / 255 * np.float32(1.03)
+
+    clip = evaluate_model(overshoot, ds, splits=["test_a"], cast="clip", progress=False)
+    wrap = evaluate_model(overshoot, ds, splits=["test_a"], cast="wrap", progress=False)
+    assert wrap.psnr < clip.psnr - 3 and wrap.protocol["cast"] == "wrap"
+
+    from agan.models import Generator
+
+    torch.manual_seed(0)
+    g = Generator(width=0.125, steps=2)
+    r = evaluate_model(g, ds, splits=["test_b"], device="cpu", out_dir=tmp_path / "o", progress=False)
+    assert len(r.rows) == 2 and (tmp_path / "o" / "test_b" / "1_rain.png").is_file()
+    saved = np.asarray(Image.open(tmp_path / "o" / "test_b" / "1_rain.png"))
+    gt = np.asarray(Image.open(ds / "test_b" / "gt" / "1_clean.png"))
+    assert (r.rows[0]["psnr"], r.rows[0]["ssim"]) == score_pair(saved, gt)
+
+
+def test_cli_eval(tmp_path, capsys):
+    from agan.cli import main
+
+    ds = make_dataset(tmp_path / "ds", n=2)
+    rc = main(["eval", "--pred", str(ds / "test_a" / "data"), "--gt", str(ds / "test_a" / "gt"),
+               "--input", "none", "--csv", str(tmp_path / "x.csv"), "--color", "rgb"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "test_a" in out and "color rgb" in out
+    with open(tmp_path / "x.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+    (ds / "test_a" / "gt" / "2_clean.png").unlink()
+    rc = main(["eval", "--pred", str(ds / "test_a" / "data"), "--gt", str(ds / "test_a" / "gt")])
+    assert rc == 2 and "2_rain.png" in capsys.readouterr().err
+    rc = main(["eval", "--pred", str(ds), "--weights", "w.pt"])
+    assert rc == 2 and "either" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""``agan derain``: remove raindrops from image files or folders (argument parsing and file handling only;
+the work is ``agan.infer.derain``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  agan derain photo.jpg --weights runs/cpu/checkpoint.pt --out derained/
+  agan derain data/test_a/data --weights gen.pkl --out out/ --save-attention
+  agan derain big.png --weights ckpt.pt --out out/ --tile 512 --overwrite
+
+Outputs keep the input's file name, format (extension) and size. Attention maps A_1..A_N
+(--save-attention) go to OUT/attention/<name>_A<t>.png as grey images (clipped to [0, 1]).
+An existing output is never replaced without --overwrite and an input is never written over.
+Unreadable inputs are skipped; the run ends with a summary and exit status 1 if any input
+failed or was skipped (2 for a usage error such as a bad weights file)."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("derain", help="remove raindrops from images or folders of images",
+                       description="Run a trained generator on image files or folders: reflect-pads to a "
+                                   "multiple of 4 and crops back (every pixel kept), tiles large images with "
+                                   "blended seams. Weights: a kit checkpoint, the authors' gen.pkl, or a "
+                                   "Generator state dict.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--weights", required=True, metavar="W", help="checkpoint file (kit .pt or authors' gen.pkl)")
+    p.add_argument("--save-attention", action="store_true", help="also write the attention maps A_1..A_N")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="tile size in pixels (default: automatic, 512 for images over 1024x1024; 0 = never tile)")
+    p.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="default fp32")
+    p.add_argument("--recursive", action="store_true", help="also look into sub-folders of folder inputs")
+    p.set_defaults(func=run)
+
+
+def _collect(inputs: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
+    from agan.images import IMAGE_EXTENSIONS, list_images
+
+    files, failed = [], []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = (sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+                     if recursive else list_images(p))
+            if not found:
+                failed.append((item, "folder holds no images"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            failed.append((item, "no such file or folder"))
+    return files, failed
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from agan.images import ImageReadError, read_image, write_image
+    from agan.infer import derain, load_generator
+
+    files, failed = _collect(args.inputs, args.recursive)
+    if args.tile is not None and args.tile < 0:
+        raise ValueError(f"--tile must be >= 0, got {args.tile}")
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a folder")
+    model = load_generator(args.weights, device=args.device)  # a bad file stops here (exit 2)
+    resolved_inputs = {f.resolve() for f in files}
+    claimed: dict[Path, Path] = {}
+    skipped, done = [], 0
+    bar = tqdm(files, desc="derain", unit="img", disable=not files)
+    for f in bar:
+        target = out_dir / f.name
+        rt = target.resolve()
+        if rt in resolved_inputs:
+            failed.append((str(f), f"output {target} would write over an input"))
+            continue
+        if rt in claimed:
+            failed.append((str(f), f"output {target} is already the output of {claimed[rt]} (same file name)"))
+            continue
+        if target.exists() and not args.overwrite:
+            skipped.append((str(f), f"{target} exists (use --overwrite to replace it)"))
+            continue
+        claimed[rt] = f
+        try:
+            image = read_image(f)
+            out, maps = derain(image, model=model, tile=args.tile, overlap=args.overlap,
+                               precision=args.precision)
+            lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp")
+            write_image(target, out, overwrite=True, **({"quality": 95} if lossy else {}))
+            if args.save_attention:
+                for t, a in enumerate(maps, 1):
+                    grey = np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8)  # (H, W)
+                    write_image(out_dir / "attention" / f"{f.stem}_A{t}.png", grey, overwrite=True)
+            done += 1
+        except (ImageReadError, OSError, ValueError) as e:
+            msg = str(e)
+            failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
+            bar.write(f"agan derain: failed: {e}", file=sys.stderr)
+    bar.close()
+    print(f"derained {done} of {len(files)} image(s) into {out_dir}")
+    for what, label in ((skipped, "skipped"), (failed, "failed")):
+        if what:
+            print(f"{len(what)} {label}:", file=sys.stderr)
+            for name, why in what:
+                print(f"  {name}: {why}", file=sys.stderr)
+    return 1 if failed or skipped else 0

@@ -1,0 +1,323 @@
+"""Derain any image: load weights, pad, tile, run G, return O and the attention maps A_1..A_N.
+
+Reference: Qian et al., CVPR 2018, Sec. 4 (G: I -> A_1..A_N -> O). The authors' script crops every
+image to a multiple of 4 (pixels lost); here the image is reflect-padded at the bottom/right to a
+multiple of 4 and the result cropped back, so every pixel is kept.
+
+Large images are processed in overlapping tiles (memory stays bounded by one tile):
+    * tiles are ``tile`` x ``tile`` pixels (a multiple of 4) and start on multiples of 4, so the stride-2
+      layers of G see the same pixel phase as on the whole image; far from a seam a tile's output equals
+      the untiled one up to the receptive field's reach;
+    * neighbouring tiles overlap by at least ``overlap`` pixels and are blended with cosine ramps
+      (weights > 0 everywhere, normalised by their sum), so seams are invisible;
+    * ``tile=None`` picks tiles of 512 for images larger than 1024 x 1024, else runs the whole image;
+      ``tile=0`` never tiles.
+
+    from agan.infer import derain, load_generator
+    G = load_generator("runs/cpu/checkpoint.pt")       # kit checkpoint, authors' gen.pkl, or a state dict
+    out, maps = derain(Image.open("rain.png"), model=G)  # PIL -> PIL; maps: A_1..A_N, HxW float arrays
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import pick_device
+from .checkpoint import CheckpointError, safe_load
+from .models.generator import Generator
+
+__all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "CHECKPOINT_FORMATS", "derain", "derain_tensor", "load_generator"]
+
+CHECKPOINT_FORMATS = ("agan-checkpoint", "agan-generator")
+AUTO_TILE_PIXELS = 1024 * 1024  # images larger than this are tiled when tile=None ...
+AUTO_TILE = 512  # ... in tiles of this size
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading weights
+# ----------------------------------------------------------------------------------------------
+
+
+def _strip_module(sd: dict) -> dict:
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):  # DDP / DataParallel
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _generator_from_state_dict(sd: dict, path) -> Generator:
+    """A bare state dict of our Generator: width read from the tensor shapes, N = 4 (paper) steps."""
+    attentive = "arn.head_in.weight" in sd
+    c1 = sd["autoencoder.conv1.weight"].shape[0]  # round(64 * width) channels
+    width = c1 / 64
+    model = Generator(width=width, steps=4, attentive=attentive)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: state dict does not fit a Generator of width {width:g}: "
+                              f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}") from None
+    return model
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "auto") -> Generator:
+    """Build the generator stored in ``path`` (loaded safely, weights only), in eval mode on ``device``.
+
+    Accepts (a) kit checkpoints: ``{"format": "agan-checkpoint" | "agan-generator", "config": {...},
+    "G": state_dict, ...}``; (b) the authors' ``gen.pkl`` (BGR layout, converted by
+    ``agan.models.authors``); (c) a bare state dict of ``agan.models.Generator`` (N = 4 steps assumed).
+    """
+    from .config import Config
+    from .models import build_generator
+    from .models.authors import import_authors_state_dict, is_authors_state_dict
+
+    path = Path(path)
+    ckpt = safe_load(path, map_location="cpu")
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a generator checkpoint (holds a {type(ckpt).__name__}, expected a dict)")
+    fmt = ckpt.get("format")
+    if fmt is not None and fmt not in CHECKPOINT_FORMATS:
+        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (expected one of {CHECKPOINT_FORMATS})")
+    if fmt in CHECKPOINT_FORMATS:
+        if "G" not in ckpt or "config" not in ckpt:
+            raise CheckpointError(f"{path}: {fmt} checkpoint without 'G' weights or 'config'")
+        try:
+            cfg = Config.from_dict(ckpt["config"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: its config is invalid: {e}") from None
+        model = build_generator(cfg)
+        try:
+            model.load_state_dict(_strip_module(ckpt["G"]))
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: weights do not match the config's generator "
+                                  f"(width {cfg.width}, steps {cfg.steps}, variant {cfg.variant})") from e
+    elif is_authors_state_dict(ckpt):
+        model = Generator()
+        try:
+            model.load_state_dict(import_authors_state_dict(ckpt))
+        except (KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: the authors' layout does not fit: {str(e).splitlines()[0]}") from None
+    elif "autoencoder.conv1.weight" in _strip_module(ckpt):
+        model = _generator_from_state_dict(_strip_module(ckpt), path)
+    else:
+        keys = ", ".join(map(str, list(ckpt)[:5]))
+        raise CheckpointError(f"{path}: not a generator checkpoint (expected a kit checkpoint, the authors' "
+                              f"gen.pkl or a Generator state dict; found keys {keys})")
+    return model.to(pick_device(device) if isinstance(device, str) else device).eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# Running the generator on one (padded) tensor, and on tiles
+# ----------------------------------------------------------------------------------------------
+
+
+def _forward(model: torch.nn.Module, x: Tensor, precision: str = "fp32") -> tuple[Tensor, list[Tensor]]:
+    """One forward pass of G on (B, 3, H, W), H and W multiples of 4 -> (O, [A_1..A_N]) in float32.
+    The one place that decides numerics (``precision``: fp32 | bf16 | fp16 autocast)."""
+    if precision == "fp32":
+        out = model(x)
+    elif precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        with torch.autocast(device_type=x.device.type, dtype=dtype):
+            out = model(x)
+    else:
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+    if isinstance(out, Tensor):  # baselines (Eigen13, Pix2Pix U-Net) return O alone
+        return out.float(), []
+    return out.O.float(), [a.float() for a in out.attention]
+
+
+def _pad4(x: Tensor) -> Tensor:
+    """Reflect-pad bottom/right to a multiple of 4 (replicate when the image is too small to reflect)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % 4, -w % 4
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if (h > ph and w > pw) else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def _run_padded(model, x: Tensor, device: torch.device, precision: str) -> tuple[Tensor, list[Tensor]]:
+    """G on a (B, 3, h, w) crop of any size: pad to 4, run on ``device``, crop back, return on x's device."""
+    h, w = x.shape[-2:]
+    O, maps = _forward(model, _pad4(x.to(device)), precision)
+    return O[..., :h, :w].to(x.device), [a[..., :h, :w].to(x.device) for a in maps]
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile starts along one axis: multiples of 4, consecutive tiles overlapping by >= overlap,
+    the last one reaching the end."""
+    if length <= tile:
+        return [0]
+    stride = max(4, (tile - overlap) // 4 * 4)
+    starts = list(range(0, length - tile, stride))
+    last = (length - tile) // 4 * 4  # may leave < 4 pixels; that tile grows to reach the end
+    if not starts or starts[-1] < last:
+        starts.append(last)
+    return starts
+
+
+def _ramp(n: int, overlap: int, left: bool, right: bool) -> Tensor:
+    """1-D blend weights of a tile of n pixels: cosine ramps (> 0) over ``overlap`` pixels on sides
+    that have a neighbour, 1 elsewhere."""
+    w = torch.ones(n)
+    k = min(overlap, n // 2)
+    if k > 0:
+        r = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(k) + 0.5) / k)  # (k,) in (0, 1)
+        if left:
+            w[:k] = torch.minimum(w[:k], r)
+        if right:
+            w[n - k:] = torch.minimum(w[n - k:], r.flip(0))
+    return w
+
+
+def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, precision: str = "fp32",
+                  device: str | torch.device | None = None) -> tuple[Tensor, list[Tensor]]:
+    """G on a batch (B, 3, H, W) in [0, 1] of any size -> (O raw, [A_1..A_N]) at (B, ., H, W) on x's device.
+
+    ``tile``: None = automatic (tiles of 512 above 1024 x 1024 pixels), 0 = whole image, N = tiles of N
+    (rounded up to a multiple of 4) overlapping by ``overlap`` pixels with blended seams.
+    """
+    device = next(model.parameters()).device if device is None else (
+        pick_device(device) if isinstance(device, str) else device)
+    b, _, H, W = x.shape
+    if tile is None:
+        tile = AUTO_TILE if H * W > AUTO_TILE_PIXELS else 0
+    if tile < 0 or overlap < 0:
+        raise ValueError(f"tile and overlap must be >= 0, got tile={tile}, overlap={overlap}")
+    tile = -(-tile // 4) * 4
+    with torch.inference_mode():
+        if tile == 0 or (H <= tile and W <= tile):
+            return _run_padded(model, x, device, precision)
+        if overlap >= tile // 2:
+            raise ValueError(f"overlap ({overlap}) must be less than half the tile size ({tile})")
+        ys, xs = _starts(H, tile, overlap), _starts(W, tile, overlap)
+        acc = torch.zeros((b, 3, H, W), dtype=torch.float32, device=x.device)  # sum of w * O
+        wsum = torch.zeros((1, 1, H, W), dtype=torch.float32, device=x.device)  # sum of w
+        acc_maps: list[Tensor] | None = None
+        for i, y0 in enumerate(ys):
+            y1 = H if i == len(ys) - 1 else min(H, y0 + tile)
+            wy = _ramp(y1 - y0, overlap, i > 0, i < len(ys) - 1)
+            for j, x0 in enumerate(xs):
+                x1 = W if j == len(xs) - 1 else min(W, x0 + tile)
+                wx = _ramp(x1 - x0, overlap, j > 0, j < len(xs) - 1)
+                O, maps = _run_padded(model, x[..., y0:y1, x0:x1], device, precision)
+                wt = (wy[:, None] * wx[None, :]).to(x.device)  # (h, w)
+                acc[..., y0:y1, x0:x1] += O * wt
+                wsum[..., y0:y1, x0:x1] += wt
+                if acc_maps is None:
+                    acc_maps = [torch.zeros((b, 1, H, W), dtype=torch.float32, device=x.device) for _ in maps]
+                for a, m in zip(acc_maps, maps):
+                    a[..., y0:y1, x0:x1] += m * wt
+        return acc / wsum, [a / wsum for a in (acc_maps or [])]
+
+
+# ----------------------------------------------------------------------------------------------
+# derain(): PIL / numpy / tensor in, the same kind out
+# ----------------------------------------------------------------------------------------------
+
+_CACHE: dict[tuple, Generator] = {}
+
+
+def _model_for(model, weights, device) -> torch.nn.Module:
+    if model is not None and weights is not None:
+        raise ValueError("give either model or weights, not both")
+    if isinstance(model, (str, os.PathLike)):
+        model, weights = None, model
+    if model is not None:
+        return model
+    if weights is None:
+        raise ValueError("derain needs a model (a Generator) or weights (a checkpoint file)")
+    p = Path(weights).resolve()
+    key = (str(p), p.stat().st_mtime_ns if p.exists() else 0, str(pick_device(device) if isinstance(device, str) else device))
+    if key not in _CACHE:  # notebooks call derain(img, weights=...) repeatedly: load once
+        _CACHE.clear()
+        _CACHE[key] = load_generator(p, device)
+    return _CACHE[key]
+
+
+def _to_batch(image) -> tuple[Tensor, str, dict]:
+    """image -> ((B, 3, H, W) float32 in [0, 1] on its own device, kind, info to convert back)."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255.0, "pil", {}
+    if isinstance(image, np.ndarray):
+        a = image
+        if a.ndim == 2:
+            a = np.repeat(a[..., None], 3, axis=2)
+        if a.ndim != 3 or a.shape[2] not in (3, 4):
+            raise ValueError(f"expected an image array HxWx3 (or HxW, HxWx4), got shape {image.shape}")
+        a = a[..., :3]
+        if a.dtype == np.uint8:
+            t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255.0
+        elif np.issubdtype(a.dtype, np.floating):
+            t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None]
+        else:
+            raise ValueError(f"expected a uint8 or float image array, got dtype {a.dtype}")
+        return t, "numpy", {"dtype": a.dtype}
+    if isinstance(image, Tensor):
+        t = image
+        if t.dim() not in (3, 4) or t.shape[-3] != 3:
+            raise ValueError(f"expected an image tensor (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
+        info = {"dim": t.dim(), "dtype": t.dtype, "device": t.device}
+        t = t[None] if t.dim() == 3 else t
+        t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+        return t, "tensor", info
+    raise ValueError(f"derain takes a PIL image, a numpy array or a torch tensor, got {type(image).__name__}")
+
+
+def derain(image, model=None, weights=None, device: str | torch.device = "auto", tile: int | None = None,
+           overlap: int = 32, precision: str = "fp32", clip: bool = True):
+    """Remove raindrops from one image -> ``(output, [A_1, ..., A_N])``.
+
+    image: PIL image, numpy HxWx3 (uint8, or float in [0, 1]), or tensor (3, H, W) / (B, 3, H, W)
+        (uint8 or float in [0, 1]). Any size: padded to a multiple of 4 and cropped back.
+    model / weights: a Generator, or a checkpoint file (kit checkpoint, the authors' gen.pkl, a state
+        dict; loaded once and cached).
+    Returns the output as the input's kind (PIL -> PIL RGB; uint8 -> uint8; float -> float32, clipped to
+    [0, 1] unless ``clip=False`` gives G's raw O; tensor -> tensor on the input's device, same dims) and
+    the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy
+    input, tensors shaped like the input with one channel for tensors. Variant "A" has no maps ([]).
+    ``tile`` / ``overlap``: see :func:`derain_tensor`; ``precision``: fp32 | bf16 | fp16.
+    """
+    from PIL import Image
+
+    given = model is not None and not isinstance(model, (str, os.PathLike))
+    model = _model_for(model, weights, device)
+    if given and device == "auto":
+        dev = next(model.parameters()).device  # a model the caller placed stays where it is
+    else:
+        dev = pick_device(device) if isinstance(device, str) else device
+        if next(model.parameters()).device != dev:
+            model = model.to(dev)
+    x, kind, info = _to_batch(image)
+    was_training = model.training
+    model.eval()
+    try:
+        O, maps = derain_tensor(model, x.cpu() if kind != "tensor" else x, tile=tile, overlap=overlap,
+                                precision=precision, device=dev)
+    finally:
+        model.train(was_training)
+    if kind == "tensor":
+        if info["dtype"] == torch.uint8:
+            O = O.clamp(0, 1).mul(255).round().to(torch.uint8)
+        elif clip:
+            O = O.clamp(0, 1)
+        O = O.to(info["device"])
+        maps = [m.to(info["device"]) for m in maps]
+        if info["dim"] == 3:
+            O, maps = O[0], [m[0] for m in maps]
+        return O, maps
+    o = O[0].permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    maps_np = [m[0, 0].cpu().numpy() for m in maps]  # N x (H, W)
+    if kind == "pil" or info.get("dtype") == np.uint8:
+        o8 = np.rint(np.clip(o, 0, 1) * 255).astype(np.uint8)
+        return (Image.fromarray(o8) if kind == "pil" else o8), maps_np
+    return (np.clip(o, 0, 1) if clip else o).astype(np.float32), maps_np

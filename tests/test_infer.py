@@ -1,0 +1,279 @@
+"""agan.infer (load_generator, derain, tiling) and the ``agan derain`` / ``agan eval`` commands."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from agan.checkpoint import CheckpointError, atomic_save
+from agan.cli import main
+from agan.config import Config
+from agan.infer import _starts, derain, derain_tensor, load_generator
+from agan.models import Generator, GeneratorOutput, build_generator
+from agan.models.authors import export_authors_state_dict
+
+
+def small_cfg(**kw):
+    return Config.preset("cpu", **{"width": 0.125, "steps": 2, **kw})
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return build_generator(small_cfg()).eval()
+
+
+@pytest.fixture(scope="module")
+def kit_ckpt(tmp_path_factory, small):
+    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
+    atomic_save({"format": "agan-checkpoint", "config": small_cfg().to_dict(), "G": small.state_dict(),
+                 "step": 3}, path)
+    return path
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def test_load_kit_checkpoints(tmp_path, small, kit_ckpt):
+    g = load_generator(kit_ckpt, device="cpu")
+    assert same_weights(g, small) and g.steps == 2 and not g.training
+    # generator-only format, DDP "module." prefix
+    p = tmp_path / "g.pt"
+    atomic_save({"format": "agan-generator", "config": small_cfg().to_dict(),
+                 "G": {f"module.{k}": v for k, v in small.state_dict().items()}}, p)
+    assert same_weights(load_generator(p, "cpu"), small)
+    # ablation A: autoencoder-only generator
+    cfg_a = small_cfg(variant="A")
+    ga = build_generator(cfg_a)
+    atomic_save({"format": "agan-checkpoint", "config": cfg_a.to_dict(), "G": ga.state_dict()}, p)
+    assert load_generator(p, "cpu").arn is None
+
+
+def test_load_authors_layout_and_bare_state_dicts(tmp_path):
+    torch.manual_seed(1)
+    paper = Generator()
+    p = tmp_path / "gen.pkl"
+    torch.save(export_authors_state_dict(paper), p)
+    assert same_weights(load_generator(p, "cpu"), paper)
+    torch.save(paper.state_dict(), p)  # a bare state dict at paper width
+    assert same_weights(load_generator(p, "cpu"), paper)
+    narrow = Generator(width=0.125)  # width read from the shapes
+    torch.save(narrow.state_dict(), p)
+    assert same_weights(load_generator(p, "cpu"), narrow)
+
+
+@pytest.mark.parametrize("content, match", [
+    (torch.zeros(3), "not a generator checkpoint"),
+    ({"format": "other", "G": {}}, "unknown checkpoint format"),
+    ({"format": "agan-checkpoint", "G": {}}, "without 'G' weights or 'config'"),
+    ({"optimizer": torch.zeros(2)}, "not a generator checkpoint"),
+])
+def test_load_errors_name_the_file(tmp_path, content, match):
+    p = tmp_path / "bad.pt"
+    torch.save(content, p)
+    with pytest.raises(CheckpointError, match=match) as e:
+        load_generator(p, "cpu")
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_load_mismatched_kit_checkpoint(tmp_path, small):
+    p = tmp_path / "m.pt"
+    atomic_save({"format": "agan-checkpoint", "config": small_cfg(width=0.25).to_dict(), "G": small.state_dict()}, p)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_generator(p, "cpu")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_generator(tmp_path / "missing.pt")
+
+
+# ---------------------------------------------------------------------------------------------- derain
+def reference(model, x):
+    """Independent: reflect-pad bottom/right to a multiple of 4, run G, crop back."""
+    h, w = x.shape[-2:]
+    with torch.no_grad():
+        out = model(F.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect"))
+    return out.O[..., :h, :w], [a[..., :h, :w] for a in out.attention]
+
+
+def test_derain_kinds_keep_size_and_type(small):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    O_ref, A_ref = reference(small, x)
+
+    out, maps = derain(img, model=small)  # uint8 -> uint8
+    assert out.dtype == np.uint8 and out.shape == (37, 53, 3)
+    assert len(maps) == 2 and all(m.shape == (37, 53) and m.dtype == np.float32 for m in maps)
+    np.testing.assert_array_equal(out, np.rint(O_ref[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255))
+    np.testing.assert_allclose(maps[1], A_ref[1][0, 0].numpy(), atol=1e-6)
+
+    pil, _ = derain(Image.fromarray(img), model=small)  # PIL -> PIL
+    assert isinstance(pil, Image.Image) and pil.size == (53, 37)
+    np.testing.assert_array_equal(np.asarray(pil), out)
+
+    f, _ = derain(img.astype(np.float32) / 255, model=small)  # float -> float, clipped
+    assert f.dtype == np.float32 and f.min() >= 0 and f.max() <= 1
+    raw, _ = derain(img.astype(np.float32) / 255, model=small, clip=False)
+    np.testing.assert_allclose(raw, O_ref[0].permute(1, 2, 0).numpy(), atol=1e-6)
+
+    t, tmaps = derain(x[0], model=small)  # (3, H, W) -> (3, H, W), maps (1, H, W)
+    assert t.shape == (3, 37, 53) and tmaps[0].shape == (1, 37, 53)
+    torch.testing.assert_close(t, O_ref[0].clamp(0, 1), atol=1e-6, rtol=0)
+    tb, _ = derain(torch.cat([x, x.flip(-1)]), model=small)  # a batch
+    assert tb.shape == (2, 3, 37, 53)
+    torch.testing.assert_close(tb[:1], O_ref.clamp(0, 1), atol=1e-6, rtol=0)
+    t8, _ = derain((x[0] * 255).round().to(torch.uint8), model=small)
+    assert t8.dtype == torch.uint8 and torch.equal(t8.permute(1, 2, 0), torch.from_numpy(out))
+
+
+def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt):
+    img = np.random.default_rng(1).integers(0, 256, (21, 30, 3), dtype=np.uint8)
+    a, _ = derain(img, weights=kit_ckpt, device="cpu")
+    b, _ = derain(img, model=small)
+    np.testing.assert_array_equal(a, b)
+    assert small.training is False
+    with pytest.raises(ValueError, match="needs a model"):
+        derain(img)
+    with pytest.raises(ValueError, match="HxWx3"):
+        derain(np.zeros((4, 4, 5), np.uint8), model=small)
+
+
+def test_tile_starts_are_aligned_cover_and_overlap():
+    for length in (64, 65, 130, 257, 1000, 1003):
+        for tile, overlap in ((64, 16), (128, 32), (100, 0)):
+            s = _starts(length, tile, overlap)
+            assert all(v % 4 == 0 for v in s) and s[0] == 0
+            ends = [min(length, v + tile) for v in s[:-1]] + [length]
+            assert ends[-1] == length and all(b - a <= tile + 3 for a, b in zip(s, ends))
+            assert all(e - n >= overlap for e, n in zip(ends[:-1], s[1:]))  # overlap with the next tile
+
+
+class Recorder(torch.nn.Module):
+    """A cheap stand-in for G with a known receptive field: O = conv_k(I), A = mean of I. Records tile shapes."""
+
+    def __init__(self, k=1):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, k, padding=k // 2)
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape[-2:]))
+        return GeneratorOutput([x.mean(1, keepdim=True)], x, x, self.conv(x))
+
+
+def test_tiles_blend_exactly_for_a_pointwise_model_and_bound_memory():
+    torch.manual_seed(0)
+    m = Recorder(k=1)
+    x = torch.rand(1, 3, 150, 203)
+    O0, A0 = derain_tensor(m, x, tile=0)
+    m.shapes.clear()
+    O1, A1 = derain_tensor(m, x, tile=64, overlap=16)
+    assert len(m.shapes) > 4 and max(max(s) for s in m.shapes) <= 68
+    torch.testing.assert_close(O1, O0, atol=1e-6, rtol=0)  # normalised blend of equal values
+    torch.testing.assert_close(A1[0], A0[0], atol=1e-6, rtol=0)
+
+
+def test_auto_tiling_above_a_megapixel():
+    m = Recorder(k=1)
+    derain_tensor(m, torch.rand(1, 3, 1100, 1000), tile=None, overlap=32)
+    assert len(m.shapes) > 1 and max(max(s) for s in m.shapes) <= 516
+    m.shapes.clear()
+    derain_tensor(m, torch.rand(1, 3, 200, 300), tile=None)
+    assert m.shapes == [(200, 300)]
+
+
+def test_tiles_equal_untiled_away_from_seams_for_a_local_model():
+    torch.manual_seed(0)
+    m = Recorder(k=3)  # zero padding spoils one pixel next to each tile edge
+    H, W, tile, ov = 130, 170, 64, 16
+    x = torch.rand(1, 3, H, W)
+    O0, _ = derain_tensor(m, x, tile=0)
+    O1, _ = derain_tensor(m, x, tile=tile, overlap=ov)
+    near = torch.zeros(H, W, dtype=torch.bool)  # within 1 pixel of an inner tile edge
+    for starts, axis, L in ((_starts(H, tile, ov), 0, H), (_starts(W, tile, ov), 1, W)):
+        edges = [s for s in starts if s > 0] + [s + tile for s in starts[:-1]]
+        for e in edges:
+            sl = slice(max(0, e - 1), e + 1)
+            if axis == 0:
+                near[sl, :] = True
+            else:
+                near[:, sl] = True
+    diff = (O1 - O0).abs()[0].amax(0)
+    assert diff[~near].max() < 1e-5
+    assert diff[near].max() > 1e-3  # the test sees the seams it excludes
+
+
+def test_tiled_generator_close_to_untiled_and_exact_for_one_tile(small):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 37, 53)
+    O0, A0 = derain_tensor(small, x, tile=0)
+    O1, A1 = derain_tensor(small, x, tile=56)  # one tile covers the image: identical
+    assert torch.equal(O0, O1) and all(torch.equal(a, b) for a, b in zip(A0, A1))
+    x = torch.rand(1, 3, 96, 120)
+    O0, _ = derain_tensor(small, x, tile=0)
+    O1, _ = derain_tensor(small, x, tile=64, overlap=16)
+    assert (O1 - O0).abs().max() < 2 / 255  # G's receptive field exceeds a tile; seams blended
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def make_folder(tmp_path):
+    rng = np.random.default_rng(2)
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)).save(d / "1_rain.png")
+    Image.fromarray(rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)).save(d / "2_rain.jpg")
+    (d / "3_rain.png").write_bytes(b"\x89PNG not really")
+    return d
+
+
+def test_cli_derain_folder_with_a_corrupt_file(tmp_path, kit_ckpt, capsys):
+    d = make_folder(tmp_path)
+    out = tmp_path / "out"
+    rc = main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--save-attention", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "1 failed" in err and "3_rain.png" in err
+    assert Image.open(out / "1_rain.png").size == (53, 37) and Image.open(out / "2_rain.jpg").format == "JPEG"
+    assert Image.open(out / "2_rain.jpg").size == (41, 30)
+    assert sorted(p.name for p in (out / "attention").iterdir()) == [
+        "1_rain_A1.png", "1_rain_A2.png", "2_rain_A1.png", "2_rain_A2.png"]
+    assert not (out / "3_rain.png").exists()
+
+    # no overwrite without --overwrite
+    (d / "3_rain.png").unlink()
+    (out / "1_rain.png").write_bytes(b"keep me")
+    rc = main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "2 skipped" in err and "--overwrite" in err
+    assert (out / "1_rain.png").read_bytes() == b"keep me"
+    rc = main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu", "--overwrite"])
+    assert rc == 0 and Image.open(out / "1_rain.png").size == (53, 37)
+
+    # never over an input, even with --overwrite
+    before = (d / "1_rain.png").read_bytes()
+    rc = main(["derain", str(d / "1_rain.png"), "--out", str(d), "--weights", str(kit_ckpt), "--overwrite"])
+    assert rc == 1 and "over an input" in capsys.readouterr().err
+    assert (d / "1_rain.png").read_bytes() == before
+
+
+def test_cli_derain_bad_weights_is_a_usage_error(tmp_path, capsys):
+    d = make_folder(tmp_path)
+    (tmp_path / "w.pt").write_bytes(b"garbage")
+    rc = main(["derain", str(d), "--out", str(tmp_path / "o"), "--weights", str(tmp_path / "w.pt")])
+    assert rc == 2 and "w.pt" in capsys.readouterr().err
+
+
+def test_cli_eval_with_weights(tmp_path, kit_ckpt, capsys):
+    rng = np.random.default_rng(3)
+    for i in (1, 2):
+        gt = rng.integers(0, 256, (22, 29, 3), dtype=np.uint8)
+        for sub, name in (("gt", "clean"), ("data", "rain")):
+            (tmp_path / "ds" / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(gt).save(tmp_path / "ds" / sub / f"{i}_{name}.png")
+    rc = main(["eval", "--weights", str(kit_ckpt), "--data", str(tmp_path / "ds"), "--device", "cpu",
+               "--cast", "wrap", "--json", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "ds" in out and "inf" in out and "cast wrap" in out  # input == gt: baseline inf
+    assert (tmp_path / "s.json").is_file()
