@@ -36,16 +36,19 @@ def model_summary(cfg, sizes: list[tuple[int, int]]) -> dict:
 
     G = build_generator(cfg).eval()
     params = {"generator": count_parameters(G)}
-    if G.arn is not None:
+    baseline = getattr(cfg, "model", "agan") != "agan"  # eigen13 | pix2pix: no sub-networks
+    if not baseline and G.arn is not None:
         params["  attentive-recurrent network"] = count_parameters(G.arn)
-    params["  contextual autoencoder"] = count_parameters(G.autoencoder)
+    if not baseline:
+        params["  contextual autoencoder"] = count_parameters(G.autoencoder)
     D = build_discriminator(cfg)
     if D is not None:
-        params[f"discriminator ({cfg.discriminator})"] = count_parameters(D)
+        params[f"discriminator ({'PatchGAN' if baseline else cfg.discriminator})"] = count_parameters(D)
     gflops = {}
     for h, w in sizes:
         h4, w4 = h - h % 4, w - w % 4
         with torch.device("meta"):
             Gm = build_generator(cfg)
         gflops[f"{h4}x{w4}"] = count_flops(Gm, torch.empty(1, 3, h4, w4, device="meta")) / 1e9
-    return {"preset": cfg.name, "variant": cfg.variant, "parameters": params, "gflops": gflops}
+    return {"preset": cfg.name, "model": getattr(cfg, "model", "agan"), "variant": cfg.variant,
+            "parameters": params, "gflops": gflops}

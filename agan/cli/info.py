@@ -11,6 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(and the variant's sub-networks) and the generator's GFLOPs at the given sizes "
                                    "(torch's flop counter, one forward pass, batch 1).")
     p.add_argument("--preset", default="paper", help="config preset (paper | cpu), default paper")
+    p.add_argument("--model", default="agan", choices=("agan", "eigen13", "pix2pix"),
+                   help="agan (default) or a Table 1 baseline: eigen13 (Eigen et al. 2013), pix2pix (U-Net + PatchGAN)")
     p.add_argument("--variant", default=None, help="A | A+D | A+AD | AA+AD (default: the preset's)")
     p.add_argument("--size", action="append", default=None, metavar="HxW",
                    help="image size for the FLOP count, repeatable (default 224x224 and 480x720)")
@@ -24,13 +26,14 @@ def run(args: argparse.Namespace) -> int:
     from agan.config import Config
     from agan.summary import model_summary, parse_size
 
-    cfg = Config.preset(args.preset, **({"variant": args.variant} if args.variant else {}))
+    cfg = Config.preset(args.preset, model=args.model, **({"variant": args.variant} if args.variant else {}))
     sizes = [parse_size(s) for s in (args.size or ["224x224", "480x720"])]
     info = model_summary(cfg, sizes)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"preset {cfg.name}, variant {cfg.variant}, width {cfg.width}, steps {cfg.steps}")
+    print(f"preset {cfg.name}, variant {cfg.variant}, width {cfg.width}, steps {cfg.steps}" if cfg.model == "agan"
+          else f"preset {cfg.name}, model {cfg.model}, width {cfg.width}")
     for name, n in info["parameters"].items():
         print(f"  {name:<32} {n:>12,d} parameters")
     for s, g in info["gflops"].items():

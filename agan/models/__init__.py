@@ -10,12 +10,21 @@ __all__ = ["AttentiveDiscriminator", "AttentiveRecurrentNetwork", "ContextualAut
 
 
 def build_generator(cfg) -> Generator:
-    """The generator a config asks for (AA variants: attentive; A variants: autoencoder only)."""
+    """The generator a config asks for (AA variants: attentive; A variants: autoencoder only;
+    cfg.model "eigen13" / "pix2pix": the baselines of ``agan.models.baselines``)."""
+    if getattr(cfg, "model", "agan") != "agan":
+        from .baselines import build_baseline_generator
+
+        return build_baseline_generator(cfg)
     return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator)
 
 
 def build_discriminator(cfg):
-    """The discriminator a config asks for, or None (variant A)."""
+    """The discriminator a config asks for, or None (variant A, Eigen13)."""
+    if getattr(cfg, "model", "agan") != "agan":
+        from .baselines import build_baseline_discriminator
+
+        return build_baseline_discriminator(cfg)
     kind = cfg.discriminator
     if kind is None:
         return None

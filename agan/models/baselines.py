@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Eigen13", "PatchDiscriminator", "UNetGenerator", "init_pix2pix_weights", "unet_depth_for"]
+__all__ = ["BASELINES", "Eigen13", "PatchDiscriminator", "UNetGenerator", "build_baseline_discriminator",
+           "build_baseline_generator", "init_pix2pix_weights", "unet_depth_for"]
 
 
 def _ch(base: int, width: float) -> int:
@@ -217,3 +218,33 @@ def init_pix2pix_weights(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------------------------
+# Built from a config (cfg.model = "eigen13" | "pix2pix"); agan.models.build_generator dispatches here
+# ----------------------------------------------------------------------------------------------
+
+BASELINES = ("eigen13", "pix2pix")
+
+
+def build_baseline_generator(cfg) -> nn.Module:
+    """Eigen13(width=cfg.width), or the U-Net with ngf = 64 * cfg.width and depth
+    ``cfg.extra["unet_depth"]`` (default: a 1x1 bottleneck on the training crop, 8 at 224/256).
+    Pix2Pix normalisation ``cfg.extra["pix2pix_norm"]``: "instance" by default, which is what the
+    paper's BatchNorm at batch size 1 (train and test) computes; "batch" for true BatchNorm."""
+    if cfg.model == "eigen13":
+        return Eigen13(width=cfg.width)
+    if cfg.model == "pix2pix":
+        depth = int(cfg.extra.get("unet_depth", unet_depth_for(cfg.crop_size)))
+        return UNetGenerator(depth=depth, ngf=_ch(64, cfg.width), norm=cfg.extra.get("pix2pix_norm", "instance"))
+    raise ValueError(f"model must be one of {BASELINES} here, got {cfg.model!r}")
+
+
+def build_baseline_discriminator(cfg) -> nn.Module | None:
+    """None for Eigen13 (no adversarial term); the 70x70 PatchGAN with ndf = 64 * cfg.disc_width for Pix2Pix."""
+    if cfg.model == "eigen13":
+        return None
+    if cfg.model == "pix2pix":
+        return PatchDiscriminator(in_channels=6, ndf=_ch(64, cfg.disc_width),
+                                  norm=cfg.extra.get("pix2pix_norm", "instance"))
+    raise ValueError(f"model must be one of {BASELINES} here, got {cfg.model!r}")
