@@ -25,11 +25,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
+# Tests, then every notebook with nbval (lax: cells must run, outputs are not compared) at its stored,
+# cheap default parameters. One BLAS/OpenMP thread for the notebooks: their tensors are tiny, and on a
+# shared 2-core machine a second thread mostly waits (measured 10x slower under load).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=600 notebooks --ignore=notebooks/executed
 
+# Run the notebooks with papermill (params/$(PRESET).yaml): trains the preset, runs the ablations,
+# regenerates figures/ (PNG) and figures/table1.{csv,md}; executed copies + run.log + summary.json in
+# notebooks/executed/ (git-ignored). Needs nothing from ../shared.
 reproduce: $(STAMP)
 	$(BIN)/python -m agan info --preset $(PRESET)
+	$(BIN)/python scripts/run_notebooks.py --params params/$(PRESET).yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check agan tests

@@ -1,0 +1,137 @@
+"""agan.explorer: the callbacks of notebook 07, called directly (no widgets needed except the last test)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agan import explorer as ex
+from agan.images import to_tensor
+from agan.models import Generator
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.manual_seed(0)
+    return Generator(width=0.125, steps=3).eval()
+
+
+def test_list_examples_synthetic_and_real_without_clean(tmp_path):
+    assert ex.list_examples(None, n_synthetic=2) == ["synthetic:0", "synthetic:1"]
+    assert ex.list_examples(tmp_path / "absent", n_synthetic=1) == ["synthetic:0"]
+    for sub, name in [("train_pairs/rain", "0_rain.png"), ("train_pairs/clean", "0_clean.png"), ("unpaired", "x.jpg")]:
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / sub / name)
+    names = ex.list_examples(tmp_path, n_synthetic=1)
+    assert names[0] == "synthetic:0"
+    assert sorted(n.split("/")[-1] for n in names[1:]) == ["0_rain.png", "x.jpg"]  # clean images are not inputs
+
+
+def test_load_example_synthetic_is_deterministic():
+    rain, clean, exact = ex.load_example("synthetic:1", size=32, seed=3)
+    assert rain.shape == clean.shape == (32, 32, 3) and rain.dtype == np.uint8
+    assert exact.shape == (32, 32) and exact.dtype == bool
+    again = ex.load_example("synthetic:1", size=32, seed=3)
+    assert np.array_equal(rain, again[0]) and np.array_equal(clean, again[1])
+    with pytest.raises(ValueError, match="synthetic:<index>"):
+        ex.load_example("synthetic:x")
+    with pytest.raises(FileNotFoundError, match="no such image"):
+        ex.load_example("/nowhere/0_rain.png")
+
+
+def test_load_example_file_finds_its_clean_partner_and_fits(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "rain").mkdir()
+    (tmp_path / "clean").mkdir()
+    img = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "rain" / "7_rain.png")
+    Image.fromarray(img[::-1]).save(tmp_path / "clean" / "7_clean.png")
+    rain, clean, exact = ex.load_example(str(tmp_path / "rain" / "7_rain.png"), size=200)
+    assert rain.shape == (48, 68, 3)  # cropped to a multiple of 4, not resized (smaller than size)
+    assert np.array_equal(rain, img[:48, :68]) and np.array_equal(clean, img[::-1][:48, :68])
+    assert exact is None
+    small, _, _ = ex.load_example(str(tmp_path / "rain" / "7_rain.png"), size=35)
+    assert max(small.shape[:2]) <= 35 and small.shape[0] % 4 == 0 and small.shape[1] % 4 == 0
+
+
+def test_synthesise_fixes_drop_parameters_and_rejects_bad_ones():
+    sparse = ex.synthesise(0, size=64, coverage=0.05, radius_mm=1.0)
+    dense = ex.synthesise(0, size=64, coverage=0.5, radius_mm=1.0)
+    assert dense.mask.mean() > sparse.mask.mean()
+    assert sparse.params["coverage"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="unknown drop parameter"):
+        ex.synthesise(0, size=32, wind=3)
+    with pytest.raises(ValueError, match="coverage"):
+        ex.synthesise(0, size=32, coverage=2.0)
+
+
+def test_explore_runs_G_once_and_attention_at_matches_the_network(G):
+    state = ex.explore("synthetic:0", G, size=32, device="cpu")
+    assert state.rain.shape == (32, 32, 3) and state.output.shape == (32, 32, 3)
+    assert len(state.attention) == 3 and state.clean is not None
+    with torch.no_grad():
+        direct = G(to_tensor(state.rain)[None].float())
+    for t in (1, 2, 3):
+        np.testing.assert_allclose(ex.attention_at(state, t), direct.attention[t - 1][0, 0].numpy(), atol=1e-5)
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match=r"1\.\.3"):
+            ex.attention_at(state, bad)
+    no_att = ex.explore("synthetic:0", Generator(width=0.125, attentive=False).eval(), size=32, device="cpu")
+    with pytest.raises(ValueError, match="no attention maps"):
+        ex.attention_at(no_att, 1)
+
+
+def test_difference_mask_at_thresholds_a_known_change():
+    clean = np.full((10, 12, 3), 100, np.uint8)
+    rain = clean.copy()
+    rain[2:6, 3:7, 1] += 40  # a 4x4 square changed by 40 in one channel
+    m, cov = ex.difference_mask_at(rain, clean, 30)
+    assert m.sum() == 16 and m[2:6, 3:7].all() and cov == pytest.approx(16 / 120)
+    assert ex.difference_mask_at(rain, clean, 41)[0].sum() == 0
+    assert ex.difference_mask_at(rain, clean, 40)[0].sum() == 16  # >= threshold
+    assert ex.difference_mask_at(rain, clean, 30, dilate=True)[0].sum() == 36
+    with pytest.raises(ValueError, match="needs a pair"):
+        ex.difference_mask_at(rain, None, 30)
+    with pytest.raises(ValueError, match="0..255"):
+        ex.difference_mask_at(rain, clean, 300)
+
+
+def test_attention_mask_and_iou():
+    A = np.array([[0.2, 0.6], [1.4, -0.1]])
+    m, cov = ex.attention_mask_at(A, 0.5)
+    assert m.tolist() == [[False, True], [True, False]] and cov == 0.5
+    assert ex.mask_iou(m, np.array([[0, 1], [0, 0]], bool)) == 0.5
+    assert ex.mask_iou(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+    with pytest.raises(ValueError, match="shape"):
+        ex.mask_iou(np.zeros((2, 2)), np.zeros((3, 2)))
+
+
+def test_render_view_panels(G):
+    state = ex.explore("synthetic:2", G, size=32, device="cpu")
+    fig = ex.render_view(state, t=2, threshold=30)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1] == "A_2" and titles[2].startswith("M (>= 30)") and "IoU" in titles[2]
+    assert titles[-2:] == ["output O", "clean B"]
+    plt.close(fig)
+    unpaired = ex.ExplorerState("x", state.rain, state.output, state.attention)
+    fig = ex.render_view(unpaired, t=3, level=0.25)
+    assert [ax.get_title() for ax in fig.axes][2].startswith("A_3 >= 0.25")
+    plt.close(fig)
+
+
+def test_build_explorer_wires_the_callbacks(G):
+    pytest.importorskip("ipywidgets")
+    box = ex.build_explorer(G, examples=["synthetic:0", "synthetic:1"], size=32, device="cpu")
+    widgets = {getattr(w, "description", ""): w for row in box.children for w in getattr(row, "children", [row])}
+    assert widgets["time step t"].max == 3 and widgets["M threshold"].value == 30
+    assert set(ex.DROP_PARAMETERS) <= set(widgets)
+    widgets["time step t"].value = 1  # each change re-draws through the callbacks without error
+    widgets["image"].value = "synthetic:1"
+    widgets["use the drop parameters below (synthetic images)"].value = True
+    widgets["coverage"].value = 0.4
+    plt.close("all")
