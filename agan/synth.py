@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import fft as sp_fft
 
@@ -66,7 +67,7 @@ class SynthParams:
     once per image (``radius_mm`` per drop, from a power law); give ``(v, v)`` to fix a value.
     Defaults are tuned toward the real Raindrop train pairs (see ``agan.calibrate``)."""
 
-    coverage: Range = (0.15, 0.45)  # expected fraction of the glass covered by drops (Boolean model)
+    coverage: Range = (0.2, 0.5)  # expected fraction of the glass covered by drops (Boolean model)
     radius_mm: Range = (1.0, 6.0)  # footprint radius a of one drop, mm
     size_exponent: float = 2.0  # p(a) ~ a^-k on radius_mm: many small drops, few large ones
     contact_angle_deg: Range = (30.0, 55.0)  # tau, angle between glass and cap at the footprint edge
@@ -80,7 +81,7 @@ class SynthParams:
     scene_m: Range = (4.0, 8.0)  # depth of the scene plane that B shows, m
     drop_gain: Range = (0.95, 1.2)  # brightness gain of the light a drop gathers (Hao et al.: ~1.2)
     tir_brightness: Range = (0.05, 0.25)  # TIR pixels show this fraction of the background behind them
-    haze: Range = (0.03, 0.2)  # veil of the wet glass: I <- (1 - h) I + h * haze colour
+    haze: Range = (0.03, 0.15)  # veil of the wet glass: I <- (1 - h) I + h * haze colour
     exposure: Range = (0.97, 1.08)  # global gain of the rainy shot vs the clean one
     n_water: float = 1.333  # refractive index of water
     max_drops: int = 4000  # safety cap on the number of drops per image
@@ -183,7 +184,10 @@ class SynthResult:
 
 
 def _u(rng: np.random.Generator, r: Range) -> float:
-    return float(r[0]) if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
+    """Uniform in [lo, hi]; always consumes one draw, so fixing one parameter leaves the others'
+    samples unchanged (same seed -> same drops, only that parameter differs)."""
+    u = float(rng.random())
+    return float(r[0]) + (float(r[1]) - float(r[0])) * u
 
 
 def _power_law(rng: np.random.Generator, n: int, lo: float, hi: float, k: float) -> np.ndarray:
@@ -223,26 +227,14 @@ def _defocus(layer: np.ndarray, radii: list[float]) -> list[np.ndarray]:
 
 
 def _sample_bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """img (H, W, 3) float32 at float pixel coords (N,), mirror-reflected at the borders -> (N, 3)."""
+    """img (H, W, 3) float32 at float pixel coords (N,), mirror-reflected at the borders -> (N, 3)
+    (``grid_sample`` with reflection padding: bilinear, deterministic on CPU)."""
     h, w = img.shape[:2]
-
-    def reflect(c, n):
-        if n == 1:
-            return np.zeros_like(c)
-        p = 2.0 * (n - 1)
-        c = np.mod(c, p)
-        return np.minimum(c, p - c)
-
-    x, y = reflect(x, w), reflect(y, h)
-    x0 = np.minimum(x.astype(np.intp), max(w - 2, 0))
-    y0 = np.minimum(y.astype(np.intp), max(h - 2, 0))
-    fx, fy = (x - x0).astype(np.float32)[:, None], (y - y0).astype(np.float32)[:, None]
-    flat = img.reshape(-1, img.shape[2])
-    i00 = y0 * w + x0
-    dx, dy = (1 if w > 1 else 0), (w if h > 1 else 0)
-    top = flat[i00] + (flat[i00 + dx] - flat[i00]) * fx
-    bot = flat[i00 + dy] + (flat[i00 + dy + dx] - flat[i00 + dy]) * fx
-    return top + (bot - top) * fy
+    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]  # (1, 3, H, W)
+    g = np.stack([x * (2.0 / max(w - 1, 1)) - 1.0, y * (2.0 / max(h - 1, 1)) - 1.0], -1).astype(np.float32)
+    out = torch.nn.functional.grid_sample(t, torch.from_numpy(g)[None, None], mode="bilinear",
+                                          padding_mode="reflection", align_corners=True)  # (1, 3, 1, N)
+    return out[0, :, 0].T.numpy()
 
 
 def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthParams | None = None,
@@ -315,7 +307,7 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
         n_main = int(min(rng.poisson(lam * area) if s["coverage"] > 0 else 0, p.max_drops))
         a = _power_law(rng, n_main, a_lo, a_hi, p.size_exponent)
         G1, G2 = rng.uniform(lo1, hi1, n_main), rng.uniform(lo2, hi2, n_main)
-        tau = rng.uniform(tau_lo, tau_hi, n_main) if tau_hi > tau_lo else np.full(n_main, tau_lo)
+        tau = tau_lo + (tau_hi - tau_lo) * rng.random(n_main)
         # merged satellites: irregular footprints as a union of caps
         n_sat = np.where(rng.random(n_main) < p.merge_prob, rng.integers(1, 4, n_main), 0)
         parent = np.repeat(np.arange(n_main), n_sat)
@@ -388,7 +380,7 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
     Gj = Gc[j]
     inside = np.minimum(1.0, 0.999 * a[j] / np.maximum(dist, 1e-12))[:, None]
     X = Gj + (X - Gj) * inside  # anti-aliasing band: use the footprint edge
-    vh = v / np.linalg.norm(v, axis=1, keepdims=True)
+    vh = v / np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
     ci = vh @ n  # air -> water through the flat glass
     ct = np.sqrt(1.0 - (1.0 - ci ** 2) / nw ** 2)
     v1 = vh / nw + (ct - ci / nw)[:, None] * n
@@ -418,7 +410,7 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
     layer[:, 3] = alpha_c
     layer[pix, :3] = D * alpha_c[pix, None]
     layer = layer.reshape(Hc, Wc, 4)
-    if abs(r_top - r_bot) < 0.5:
+    if abs(r_top - r_bot) < 1.0:  # a CoC that varies by < 1 px over the image: one blur
         blurred = _defocus(layer, [0.5 * (r_top + r_bot)])[0][m:m + H, m:m + W]
     else:  # tilted pane: blend two disk blurs row by row according to the local circle of confusion
         wgt = ((r_rows - r_top) / (r_bot - r_top))[:, None, None].astype(np.float32)
@@ -427,9 +419,12 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
     ab = np.clip(blurred[..., 3:], 0.0, 1.0)
     I = blurred[..., :3] + B * (1.0 - ab)
     haze_col = np.array([0.86, 0.89, 0.95]) * float(np.clip(B.mean() * 1.3 + 0.25, 0.5, 1.0))
-    I = s["exposure"] * ((1.0 - s["haze"]) * I + s["haze"] * haze_col)
-    rain = np.clip(np.rint(I * 255.0), 0, 255).astype(np.uint8)
-    diff = (np.maximum(rain, clean) - np.minimum(rain, clean)).max(-1) >= diff_threshold  # SPEC 4
+    # glass haze and exposure: I <- exposure * ((1 - h) I + h * haze colour), then quantise
+    gain = np.float32(255.0 * s["exposure"] * (1.0 - s["haze"]))
+    offset = (255.0 * s["exposure"] * s["haze"] * haze_col + 0.5).astype(np.float32)
+    rain = np.clip(I * gain + offset, 0, 255).astype(np.uint8)
+    ad = np.maximum(rain, clean) - np.minimum(rain, clean)  # |rain - clean| in uint8
+    diff = np.maximum(np.maximum(ad[..., 0], ad[..., 1]), ad[..., 2]) >= diff_threshold  # SPEC 4
     footprint = alpha_c.reshape(Hc, Wc)[m:m + H, m:m + W].astype(np.float32)
 
     sampled = {k: round(v_, 6) for k, v_ in s.items()}
@@ -538,7 +533,7 @@ def _jitter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     wb = rng.uniform(0.92, 1.08, 3).astype(np.float32)
     x = img[:, ::-1] if flip else img
     x = x.astype(np.float32)
-    grey = x.mean(-1, keepdims=True)
+    grey = ((x[..., 0] + x[..., 1] + x[..., 2]) * np.float32(1 / 3))[..., None]
     mu = float(grey.mean())
     # saturation, contrast, brightness and white balance folded into x * g + grey * h + c
     gain = (sat * con * bri) * wb
