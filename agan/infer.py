@@ -284,7 +284,8 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     Returns the output as the input's kind (PIL -> PIL RGB; uint8 -> uint8; float -> float32, clipped to
     [0, 1] unless ``clip=False`` gives G's raw O; tensor -> tensor on the input's device, same dims) and
     the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy
-    input, tensors shaped like the input with one channel for tensors. Variant "A" has no maps ([]).
+    input, tensors shaped like the input with one channel for tensors. Variant "A" and the baselines
+    (Eigen13, Pix2Pix) have no maps ([]).
     ``tile`` / ``overlap``: see :func:`derain_tensor`; ``precision``: fp32 | bf16 | fp16.
     """
     from PIL import Image

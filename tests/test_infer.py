@@ -51,6 +51,11 @@ def test_load_kit_checkpoints(tmp_path, small, kit_ckpt):
     ga = build_generator(cfg_a)
     atomic_save({"format": "agan-checkpoint", "config": cfg_a.to_dict(), "G": ga.state_dict()}, p)
     assert load_generator(p, "cpu").arn is None
+    # a baseline generator (returns O only): derained, no attention maps
+    cfg_e = small_cfg(model="eigen13")
+    atomic_save({"format": "agan-generator", "config": cfg_e.to_dict(), "G": build_generator(cfg_e).state_dict()}, p)
+    out, maps = derain(np.zeros((13, 18, 3), np.uint8), weights=p, device="cpu")
+    assert out.shape == (13, 18, 3) and maps == []
 
 
 def test_load_authors_layout_and_bare_state_dicts(tmp_path):
