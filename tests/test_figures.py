@@ -1,0 +1,85 @@
+"""agan.figures: results computed once, one function per figure, Table 1 -- on tiny fake runs."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+
+from agan import Config
+from agan import figures as F
+from agan.checkpoint import atomic_save
+from agan.models import build_generator
+
+
+def _fake_run(folder, variant="AA+AD", model="agan", step=3):
+    cfg = Config.preset("cpu", variant=variant, model=model, width=0.125, iterations=step)
+    torch.manual_seed(0)
+    G = build_generator(cfg)
+    atomic_save({"format": "agan-generator", "version": 1, "config": cfg.to_dict(), "step": step,
+                 "G": G.state_dict()}, folder / "checkpoints" / "generator.pt")
+    cfg.save(folder / "config.json")
+    return G
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    run = root / "cpu"
+    (run / "checkpoints").mkdir(parents=True)
+    G = _fake_run(run)
+    ab = root / "ablate"
+    for row, variant in (("A", "A"), ("AA+AD", "AA+AD")):
+        d = ab / row.replace("+", "_") / "s0" / "train"
+        (d / "checkpoints").mkdir(parents=True)
+        _fake_run(d, variant)
+    measured = {"A": {"psnr": 20.0, "psnr_std": None, "ssim": 0.6, "ssim_std": None, "n_seeds": 1},
+                "AA+AD": {"psnr": 21.5, "psnr_std": None, "ssim": 0.7, "ssim_std": None, "n_seeds": 1},
+                "input": {"psnr": 19.0, "ssim": 0.65, "n_seeds": 0}}
+    info = {"preset": "cpu", "iterations": 3, "seeds": [0], "test_kind": "synthetic, 2 pairs"}
+    (ab / "ablation.json").write_text(json.dumps({"info": info, "measured": measured}))
+    return run, ab, G
+
+
+def test_compute_results_once_then_every_figure(runs, tmp_path):
+    run, ab, G = runs
+    made = F.make_all(tmp_path, run, ab, n_images=2, size=32, progress=False)
+    res = F.load_results(tmp_path)
+    assert res["rain"].shape == res["clean"].shape == (2, 32, 32, 3) and res["mask"].shape == (2, 32, 32)
+    assert res["run_A"].shape == (2, 4, 32, 32) and res["run_S1"].shape == (2, 8, 8, 3)
+    assert res["rows_O"].shape == (2, 2, 32, 32, 3) and res["meta"]["rows"] == ["A", "AA+AD"]
+    assert res["meta"]["run"]["step"] == 3
+    # the stored maps are the generator's own on the stored inputs
+    with torch.no_grad():
+        out = G(torch.from_numpy(res["rain"][:1]).permute(0, 3, 1, 2).float() / 255)
+    np.testing.assert_allclose(res["run_A"][0, 2], out.attention[2][0, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(res["run_O"][0], out.O[0].permute(1, 2, 0).numpy(), atol=1e-5)
+    # scores follow the authors' protocol on the stored images
+    from agan.evaluate import score_pair
+
+    assert res["meta"]["scores"]["input"][1] == pytest.approx(list(score_pair(res["rain"][1], res["clean"][1])))
+    for name in ("fig1", "fig3", "fig4", "fig6", "fig7"):
+        assert made[name] is not None and made[name].read_bytes()[:4] == b"\x89PNG", name
+    md = made["table1.md"].read_text()
+    assert "| AA+AD |" in md and "31.57" in md and "21.50" in md and "preset `cpu`" in md
+    csv_lines = made["table1.csv"].read_text().splitlines()
+    assert csv_lines[0].startswith("variant,") and any(line.startswith("input,") for line in csv_lines)
+
+    # drawing again from the stored results needs no model
+    again = F.make_all(tmp_path, recompute=False)
+    assert again["fig3"] == made["fig3"]
+
+
+def test_fresh_clone_without_runs_skips_model_figures(tmp_path):
+    made = F.make_all(tmp_path / "figs", tmp_path / "no-run", tmp_path / "no-ablation", n_images=1, size=16,
+                      progress=False)
+    assert all(made[k] is None for k in ("fig1", "fig3", "fig4", "fig6", "fig7"))
+    assert "Paper numbers only" in made["table1.md"].read_text()
+    with pytest.raises(FileNotFoundError, match="no results yet"):
+        F.load_results(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="multiple of 4"):
+        F.compute_results(tmp_path, size=30)
