@@ -1,0 +1,95 @@
+"""Multi-process training on PyTorch's own engine: DistributedDataParallel + DistributedSampler.
+
+    torchrun --nproc_per_node=K -m agan.train --preset paper --out runs/x     # K GPUs (nccl)
+    torchrun --nproc_per_node=2 -m agan.train --preset cpu --device cpu ...   # CPU processes (gloo)
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; :func:`setup` joins the process group (nccl on
+CUDA, gloo on CPU) and picks this process's device (cuda:LOCAL_RANK). ``cfg.batch_size`` is per
+process, so the effective batch is K * batch_size. Only rank 0 writes logs, samples and
+checkpoints. A process group that the caller initialised already (tests, notebooks) is reused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["DistInfo", "any_flag", "broadcast_object", "setup", "teardown", "unwrap", "wrap"]
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # True when setup() created the group (and teardown() must destroy it)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
+    """Join (or reuse) the process group when WORLD_SIZE > 1; return (info, this process's device)."""
+    if dist.is_available() and dist.is_initialized():
+        info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not dist.is_available():
+            raise RuntimeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+        info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True)
+    else:
+        return DistInfo(), device
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    return info, device
+
+
+def teardown(info: DistInfo) -> None:
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model: nn.Module | None, info: DistInfo, device: torch.device) -> nn.Module | None:
+    """DDP-wrap a model when running with several processes (identity otherwise)."""
+    if model is None or not info.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DDP(model, device_ids=ids, gradient_as_bucket_view=True)
+
+
+def unwrap(model: nn.Module | None) -> nn.Module | None:
+    """The bare module inside a DDP (or torch.compile) wrapper."""
+    while model is not None and hasattr(model, "module") and isinstance(model.module, nn.Module):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
+
+
+def any_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is True on any rank (a collective: call it on all ranks together)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's ``obj`` on every rank (a collective)."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,0 +1,107 @@
+"""Small pieces of a training run's state: seeding, RNG snapshots, signals, freezing, sample grids.
+
+RNG snapshots hold only tensors and Python ints/floats/lists, so checkpoints load with
+``torch.load(weights_only=True)`` (``agan.checkpoint.safe_load``): numpy's MT19937 key and
+Python's ``random`` state are stored as int64 tensors.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = ["StopFlag", "frozen", "restore_rng", "rng_state", "sample_grid", "seed_all"]
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, state, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "state": torch.tensor(state, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set ``signum`` instead of killing the run, so the loop can save and return.
+    A second signal restores the previous handlers and raises KeyboardInterrupt (an atomic save
+    in progress leaves the previous checkpoint intact)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for s in self.SIGNALS:
+            self._old[s] = signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            self.restore()
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
+
+
+@contextmanager
+def frozen(module: nn.Module | None):
+    """Turn off requires_grad of ``module``'s parameters inside the block (D during the G update)."""
+    if module is None:
+        yield
+        return
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(module.parameters(), flags):
+            p.requires_grad_(f)
+
+
+def sample_grid(columns: list[Tensor], pad: int = 2) -> Tensor:
+    """Columns of (B, C, H, W) images in [0, 1] -> one (3, rows*H', cols*W') grid, row i = image i."""
+    from torchvision.utils import make_grid
+
+    b = columns[0].shape[0]
+    cols = [c.detach().float().cpu().clamp(0, 1) for c in columns]
+    cols = [c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in cols]
+    tiles = torch.stack(cols, dim=1).reshape(b * len(cols), 3, *cols[0].shape[-2:])  # row-major
+    return make_grid(tiles, nrow=len(cols), padding=pad, pad_value=1.0)

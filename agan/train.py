@@ -1,0 +1,493 @@
+"""The training loop of Attentive GAN (paper Sec. 4) and its ablations, on one device or many.
+
+Reference: R. Qian et al., "Attentive Generative Adversarial Network for Raindrop Removal from A
+Single Image", CVPR 2018, Sec. 4 (losses: SPEC 4). The authors released no training code; the
+optimiser is the kit's documented choice (Adam 5e-4, betas 0.5/0.99; or RMSprop 2e-5 G / 1e-5 D
+with generator pre-training).
+
+Per step (``agan.recipes`` says what each model kind computes):
+    1. G forward:                     A_1..A_N, S1, S2, O = G(I)
+    2. D update (D's params only):    L_D = -log D(R) - log(1 - D(O.detach())) + gamma L_map
+    3. G update (D frozen):           L_G = 0.01 log(1 - D(O)) + L_ATT + L_M + L_P
+The first ``cfg.pretrain_steps`` steps update G alone, without the GAN term.
+
+    from agan import Config
+    from agan.train import train
+    result = train(Config.preset("cpu"), "runs/demo")       # -> TrainResult
+
+A run directory holds config.json, metrics.jsonl (one JSON object per log/validation point,
+loss names from ``agan.losses.LOSS_NAMES``), train.log, samples/step_XXXXXX.png (input, A_1..A_N,
+O, clean) and checkpoints/last.pt (+ generator.pt for inference). Losses are accumulated on the
+device and read back only every ``log_every`` steps (no host sync per step); a NaN/inf stops the
+run naming the term and step, leaving the last good checkpoint in place. SIGINT/SIGTERM save a
+checkpoint and return (``interrupted=True``); ``resume=True`` continues bit-exactly on CPU.
+Multi-GPU: ``torchrun --nproc_per_node=K -m agan.train ...`` (see ``agan.distributed``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from . import distributed as dist_
+from . import pick_device
+from .checkpoint import atomic_save, safe_load
+from .config import Config
+from .recipes import RECIPES, Recipe, get_recipe, register_recipe
+from .runstate import StopFlag, frozen, restore_rng, rng_state, sample_grid, seed_all
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "GENERATOR_FORMAT",
+    "RECIPES",
+    "RESUMABLE_KEYS",
+    "NonFiniteLossError",
+    "Recipe",
+    "TrainResult",
+    "Trainer",
+    "register_recipe",
+    "run_name",
+    "train",
+]
+
+CHECKPOINT_FORMAT, GENERATOR_FORMAT, VERSION = "agan-checkpoint", "agan-generator", 1
+RUN_FILES = ("config.json", "metrics.jsonl", "train.log", "checkpoints", "samples")
+# keys a resumed run may change; any other difference means "a different run"
+RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "log_every", "val_every", "ckpt_every",
+                  "sample_every"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or inf; the message names the term, the step and the last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    config: Config
+    step: int
+    losses: dict[str, float] = field(default_factory=dict)  # last logged window means
+    val: dict[str, float] = field(default_factory=dict)  # psnr, ssim, psnr_input, ssim_input at the end
+    checkpoint: Path | None = None
+    generator: Path | None = None
+    metrics: Path | None = None
+    interrupted: bool = False
+    wall_time: float = 0.0
+    G: torch.nn.Module | None = field(default=None, repr=False, compare=False)  # trained G (unwrapped, on device)
+    D: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+
+
+def run_name(cfg: Config) -> str:
+    """Default run name: <preset>-<variant or model>-s<seed>, e.g. ``cpu-AA+AD-s0``."""
+    return f"{cfg.name}-{cfg.variant if cfg.model == 'agan' else cfg.model}-s{cfg.seed}"
+
+
+def train(cfg: Config, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True, *,
+          overwrite: bool = False, train_set: Dataset | None = None, val_set: Dataset | None = None) -> TrainResult:
+    """Train ``cfg`` into ``out_dir`` (default ``runs/<run_name(cfg)>``) and return a :class:`TrainResult`.
+
+    ``resume`` continues from ``out_dir/checkpoints/last.pt`` (a fresh start when there is none);
+    ``overwrite`` replaces a previous run in ``out_dir``. ``train_set``/``val_set`` replace
+    ``agan.data.build_dataset(cfg, "train"/"val")`` (items: dicts with rain, clean, mask, id).
+    """
+    info, device = dist_.setup(pick_device(cfg.device))
+    try:
+        return Trainer(cfg, out_dir, resume, overwrite, progress, info, device, train_set, val_set).run()
+    finally:
+        dist_.teardown(info)
+
+
+# ------------------------------------------------------------------------------------------------
+def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype or None (fp32). auto: bf16 (fp16 on older GPUs) on CUDA, fp32 on CPU."""
+    p = cfg.precision
+    if p == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if p == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
+
+
+def _optimizer(params, cfg: Config, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
+    return torch.optim.RMSprop(params, lr=lr)
+
+
+def _prepare_dir(out: Path, cfg: Config, resume: bool, overwrite: bool, is_main: bool) -> dict | None:
+    """Check the run directory; return the checkpoint to resume from (or None)."""
+    last = out / "checkpoints" / "last.pt"
+    if resume and last.is_file():
+        ckpt = safe_load(last)
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{last}: not an agan training checkpoint (format {ckpt.get('format')!r})")
+        old = ckpt["config"]
+        diff = sorted(k for k, v in cfg.to_dict().items()
+                      if k not in RESUMABLE_KEYS and _jsonable(old.get(k)) != _jsonable(v))
+        if diff:
+            raise ValueError(f"{out} holds a different run (config differs in {', '.join(diff)}); "
+                             "resume it with its own settings, or use --overwrite / another --out")
+        return ckpt
+    existing = [p for p in out.iterdir()] if out.is_dir() else []
+    if existing and not overwrite:
+        what = "a run without a checkpoint" if (out / "config.json").exists() else "other files"
+        raise FileExistsError(f"{out} is not empty (holds {what}); use --resume to continue it, "
+                              "--overwrite to replace it, or choose another --out")
+    if existing and overwrite and is_main:
+        for name in RUN_FILES:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    return None
+
+
+def _dataset(cfg: Config, split: str) -> Dataset:
+    from .data import build_dataset  # lazy: data knows nothing of models
+
+    return build_dataset(cfg, split)
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v))
+
+
+class _Batches:
+    """Endless batches whose order is a function of (seed, epoch, rank) only, so a resumed run at step s
+    sees exactly the batches an uninterrupted run would (DistributedSampler shards the data per rank)."""
+
+    def __init__(self, dataset: Dataset, cfg: Config, info: dist_.DistInfo, device: torch.device):
+        self.dataset, self.cfg = dataset, cfg
+        self.sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                          seed=cfg.seed, drop_last=True)
+        self.per_epoch = len(self.sampler) // cfg.batch_size
+        if self.per_epoch == 0:
+            raise ValueError(f"the training set has {len(dataset)} items, fewer than batch_size "
+                             f"({cfg.batch_size}) x processes ({info.world_size})")
+        self.pin = device.type == "cuda"
+
+    def from_step(self, step: int):
+        while True:
+            epoch, offset = divmod(step, self.per_epoch)
+            self.sampler.set_epoch(epoch)
+            indices = list(self.sampler)[offset * self.cfg.batch_size:]
+            loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=indices, drop_last=True,
+                                num_workers=self.cfg.num_workers, pin_memory=self.pin,
+                                generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
+            for batch in loader:
+                yield batch
+                step += 1
+
+
+class Trainer:
+    """One run: models, optimisers, data, logs. ``train()`` is the entry point; tests and notebooks may
+    drive ``d_step``/``g_step`` directly."""
+
+    def __init__(self, cfg, out_dir, resume, overwrite, progress, info, device, train_set, val_set):
+        self.cfg, self.info, self.device, self.progress = cfg, info, device, progress
+        self.out = Path(out_dir) if out_dir is not None else Path("runs") / run_name(cfg)
+        ckpt = _prepare_dir(self.out, cfg, resume, overwrite, info.is_main)
+        self.ckpt_path = self.out / "checkpoints" / "last.pt"
+        self.gen_path = self.out / "checkpoints" / "generator.pt"
+        self.metrics_path = self.out / "metrics.jsonl"
+        if info.is_main:
+            (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (self.out / "samples").mkdir(exist_ok=True)
+            cfg.save(self.out / "config.json")
+        self.amp = _precision(cfg, device)
+        self.channels_last = True  # NHWC: faster convs with cuDNN and oneDNN alike
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+        seed_all(cfg.seed)  # same init on every rank
+        self.recipe: Recipe = get_recipe(cfg, device, self.log)
+        G, D = self.recipe.build()
+        mf = torch.channels_last if self.channels_last else torch.preserve_format
+        self.recipe.to(device, mf)
+        self.G_bare = G.to(device, memory_format=mf)
+        self.D_bare = D.to(device, memory_format=mf) if D is not None else None
+        self.opt_G = _optimizer(self.G_bare.parameters(), cfg, cfg.lr_g)
+        self.opt_D = _optimizer(self.D_bare.parameters(), cfg, cfg.lr_d) if D is not None else None
+        fp16 = self.amp == torch.float16
+        self.scaler_G = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.scaler_D = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.step, self.saved_step, self.last_metrics = 0, None, {}
+        if ckpt is not None:
+            self._load(ckpt)
+        elif info.enabled:
+            seed_all(cfg.seed + 1_000_003 * info.rank)  # per-rank augmentation streams
+        self.G = dist_.wrap(self.G_bare, info, device)
+        self.D = dist_.wrap(self.D_bare, info, device)
+
+        self.train_set = train_set if train_set is not None else _dataset(cfg, "train")
+        self.val_set = None
+        if info.is_main and cfg.val_every > 0:
+            self.val_set = val_set if val_set is not None else _dataset(cfg, "val")
+        self._identity: dict[str, float] | None = None
+
+    # -- logging ---------------------------------------------------------------------------------
+    def log(self, msg: str) -> None:
+        if not self.info.is_main:
+            return
+        from tqdm import tqdm
+
+        tqdm.write(msg)
+        with open(self.out / "train.log", "a") as f:
+            f.write(msg + "\n")
+
+    def _record(self, row: dict) -> None:
+        if self.info.is_main:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _load(self, ckpt: dict) -> None:
+        self.G_bare.load_state_dict(ckpt["G"])
+        self.opt_G.load_state_dict(ckpt["opt_G"])
+        if self.D_bare is not None:
+            self.D_bare.load_state_dict(ckpt["D"])
+            self.opt_D.load_state_dict(ckpt["opt_D"])
+        for scaler, key in ((self.scaler_G, "scaler_G"), (self.scaler_D, "scaler_D")):
+            if ckpt.get(key) and scaler.is_enabled():
+                scaler.load_state_dict(ckpt[key])
+        self.step, self.last_metrics = int(ckpt["step"]), dict(ckpt.get("metrics") or {})
+        self.saved_step = self.step
+        if self.info.enabled:  # RNG states are rank 0's; give each rank its own stream
+            seed_all(self.cfg.seed + 1_000_003 * self.info.rank + self.step)
+        else:
+            restore_rng(ckpt["rng"])
+        if self.info.is_main and self.metrics_path.exists():  # drop log lines past the checkpoint
+            rows = [ln for ln in self.metrics_path.read_text().splitlines() if ln.strip()]
+            keep = [ln for ln in rows if json.loads(ln).get("step", 0) <= self.step]
+            self.metrics_path.write_text("".join(ln + "\n" for ln in keep))
+        self.log(f"resumed from {self.out / 'checkpoints' / 'last.pt'} at step {self.step}")
+
+    def _save(self) -> None:
+        self.saved_step = self.step
+        if not self.info.is_main:
+            return
+        cfg = self.cfg.to_dict()
+        atomic_save({"format": CHECKPOINT_FORMAT, "version": VERSION, "config": cfg, "step": self.step,
+                     "G": self.G_bare.state_dict(), "D": self.D_bare.state_dict() if self.D_bare else None,
+                     "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict() if self.opt_D else None,
+                     "scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict(),
+                     "rng": rng_state(), "metrics": self.last_metrics}, self.ckpt_path)
+        G = {k: v.detach().contiguous().cpu() for k, v in self.G_bare.state_dict().items()}
+        atomic_save({"format": GENERATOR_FORMAT, "version": VERSION, "config": cfg, "step": self.step, "G": G},
+                    self.gen_path)
+
+    # -- validation and samples ------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def _val_item(self, i: int):
+        from .images import crop_to_multiple
+
+        item = self.val_set[i]
+        return {k: crop_to_multiple(item[k]) for k in ("rain", "clean", "mask")}
+
+    @torch.no_grad()
+    def _generate(self, batch: dict):
+        self.G_bare.eval()
+        try:
+            with self._autocast():
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                return batch, self.recipe.generate(self.G_bare, batch)
+        finally:
+            self.G_bare.train()
+
+    def validate(self) -> dict[str, float]:
+        from .evaluate import score_pair
+        from .images import to_uint8
+
+        first = self._identity is None
+        scores = []
+        for i in range(len(self.val_set)):
+            item = self._val_item(i)
+            _, out = self._generate({k: v[None] for k, v in item.items()})
+            O = self.recipe.output(out)[0].float().permute(1, 2, 0).cpu().numpy()  # (H, W, 3) float
+            gt = to_uint8(item["clean"])
+            ident = score_pair(item["rain"].permute(1, 2, 0).numpy(), gt) if first else (0.0, 0.0)
+            scores.append((*score_pair(O, gt), *ident))
+        n = max(1, len(scores))
+        psnr, ssim, psnr_in, ssim_in = (sum(s[j] for s in scores) / n for j in range(4))
+        if first:
+            self._identity = {"psnr_input": psnr_in, "ssim_input": ssim_in}
+        return {"psnr": psnr, "ssim": ssim, **self._identity}
+
+    def samples(self) -> Path:
+        from .images import write_image
+
+        k = min(4, len(self.val_set))
+        items = [self._val_item(i) for i in range(k)]
+        h = min(it["rain"].shape[-2] for it in items)
+        w = min(it["rain"].shape[-1] for it in items)
+        batch = {key: torch.stack([it[key][..., :h, :w] for it in items]) for key in ("rain", "clean", "mask")}
+        batch, out = self._generate(batch)
+        path = self.out / "samples" / f"step_{self.step:06d}.png"
+        write_image(path, sample_grid([p.float() for p in self.recipe.panels(batch, out)]))
+        return path
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, info, device = self.cfg, self.info, self.device
+        names = self.recipe.loss_names
+        t0 = time.perf_counter()
+        n_g = sum(p.numel() for p in self.G_bare.parameters())
+        n_d = sum(p.numel() for p in self.D_bare.parameters()) if self.D_bare is not None else 0
+        self.log(f"run {self.out}: model {cfg.model}, variant {cfg.variant}, G {n_g:,d} params, D {n_d:,d} params, "
+                 f"device {device}{f' x{info.world_size} processes' if info.enabled else ''}, "
+                 f"precision {self.amp or torch.float32}, {len(self.train_set)} training items, "
+                 f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}), steps {self.step}->{cfg.iterations}")
+        stop = StopFlag()
+        stop.install()
+        sums = torch.zeros(len(names), device=device)
+        counts = [0] * len(names)
+        bad_step = torch.full((len(names),), -1, dtype=torch.long, device=device)
+        bad_val = torch.zeros(len(names), device=device)
+        window_t, window_n = time.perf_counter(), 0
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.iterations, initial=self.step, disable=not (self.progress and info.is_main),
+                   dynamic_ncols=True, desc="train")
+        mf = torch.channels_last if self.channels_last else torch.contiguous_format
+        interrupted = False
+        try:
+            if self.step == 0 and self.val_set is not None:
+                self._validation_point()
+            batches = self._batches().from_step(self.step) if self.step < cfg.iterations else iter(())
+            for batch in batches:
+                if self.step >= cfg.iterations:
+                    break
+                batch = {k: (v.to(device, non_blocking=True).contiguous(memory_format=mf) if torch.is_tensor(v) else v)
+                         for k, v in batch.items()}
+                terms = self._train_step(batch)
+                self.step += 1
+                window_n += 1
+                vals = torch.stack([terms[n].detach().float() if n in terms else sums.new_zeros(()) for n in names])
+                finite = torch.isfinite(vals)
+                new_bad = ~finite & (bad_step < 0)
+                bad_step = torch.where(new_bad, torch.full_like(bad_step, self.step), bad_step)
+                bad_val = torch.where(new_bad, vals, bad_val)
+                sums += torch.where(finite, vals, torch.zeros_like(vals))
+                for j, n in enumerate(names):
+                    counts[j] += n in terms
+                bar.update(1)
+                last = self.step >= cfg.iterations
+                if self.step % cfg.log_every == 0 or last:
+                    self._check_finite(bad_step, bad_val, names)
+                    means = {n: s / c for n, s, c in zip(names, sums.tolist(), counts) if c}
+                    rate = window_n / max(1e-9, time.perf_counter() - window_t)
+                    self.last_metrics["train"] = means
+                    self._record({"step": self.step, "split": "train", **means, "steps_per_s": rate,
+                                  "time": time.perf_counter() - t0})
+                    bar.set_postfix({n.replace("L_", ""): f"{v:.4f}" for n, v in means.items()}, refresh=False)
+                    sums.zero_()
+                    counts = [0] * len(names)
+                    window_t, window_n = time.perf_counter(), 0
+                    if info.enabled and dist_.any_flag(stop.signum is not None, info, device):
+                        interrupted = True
+                elif not info.enabled and stop.signum is not None:
+                    interrupted = True
+                if interrupted:
+                    self._check_finite(bad_step, bad_val, names)
+                    break
+                if self.val_set is not None and (self.step % cfg.val_every == 0 or last):
+                    self._validation_point()
+                if self.val_set is not None and cfg.sample_every > 0 and (self.step % cfg.sample_every == 0 or last):
+                    self.samples()
+                if self.step % cfg.ckpt_every == 0 or last:
+                    self._check_finite(bad_step, bad_val, names)
+                    self._save()
+            if not interrupted and self.step < cfg.iterations:  # pragma: no cover - endless iterator
+                raise RuntimeError("the training data ran out")
+        finally:
+            bar.close()
+            stop.restore()
+        if interrupted:
+            self._save()
+            self.log(f"interrupted by signal {stop.signum} at step {self.step}: checkpoint saved to "
+                     f"{self.ckpt_path}; continue with --resume")
+        elif self.step and not self.ckpt_path.exists():
+            self._save()  # resumed past the end: make sure the files exist
+        wall = time.perf_counter() - t0
+        self.log(f"done: step {self.step} in {wall:.1f} s" + (
+            f"; val PSNR {self.last_metrics['val']['psnr']:.2f} dB / SSIM {self.last_metrics['val']['ssim']:.4f} "
+            f"(input {self.last_metrics['val']['psnr_input']:.2f} / {self.last_metrics['val']['ssim_input']:.4f})"
+            if "val" in self.last_metrics else ""))
+        return TrainResult(self.out, cfg, self.step, dict(self.last_metrics.get("train", {})),
+                           dict(self.last_metrics.get("val", {})), self.ckpt_path if info.is_main else None,
+                           self.gen_path if info.is_main else None, self.metrics_path, interrupted, wall,
+                           self.G_bare, self.D_bare)
+
+    def _batches(self) -> _Batches:
+        return _Batches(self.train_set, self.cfg, self.info, self.device)
+
+    def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        adversarial = self.D is not None and self.step >= self.cfg.pretrain_steps
+        with self._autocast():
+            out = self.recipe.generate(self.G, batch)  # A_1..A_N, S1, S2, O
+        terms = self.d_step(batch, out) if adversarial else {}
+        terms.update(self.g_step(batch, out, adversarial))
+        return terms
+
+    def d_step(self, batch: dict, out) -> dict[str, torch.Tensor]:
+        """One update of D's parameters on L_D (the fake O is detached inside the recipe)."""
+        with self._autocast():
+            L_D, terms = self.recipe.d_loss(self.D, batch, out)
+        self.opt_D.zero_grad(set_to_none=True)
+        self.scaler_D.scale(L_D).backward()
+        self.scaler_D.step(self.opt_D)
+        self.scaler_D.update()
+        return terms
+
+    def g_step(self, batch: dict, out, adversarial: bool) -> dict[str, torch.Tensor]:
+        """One update of G's parameters on L_G, with D frozen (no gradients reach D's parameters)."""
+        with frozen(self.D_bare), self._autocast():
+            L_G, terms = self.recipe.g_loss(self.D_bare, batch, out, adversarial)
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler_G.scale(L_G).backward()
+        self.scaler_G.step(self.opt_G)
+        self.scaler_G.update()
+        return terms
+
+    def _check_finite(self, bad_step: torch.Tensor, bad_val: torch.Tensor, names) -> None:
+        steps = bad_step.tolist()
+        local = any(s >= 0 for s in steps)
+        if not dist_.any_flag(local, self.info, self.device):
+            return
+        where = (f"the last good checkpoint is {self.ckpt_path}, step {self.saved_step}"
+                 if self.saved_step is not None else "no checkpoint had been written yet")
+        if local:
+            j = min((s, j) for j, s in enumerate(steps) if s >= 0)[1]
+            v = bad_val[j].item()
+            raise NonFiniteLossError(f"loss {names[j]} became {'nan' if math.isnan(v) else v} at step {steps[j]}; "
+                                     f"training stopped ({where})")
+        raise NonFiniteLossError(f"a loss became non-finite on another process; training stopped ({where})")
+
+    def _validation_point(self) -> None:
+        val = self.validate()
+        self.last_metrics["val"] = val
+        self._record({"step": self.step, "split": "val", **val})
+        self.log(f"step {self.step}: val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f} "
+                 f"(input {val['psnr_input']:.2f} dB, {val['ssim_input']:.4f})")
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node=K -m agan.train <agan train options>
+    import sys
+
+    from agan.cli.train import main
+
+    sys.exit(main())

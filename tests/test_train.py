@@ -1,0 +1,242 @@
+"""Training loop: run files per variant, losses, D/G update separation, bit-exact resume, NaN stop,
+signals, run-directory safety, CLI. Tiny networks on a tiny in-memory dataset (no agan.data needed)."""
+
+import json
+import math
+import os
+import signal
+
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from agan.checkpoint import safe_load
+from agan.config import Config
+from agan.images import difference_mask
+from agan.losses import LOSS_NAMES
+from agan.recipes import RECIPES, AganRecipe
+from agan.train import NonFiniteLossError, Trainer, train
+
+VARIANT_TERMS = {
+    "A": {"L_M", "L_P", "L_G"},
+    "A+D": {"L_GAN", "L_M", "L_P", "L_G", "L_D"},
+    "A+AD": {"L_GAN", "L_M", "L_P", "L_G", "L_D", "L_map"},
+    "AA+AD": set(LOSS_NAMES),
+}
+
+
+class Pairs(Dataset):
+    """Deterministic pairs (item i = f(seed, i)) with a random horizontal flip drawn from the *global*
+    torch RNG, like an augmenting dataset, so that resume must restore RNG states to be exact."""
+
+    def __init__(self, n=6, size=32, seed=0, flip=True):
+        self.n, self.size, self.seed, self.flip = n, size, seed, flip
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(self.seed * 1000 + i)
+        s = self.size
+        clean = torch.nn.functional.interpolate(torch.rand(1, 3, s // 8, s // 8, generator=g), size=(s, s),
+                                                mode="bilinear", align_corners=False)[0]
+        drops = (torch.rand(1, s, s, generator=g) > 0.85).float()
+        rain = (clean * (1 - 0.5 * drops) + 0.45 * drops).clamp(0, 1)
+        rain, clean = (rain * 255).round() / 255, (clean * 255).round() / 255
+        if self.flip and torch.rand(()) < 0.5:
+            rain, clean = rain.flip(-1), clean.flip(-1)
+        return {"rain": rain, "clean": clean, "mask": difference_mask(rain, clean), "id": f"{self.seed}_{i}"}
+
+
+def tiny(**kw) -> Config:
+    base = {"width": 0.125, "steps": 2, "crop_size": 32, "batch_size": 2, "disc_width": 0.25, "disc_pool": 2,
+            "iterations": 2, "log_every": 1, "val_every": 2, "ckpt_every": 2, "sample_every": 2,
+            "vgg_layers": ("relu1_1", "relu1_2")}
+    return Config.preset("cpu", **{**base, **kw})
+
+
+def run(cfg, out, **kw):
+    kw.setdefault("train_set", Pairs())
+    kw.setdefault("val_set", Pairs(2, seed=9, flip=False))
+    return train(cfg, out, progress=False, **kw)
+
+
+def rows(path):
+    return [json.loads(line) for line in open(path)]
+
+
+@pytest.mark.parametrize("variant", ["A", "A+D", "A+AD", "AA+AD"])
+def test_variant_writes_run_files(tmp_path, variant):
+    cfg = tiny(variant=variant)
+    res = run(cfg, tmp_path / "run")
+    out = res.out_dir
+    assert res.step == 2 and not res.interrupted
+    assert Config.load(out / "config.json") == cfg
+    train_rows = [r for r in rows(out / "metrics.jsonl") if r["split"] == "train"]
+    assert [r["step"] for r in train_rows] == [1, 2]
+    for r in train_rows:
+        terms = set(r) & set(LOSS_NAMES)
+        assert terms == VARIANT_TERMS[variant]
+        assert all(math.isfinite(r[t]) for t in terms)
+        assert r["L_G"] == pytest.approx(sum(r[t] for t in ("L_GAN", "L_ATT", "L_M", "L_P") if t in r), rel=1e-5)
+    val_rows = [r for r in rows(out / "metrics.jsonl") if r["split"] == "val"]
+    assert [r["step"] for r in val_rows] == [0, 2]
+    assert val_rows[-1]["psnr_input"] > 15 and 0 < val_rows[-1]["ssim_input"] <= 1
+    assert res.val == {k: v for k, v in val_rows[-1].items() if k not in ("step", "split")}
+    # checkpoints load with weights_only=True and hold what resume needs
+    ck = safe_load(out / "checkpoints" / "last.pt")
+    assert ck["format"] == "agan-checkpoint" and ck["version"] == 1 and ck["step"] == 2
+    assert Config.from_dict(ck["config"]) == cfg
+    assert (ck["D"] is None) == (variant == "A") and (ck["opt_D"] is None) == (variant == "A")
+    assert set(ck["rng"]) >= {"torch", "numpy", "python"} and ck["metrics"]["val"]["psnr"] == res.val["psnr"]
+    for k, v in res.G.state_dict().items():
+        assert torch.equal(ck["G"][k], v)
+    gen = safe_load(out / "checkpoints" / "generator.pt")
+    assert gen["format"] == "agan-generator" and set(gen) >= {"config", "G"} and "opt_G" not in gen
+    # sample grid: rows = 2 val images, columns = input, A_1..A_N, O, clean
+    grid = Image.open(out / "samples" / "step_000002.png")
+    n_cols = 2 + (cfg.steps if variant == "AA+AD" else 0) + 1
+    assert grid.size == (n_cols * (32 + 2) + 2, 2 * (32 + 2) + 2)
+    log = (out / "train.log").read_text()
+    assert "RANDOM-INIT VGG16" in log and "val PSNR" in log
+
+
+def test_d_update_leaves_g_alone_and_vice_versa(tmp_path):
+    trainer = Trainer(tiny(), tmp_path / "run", False, False, False, *_single(), Pairs(), Pairs(2, seed=9))
+    batch = {k: torch.stack([Pairs()[i][k] for i in range(2)]) for k in ("rain", "clean", "mask")}
+    G0 = {k: v.clone() for k, v in trainer.G_bare.state_dict().items()}
+    D0 = {k: v.clone() for k, v in trainer.D_bare.state_dict().items()}
+    out = trainer.recipe.generate(trainer.G, batch)
+    terms = trainer.d_step(batch, out)
+    assert set(terms) == {"L_D", "L_map"}
+    assert all(torch.equal(v, G0[k]) for k, v in trainer.G_bare.state_dict().items())
+    assert any(not torch.equal(v, D0[k]) for k, v in trainer.D_bare.state_dict().items())
+    assert all(p.grad is None for p in trainer.G_bare.parameters())  # L_D sees O.detach()
+    D1 = {k: v.clone() for k, v in trainer.D_bare.state_dict().items()}
+    terms = trainer.g_step(batch, out, adversarial=True)
+    assert set(terms) == VARIANT_TERMS["AA+AD"] - {"L_D", "L_map"}
+    assert all(torch.equal(v, D1[k]) for k, v in trainer.D_bare.state_dict().items())
+    assert any(not torch.equal(v, G0[k]) for k, v in trainer.G_bare.state_dict().items())
+    assert all(p.requires_grad for p in trainer.D_bare.parameters())  # unfrozen again
+
+
+def _single():
+    from agan.distributed import DistInfo
+
+    return DistInfo(), torch.device("cpu")
+
+
+def test_resume_is_bit_exact(tmp_path):
+    # 6 items, batch 2: 3 steps per epoch, so the resumed half starts mid-epoch and crosses an epoch
+    cfg = tiny(iterations=5, log_every=2, val_every=0, ckpt_every=100, sample_every=0)
+    full = run(cfg, tmp_path / "full")
+    half = run(cfg.replace(iterations=2), tmp_path / "half")
+    assert half.step == 2
+    resumed = run(cfg, tmp_path / "half", resume=True)
+    assert resumed.step == 5
+    a, b = safe_load(full.checkpoint), safe_load(resumed.checkpoint)
+    for key in ("G", "D"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs after resume"
+    for key in ("opt_G", "opt_D"):
+        for pid, st in a[key]["state"].items():
+            for name, v in st.items():
+                assert torch.equal(v, b[key]["state"][pid][name])
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    # the resumed log continues where the first part stopped
+    steps = [r["step"] for r in rows(tmp_path / "half" / "metrics.jsonl") if r["split"] == "train"]
+    assert steps == [2, 4, 5]
+
+
+class _NaNRecipe(AganRecipe):
+    """L_P becomes NaN from the 4th generator update on."""
+
+    calls = 0
+
+    def g_loss(self, D, batch, out, adversarial):
+        L_G, terms = super().g_loss(D, batch, out, adversarial)
+        type(self).calls += 1
+        if type(self).calls >= 4:
+            terms["L_P"] = terms["L_P"] * float("nan")
+            L_G = L_G + terms["L_P"]
+        return L_G, terms
+
+
+class _SignalRecipe(AganRecipe):
+    """Sends SIGTERM to its own process during the 3rd generator update."""
+
+    calls = 0
+
+    def g_loss(self, D, batch, out, adversarial):
+        type(self).calls += 1
+        if type(self).calls == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().g_loss(D, batch, out, adversarial)
+
+
+def test_nan_stops_with_term_and_step_keeping_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setitem(RECIPES, "nan-test", _NaNRecipe)
+    _NaNRecipe.calls = 0
+    cfg = tiny(model="nan-test", iterations=8, log_every=3, ckpt_every=2, val_every=0, sample_every=0)
+    with pytest.raises(NonFiniteLossError, match=r"loss L_P became nan at step 4; .*last good checkpoint .*step 2"):
+        run(cfg, tmp_path / "run")
+    assert safe_load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
+
+
+def test_sigterm_saves_checkpoint_and_returns(tmp_path, monkeypatch):
+    monkeypatch.setitem(RECIPES, "signal-test", _SignalRecipe)
+    _SignalRecipe.calls = 0
+    before = signal.getsignal(signal.SIGTERM)
+    cfg = tiny(model="signal-test", iterations=50, log_every=10, ckpt_every=100, val_every=0, sample_every=0)
+    res = run(cfg, tmp_path / "run")
+    assert res.interrupted and res.step == 3
+    ck = safe_load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ck["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+
+
+def test_refuses_non_empty_or_different_run_dir(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty.*--resume.*--overwrite"):
+        run(tiny(val_every=0, sample_every=0), out)
+    res = run(tiny(val_every=0, sample_every=0), out, overwrite=True)
+    assert res.step == 2 and (out / "notes.txt").read_text() == "mine"  # only run files are replaced
+    with pytest.raises(FileExistsError, match="not empty"):
+        run(tiny(val_every=0, sample_every=0), out)
+    with pytest.raises(ValueError, match="different run.*variant"):
+        run(tiny(val_every=0, sample_every=0, variant="A"), out, resume=True)
+
+
+def test_cli_train_and_resume(tmp_path, monkeypatch, capsys):
+    import agan.train as T
+    from agan.cli import main
+
+    monkeypatch.setattr(T, "_dataset", lambda cfg, split: Pairs() if split == "train" else Pairs(2, seed=9))
+    out = tmp_path / "cli"
+    common = ["--set", "width=0.125", "--set", "steps=2", "--set", "crop_size=32", "--set", "batch_size=2",
+              "--set", "disc_pool=2", "--set", "val_every=2", "--set", "vgg_layers=[\"relu1_1\", \"relu1_2\"]", "--set", "log_every=1", "--no-progress"]
+    assert main(["train", "--preset", "cpu", "--variant", "A+D", "--iterations", "2", "--out", str(out), *common]) == 0
+    assert main(["train", "--variant", "A+D", "--iterations", "2", "--out", str(out), *common]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--iterations", "3", "--no-progress"]) == 0
+    cfg = Config.load(out / "config.json")
+    assert (cfg.variant, cfg.iterations, cfg.width) == ("A+D", 3, 0.125)
+    assert safe_load(out / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_cli_optimizer_recipe_and_help():
+    import argparse
+
+    from agan.cli.train import add_arguments, build_config
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg, out = build_config(p.parse_args(["--preset", "paper", "--optimizer", "rmsprop", "--iterations", "1000"]))
+    assert (cfg.optimizer, cfg.lr_g, cfg.lr_d, cfg.pretrain_steps) == ("rmsprop", 2e-5, 1e-5, 100)
+    assert out.name == "paper-AA+AD-s0" and cfg.crop_size == 224
+    cfg, _ = build_config(p.parse_args(["--optimizer", "rmsprop", "--set", "lr_g=1e-4", "--set", "pretrain_steps=0"]))
+    assert (cfg.name, cfg.lr_g, cfg.lr_d, cfg.pretrain_steps) == ("cpu", 1e-4, 1e-5, 0)
