@@ -468,40 +468,72 @@ def _noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
     return np.clip(np.asarray(small.resize((w, h), Image.BICUBIC)), 0, 1)
 
 
+def _fractal(rng: np.random.Generator, h: int, w: int, base: int, octaves: int = 4) -> np.ndarray:
+    """Multi-octave value noise in about [0, 1]: ``base`` cells, each octave twice finer, half as strong."""
+    out, amp, total = np.zeros((h, w), np.float32), 1.0, 0.0
+    for o in range(octaves):
+        out += amp * _noise(rng, h, w, base * 2 ** o)
+        total += amp
+        amp *= 0.5
+    return out / total
+
+
 def procedural_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A street-like scene: sky gradient, buildings with windows, trees, ground texture. (h, w, 3) uint8."""
+    """A street-like scene: sky, buildings with windows, trees, poles, cars, road and textured ground.
+    (h, w, 3) uint8.  Cheap and cartoonish, but full of edges and colours for the drops to refract."""
     yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    y1 = yy[..., 0]
+    xx = np.arange(w)[None, :]
     horizon = rng.uniform(0.35, 0.7)
-    sky_top = rng.uniform([0.25, 0.4, 0.6], [0.7, 0.8, 1.0]).astype(np.float32)
-    sky_bot = np.clip(sky_top + rng.uniform(0.15, 0.35), 0, 1).astype(np.float32)
+    hy = int(horizon * h)
+    if rng.random() < 0.6:  # blue sky
+        sky_top = np.array([0.35, 0.55, 0.85], np.float32) * rng.uniform(0.8, 1.1)
+    else:  # overcast
+        sky_top = np.full(3, rng.uniform(0.55, 0.85), np.float32) * np.array([0.97, 0.99, 1.03], np.float32)
+    sky_bot = np.clip(sky_top + rng.uniform(0.1, 0.3), 0, 1).astype(np.float32)
     img = sky_top + (sky_bot - sky_top) * np.clip(yy / horizon, 0, 1)  # (h, 1, 3)
     img = np.broadcast_to(img, (h, w, 3)).copy()
-    img += 0.05 * (_noise(rng, h, w, 6)[..., None] - 0.5)  # clouds
-    xx = np.arange(w)[None, :]
-    hy = int(horizon * h)
-    for _ in range(rng.integers(2, 8)):  # buildings
-        bx0, bw = int(rng.uniform(-0.1, 0.95) * w), int(rng.uniform(0.1, 0.4) * w)
-        top = int(rng.uniform(0.05, horizon - 0.05) * h)
-        col = rng.uniform(0.2, 0.85, 3).astype(np.float32) * rng.uniform(0.7, 1.0)
-        img[top:hy, max(bx0, 0):max(bx0 + bw, 0)] = col
-        sx, sy = max(int(rng.uniform(0.02, 0.06) * w), 3), max(int(rng.uniform(0.03, 0.08) * h), 3)
+    img += (0.12 * (_fractal(rng, h, w, 3, 3) - 0.5))[..., None]  # clouds
+    for _ in range(rng.integers(2, 9)):  # buildings with a window grid
+        bx0, bw = int(rng.uniform(-0.1, 0.95) * w), int(rng.uniform(0.08, 0.4) * w)
+        top = int(rng.uniform(0.02, horizon - 0.05) * h)
+        col = (rng.uniform(0.3, 0.9) * (1 + rng.uniform(-0.15, 0.15, 3))).astype(np.float32)
+        x0, x1 = min(max(bx0, 0), w), min(max(bx0 + bw, 0), w)
+        if x1 > x0 and hy > top:
+            img[top:hy, x0:x1] = col * (0.85 + 0.3 * _noise(rng, hy - top, x1 - x0, 6)[..., None])
+        sx, sy = max(int(rng.uniform(0.015, 0.05) * w), 3), max(int(rng.uniform(0.025, 0.07) * h), 3)
         yy_b = np.arange(top, hy)[:, None]
         win = ((xx - bx0) % sx < sx * 0.55) & ((yy_b - top) % sy < sy * 0.5) & (xx >= bx0) & (xx < bx0 + bw)
-        img[top:hy][win] = rng.uniform(0.05, 0.45) + 0.3 * rng.random(3).astype(np.float32) * 0.3
-    g = rng.uniform([0.25, 0.3, 0.15], [0.6, 0.6, 0.5]).astype(np.float32)  # ground: grass, road, earth
-    tex = _noise(rng, h, w, 40)[..., None] * 0.25 + _noise(rng, h, w, 8)[..., None] * 0.2
-    ground = g * (0.75 + tex) * (0.8 + 0.4 * (yy - horizon) / max(1 - horizon, 1e-3))
-    img[hy:] = ground[hy:]
-    if rng.random() < 0.5:  # road
-        cxr, wr = rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.3)
-        road = (np.abs(xx / w - cxr) < wr * (yy[..., 0] - horizon) / max(1 - horizon, 1e-3) + 0.01) & (yy[..., 0] > horizon)
-        img[road] = np.float32(rng.uniform(0.3, 0.6)) * (0.9 + 0.2 * tex[road])
-    trees = _noise(rng, h, w, int(rng.integers(4, 12)))  # foliage blobs near the horizon
-    band = np.exp(-((yy[..., 0] - horizon + 0.1) / 0.2) ** 2)
-    leaf = (trees * band) > rng.uniform(0.35, 0.6)
-    fol = rng.uniform([0.05, 0.2, 0.03], [0.3, 0.55, 0.2]).astype(np.float32)
-    img[leaf] = fol * (0.6 + 0.8 * _noise(rng, h, w, 60)[leaf][:, None])
-    img += rng.normal(0, 0.01, (h, w, 1)).astype(np.float32)  # sensor noise
+        img[top:hy][win] = rng.uniform(0.05, 0.5) + 0.25 * rng.random(3).astype(np.float32)
+    kind = rng.integers(3)  # ground: grass, asphalt/paving, earth
+    g = [np.array([0.3, 0.5, 0.15]), np.array([0.45, 0.45, 0.45]), np.array([0.5, 0.38, 0.25])][kind]
+    g = (g * rng.uniform(0.7, 1.2) * (1 + rng.uniform(-0.1, 0.1, 3))).astype(np.float32)
+    tex = _fractal(rng, h, w, 16, 4)[..., None]
+    depth = np.clip((yy - horizon) / max(1 - horizon, 1e-3), 0, 1)
+    img[hy:] = (g * (0.55 + 0.9 * tex) * (0.8 + 0.4 * depth))[hy:]
+    if rng.random() < 0.6:  # road in perspective, with a dashed centre line
+        cxr, wr = rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.4)
+        road = (np.abs(xx / w - cxr) < wr * depth[..., 0] + 0.01) & (y1 > horizon)
+        grey = np.float32(rng.uniform(0.3, 0.55))
+        img[road] = grey * (0.85 + 0.3 * tex[road])
+        dash = road & (np.abs(xx / w - cxr) < 0.004 + 0.01 * depth[..., 0]) & ((depth[..., 0] * 12) % 1 < 0.5)
+        img[dash] = np.float32(0.9)
+    for _ in range(rng.integers(0, 6)):  # poles
+        px, pw = int(rng.uniform(0, w)), max(int(rng.uniform(0.004, 0.012) * w), 1)
+        ptop = int(rng.uniform(0.05, horizon) * h)
+        img[ptop:hy + int(0.05 * h), px:px + pw] = rng.uniform(0.1, 0.5)
+    for _ in range(rng.integers(0, 4)):  # cars on the horizon: a body and a darker cabin
+        cxp, cw = int(rng.uniform(0, w)), int(rng.uniform(0.08, 0.18) * w)
+        ch, base = int(cw * 0.35), hy + int(rng.uniform(0.0, 0.08) * h)
+        col = rng.uniform(0.05, 0.9, 3).astype(np.float32)
+        img[max(base - ch // 2, 0):base, cxp:cxp + cw] = col
+        img[max(base - ch, 0):max(base - ch // 2, 0), cxp + cw // 5:cxp + 4 * cw // 5] = col * 0.35
+    trees = _fractal(rng, h, w, int(rng.integers(4, 10)), 3)  # foliage near the horizon
+    band = np.exp(-((y1 - horizon + 0.1) / 0.22) ** 2)
+    leaf = (trees * band) > rng.uniform(0.3, 0.5)
+    fol = (np.array([0.15, 0.35, 0.08]) * rng.uniform(0.6, 1.4) * (1 + rng.uniform(-0.2, 0.2, 3))).astype(np.float32)
+    img[leaf] = fol * (0.4 + 1.2 * _fractal(rng, h, w, 24, 3)[leaf][:, None])
+    img += rng.normal(0, 0.012, (h, w, 1)).astype(np.float32)  # sensor noise
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 

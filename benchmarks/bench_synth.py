@@ -17,11 +17,11 @@ import time
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from agan.data import SyntheticRaindrops  # noqa: E402
-from agan.synth import N_PROCEDURAL, _default_source, _procedural_bank, make_pair  # noqa: E402
+from agan.data import SyntheticRaindrops
+from agan.synth import N_PROCEDURAL, _default_source, _procedural_bank, make_pair
 
 
 def main() -> None:
