@@ -210,10 +210,12 @@ def _mean_sq_radius(lo: float, hi: float, k: float) -> float:
 def _disk_fft(radius: float, shape: tuple[int, int]) -> np.ndarray:
     """rfft2 of an anti-aliased, normalised disk kernel of ``radius`` px, centred at (0, 0) with wrap."""
     h, w = shape
-    yy = np.minimum(np.arange(h), h - np.arange(h))[:, None]
-    xx = np.minimum(np.arange(w), w - np.arange(w))[None, :]
-    k = np.clip(radius + 0.5 - np.hypot(yy, xx), 0.0, 1.0).astype(np.float32)
-    return sp_fft.rfft2(k / k.sum())
+    r = int(math.ceil(radius + 0.5))
+    d = np.arange(-r, r + 1)
+    patch = np.clip(radius + 0.5 - np.hypot(d[:, None], d[None, :]), 0.0, 1.0).astype(np.float32)
+    k = np.zeros((h, w), np.float32)
+    k[np.ix_(d % h, d % w)] = patch / patch.sum()  # the canvas is always wider than the kernel
+    return sp_fft.rfft2(k)
 
 
 def _defocus(layer: np.ndarray, radii: list[float]) -> list[np.ndarray]:
