@@ -65,7 +65,26 @@ Range = tuple[float, float]
 class SynthParams:
     """Physical parameters of the raindrop renderer.  Each ``(lo, hi)`` range is sampled uniformly
     once per image (``radius_mm`` per drop, from a power law); give ``(v, v)`` to fix a value.
-    Defaults are tuned toward the real Raindrop train pairs (see ``agan.calibrate``)."""
+    Defaults are tuned toward the real Raindrop train pairs (see ``agan.calibrate``).
+
+    coverage           expected fraction of the glass covered by drops (Boolean model, before merging)
+    radius_mm          footprint radius a of a drop on the glass, mm
+    size_exponent      k of p(a) ~ a^-k: many small drops, few large ones
+    contact_angle_deg  tau, angle between glass and cap at the footprint edge (steeper = more TIR rim)
+    merge_prob         probability that a drop has 1-3 merged satellites (irregular footprints)
+    glass_mm           d_g, distance from the lens to the glass along the optical axis, mm
+    tilt_deg           psi, tilt of the pane about the x axis (0 = upright window, ~35 = windshield)
+    focal_mm           35 mm-equivalent focal length; field of view = 2 atan(18 / focal_mm)
+    frame_px           width of the camera frame in px; the output is a crop of it (None = the output)
+    f_number           35 mm-equivalent f-number N; aperture q = f / N; smaller = blurrier drops
+    focus_m            focus distance S, m (the scene is sharp, the drops are not)
+    scene_m            depth of the fronto-parallel scene plane that the background shows, m
+    drop_gain          brightness gain of the light gathered by a drop
+    tir_brightness     fraction of the background that a totally-internally-reflecting pixel shows
+    haze               veil of the wet glass: I <- (1 - h) I + h * haze colour
+    exposure           global gain of the rainy shot relative to the clean one
+    n_water, max_drops refractive index of water; safety cap on drops per image
+    """
 
     coverage: Range = (0.2, 0.5)  # expected fraction of the glass covered by drops (Boolean model)
     radius_mm: Range = (1.0, 6.0)  # footprint radius a of one drop, mm

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "DIR/data/N_rain.png, DIR/gt/N_clean.png (the Raindrop dataset layout, readable by "
                     "training with --data DIR), DIR/mask/N_mask.png (binary drop footprint) and "
                     "DIR/params.json (global and per-image sampled parameters). Pair i depends only on "
-                    "(seed, i): it equals item i of the on-the-fly synthetic training set.")
+                    "(seed, i, size, parameters, backgrounds): it equals item i of the on-the-fly "
+                    "synthetic training set made with the same values.")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (must be empty or new)")
     p.add_argument("--n", type=int, default=100, metavar="N", help="number of pairs (default 100)")
     p.add_argument("--size", default="224", metavar="S|HxW", help="image size: S (square) or HxW, "
