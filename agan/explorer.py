@@ -73,9 +73,9 @@ def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
     h, w = image.shape[:2]
     if max(h, w) > max_side:
         s = max_side / max(h, w)
-        image = np.asarray(Image.fromarray(image).resize((max(4, round(w * s)), max(4, round(h * s))),
+        image = np.array(Image.fromarray(image).resize((max(4, round(w * s)), max(4, round(h * s))),
                                                           Image.Resampling.LANCZOS))
-    return crop_to_multiple(image, 4)
+    return np.ascontiguousarray(crop_to_multiple(image, 4))
 
 
 def load_example(name: str, size: int = 128, seed: int = 0, params: Any = None

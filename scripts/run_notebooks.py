@@ -62,10 +62,19 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def notebook_parameters(path: Path) -> dict:
-    """The names (and defaults) of a notebook's ``parameters`` cell, via papermill's inspector."""
-    import papermill as pm
+    """Name -> default of a notebook's ``parameters`` cell (NAME = literal lines, read with ast)."""
+    import ast
 
-    return {name: info for name, info in pm.inspect_notebook(str(path)).items()}
+    nb = json.loads(path.read_text())
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path.name}: expected one cell tagged 'parameters', found {len(cells)}")
+    src = cells[0]["source"]
+    out = {}
+    for stmt in ast.parse("".join(src) if isinstance(src, list) else src).body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            out[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+    return out
 
 
 def plan(params: dict, notebooks: list[Path], overrides: dict, only: list[str] | None) -> list[tuple[Path, dict, int]]:

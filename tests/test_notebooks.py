@@ -1,0 +1,139 @@
+"""The notebooks as stored in git, the papermill runner's plan, and one papermill run with injected
+parameters. (Every notebook is also *executed* by nbval: ``make test`` runs
+``pytest --nbval-lax notebooks/`` at each notebook's default cheap parameters.)
+
+Stored means stripped: no outputs, no execution counts, no widget state, no papermill metadata
+(``nbstripout notebooks/*.ipynb`` before committing).
+"""
+
+import ast
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
+EXPECTED = ["00_quickstart", "01_raindrop_formation", "02_attention_maps", "03_autoencoder_and_losses",
+            "04_training", "05_ablations", "06_figures", "07_explorer"]
+NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+COLAB = "https://colab.research.google.com/github/agan-kit/agan/blob/main/notebooks/{}.ipynb"
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _source(cell: dict) -> str:
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _parameters_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def _run_notebooks_module():
+    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "scripts" / "run_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["run_notebooks"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_notebook_is_there():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_stripped(path):
+    nb = _load(path)
+    assert "widgets" not in nb["metadata"], f"{path.name}: widget state stored (run nbstripout)"
+    assert "papermill" not in nb["metadata"], f"{path.name}: papermill metadata stored (commit the source, "\
+        "not notebooks/executed/)"
+    for i, cell in enumerate(nb["cells"]):
+        meta = cell.get("metadata", {})
+        assert "execution" not in meta and "papermill" not in meta, f"{path.name} cell {i}: execution metadata"
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"{path.name} cell {i}: outputs stored (run nbstripout)"
+            assert cell["execution_count"] is None, f"{path.name} cell {i}: execution count stored"
+        assert "injected-parameters" not in meta.get("tags", []), f"{path.name}: papermill-injected cell stored"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_structure(path):
+    nb = _load(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    first = nb["cells"][0]
+    assert first["cell_type"] == "markdown"
+    assert COLAB.format(path.stem) in _source(first), f"{path.name}: Colab badge missing or pointing elsewhere"
+
+    params = _parameters_cells(nb)
+    assert len(params) == 1, f"{path.name}: expected exactly one cell tagged 'parameters', found {len(params)}"
+    tree = ast.parse(_source(params[0]))
+    values = {}
+    for stmt in tree.body:  # literal-only: NAME = <literal>
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), \
+            f"{path.name}: parameters cell may only hold NAME = literal lines, found {ast.dump(stmt)[:80]}"
+        values[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+    assert values.get("DEVICE") == "auto"
+    assert values.get("PRESET", "cpu") == "cpu"
+    rn = _run_notebooks_module()
+    assert rn.notebook_parameters(path) == values
+    pm = pytest.importorskip("papermill")  # `papermill --help-notebook` must see the same names
+    assert set(pm.inspect_notebook(str(path))) == set(values)
+
+    code = [_source(c) for c in nb["cells"] if c["cell_type"] == "code"]
+    install = [s for s in code if "pip" in s]
+    assert install and all('"google.colab" in sys.modules' in s for s in install), \
+        f"{path.name}: the install cell must only act on Colab"
+    for src in code:
+        tree = ast.parse(src)  # valid Python: no shell escapes or magics
+        for node in ast.walk(tree):  # thin drivers: models live in agan, not in notebooks
+            assert not isinstance(node, ast.ClassDef), f"{path.name}: class {node.name} defined in a notebook"
+            assert not (isinstance(node, ast.FunctionDef) and node.name == "forward"), f"{path.name}: forward()"
+
+
+def test_runner_plans_both_parameter_files():
+    rn = _run_notebooks_module()
+    notebooks = rn.discover()
+    for name in ("cpu", "paper"):
+        params = rn.load_params(ROOT / "params" / f"{name}.yaml")
+        jobs = rn.plan(params, notebooks, {}, None)
+        assert sorted(nb.stem for nb, _, _ in jobs) == EXPECTED
+        for nb, injected, timeout in jobs:
+            assert injected["PRESET"] == name and injected["DEVICE"] == "auto" and timeout > 0
+        train = next(j for j in jobs if j[0].stem == "04_training")
+        assert train[1]["RUN_DIR"] == f"../runs/{name}"
+
+
+def test_runner_rejects_unknown_parameters(tmp_path):
+    rn = _run_notebooks_module()
+    params = rn.load_params(ROOT / "params" / "cpu.yaml")
+    with pytest.raises(ValueError, match="NOT_A_PARAMETER"):
+        rn.plan(params, rn.discover(), {"NOT_A_PARAMETER": 1}, None)
+    bad = {**params, "notebooks": {"02_attention_maps": {"SIZ": 64}}}
+    with pytest.raises(ValueError, match="'SIZ' is not in its parameters cell"):
+        rn.plan(bad, rn.discover(), {}, None)
+    (tmp_path / "p.yaml").write_text("commn: {}\n")
+    with pytest.raises(ValueError, match="unknown top-level keys"):
+        rn.load_params(tmp_path / "p.yaml")
+
+
+def test_papermill_injects_parameters(tmp_path, monkeypatch):
+    """Run 02_attention_maps through papermill with non-default parameters and check they took effect."""
+    pm = pytest.importorskip("papermill")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel inherits it: tiny tensors, shared cores
+    src = NB_DIR / "02_attention_maps.ipynb"
+    out = tmp_path / "02_executed.ipynb"
+    pm.execute_notebook(str(src), str(out), parameters={"SIZE": 48, "FIT_STEPS": 3, "RUN_DIR": "nowhere"},
+                        kernel_name="python3", cwd=str(NB_DIR), progress_bar=False, execution_timeout=300)
+    nb = _load(out)
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1 and "SIZE = 48" in _source(injected[0])
+    text = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                   for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+    assert "image 48x48" in text  # the notebook reports the size it really ran at
+    assert "fitting A_1..A_4 to M for 3 steps" in text
