@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # subcommand modules, in the order ``agan --help`` lists them
-COMMANDS = ["info", "train", "eval", "derain", "synth"]
+COMMANDS = ["info", "train", "eval", "derain", "synth", "ablate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,371 @@
+"""Table 1 from one call: train the six rows under one budget, evaluate them, tabulate mean ± std.
+
+Reference: Qian et al., CVPR 2018, Table 1 (SPEC 5): Eigen13, Pix2Pix, A, A+D, A+AD, AA+AD on
+Raindrop test_a, PSNR / SSIM with the authors' protocol (SPEC 6, ``agan.evaluate``).
+
+    from agan.ablate import run_ablation
+    table = run_ablation("cpu", seeds=3, out_dir="runs/ablation-cpu")   # -> AblationTable
+    print(table.markdown)                                               # paper | kit mean ± std
+
+Every row is the same ``agan.train.train`` call on the same preset, data, iteration count and
+seeds; only ``cfg.model`` / ``cfg.variant`` differ. Each row is scored on one held-out split:
+a synthetic set rendered once into ``out_dir/heldout`` (seed ``HELDOUT_SEED``, never used for
+training or validation) unless ``test`` names a folder (Raindrop ``test_a``: ``{data,gt}``, or
+a dataset root holding ``test_a/``). The identity baseline (the rainy input scored as is) is
+the extra row "input".
+
+Layout of ``out_dir`` (resumable row by row and seed by seed):
+    heldout/{data,gt}/ + heldout.json         the synthetic held-out split (when no ``test``)
+    <row>/s<seed>/train/                      the trainer's run folder (checkpoints, metrics, samples)
+    <row>/s<seed>/results.json                PSNR / SSIM of that run; present = finished, not redone
+    <row>/s<seed>/per_image.csv               per-image scores
+    table1.csv, table1.md, ablation.json      the table (paper beside kit), and everything in one file
+An interrupted run resumes from its last checkpoint; a finished row/seed is skipped when its
+results.json holds the same config (a larger ``iterations`` continues training from the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+
+__all__ = [
+    "HELDOUT_SEED",
+    "ROWS",
+    "AblationTable",
+    "make_heldout",
+    "order_agreement",
+    "row_config",
+    "run_ablation",
+    "summarise",
+]
+
+# Table 1 rows -> (cfg.model, cfg.variant or None for the preset's)
+ROWS: dict[str, tuple[str, str | None]] = {
+    "Eigen13": ("eigen13", None),
+    "Pix2Pix": ("pix2pix", None),
+    "A": ("agan", "A"),
+    "A+D": ("agan", "A+D"),
+    "A+AD": ("agan", "A+AD"),
+    "AA+AD": ("agan", "AA+AD"),
+}
+HELDOUT_SEED = 20_180_618  # synthetic held-out split: a seed of its own (CVPR 2018 opened June 18)
+# held-out split per preset: (number of pairs, HxW); the paper preset mirrors test_a (58 pairs, 480x720)
+HELDOUT = {"cpu": (24, (96, 144)), "paper": (58, (480, 720))}
+# config keys whose change a finished row survives by training on (its checkpoint continues)
+_CONTINUABLE = {"iterations", "device", "precision", "num_workers", "log_every", "val_every", "ckpt_every",
+                "sample_every"}
+
+
+def _slug(row: str) -> str:
+    return row.replace("+", "_")
+
+
+def _seeds(seeds: int | list[int]) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"seeds must be a count or a list of distinct integers, got {seeds!r}")
+    return out
+
+
+def row_config(preset: str, row: str, seed: int, *, iterations: int | None = None, data: str | None = None,
+               overrides: list[str] | dict[str, Any] | None = None, device: str | None = None) -> Config:
+    """The config of one Table 1 row: the preset, the shared overrides, then the row's model/variant."""
+    if row not in ROWS:
+        raise ValueError(f"unknown Table 1 row {row!r}; rows: {', '.join(ROWS)}")
+    cfg = Config.preset(preset)
+    if overrides:
+        cfg = cfg.override(overrides)
+    model, variant = ROWS[row]
+    changes: dict[str, Any] = {"model": model, "seed": seed}
+    if variant is not None:
+        changes["variant"] = variant
+    if iterations is not None:
+        if iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {iterations}")
+        changes["iterations"] = iterations
+    if data is not None:
+        changes["data"] = str(data)
+    if device is not None:
+        changes["device"] = device
+    return cfg.replace(**changes)
+
+
+# ----------------------------------------------------------------------------------------------
+# the held-out split
+# ----------------------------------------------------------------------------------------------
+
+
+def make_heldout(folder: str | Path, count: int, size: tuple[int, int], seed: int = HELDOUT_SEED,
+                 synth: dict[str, Any] | None = None, backgrounds: str | None = None,
+                 progress: bool = True) -> Path:
+    """Render ``count`` synthetic pairs of ``size`` (H, W) into ``folder/{data,gt}`` with
+    ``agan.data.write_synthetic`` (same renderer, synthesiser overrides and backgrounds as training),
+    once: a folder whose heldout.json holds the same spec is reused; another spec is an error."""
+    from .data import write_synthetic
+    from .synth import SynthParams
+
+    folder = Path(folder)
+    spec = {"seed": seed, "count": count, "size": list(size), "kind": "synthetic", "synth": synth or {},
+            "backgrounds": backgrounds}
+    meta = folder / "heldout.json"
+    if meta.is_file():
+        old = json.loads(meta.read_text())
+        if old != spec:
+            raise FileExistsError(f"{folder} holds another held-out split ({old}); wanted {spec}: "
+                                  "use --overwrite or another --out")
+        return folder
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty and has no heldout.json; remove it or choose another --out")
+    params = SynthParams.from_dict(synth) if synth else None
+    write_synthetic(folder, count, tuple(size), seed, params=params, backgrounds=backgrounds, progress=progress)
+    meta.write_text(json.dumps(spec) + "\n")
+    return folder
+
+
+def _test_root(test: str | Path) -> tuple[Path, list[str] | None]:
+    """A ``{data,gt}`` folder as is; a dataset root holding test_a uses test_a only."""
+    root = Path(test)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: test folder not found (expected data/ and gt/, or a root with test_a/)")
+    if (root / "data").is_dir() and (root / "gt").is_dir():
+        return root, None
+    if (root / "test_a" / "data").is_dir():
+        return root, ["test_a"]
+    raise FileNotFoundError(f"{root}: expected data/ and gt/ folders, or a Raindrop root holding test_a/")
+
+
+# ----------------------------------------------------------------------------------------------
+# the table
+# ----------------------------------------------------------------------------------------------
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return None, None
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else None)
+
+
+def summarise(results: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    """{row: [results.json of each seed]} -> {row: {psnr, psnr_std, ssim, ssim_std, n_seeds, ...}}
+    (sample std over seeds; None with one seed), plus the "input" row (identity baseline)."""
+    measured: dict[str, dict[str, Any]] = {}
+    for row, runs in results.items():
+        if not runs:
+            continue
+        p, p_sd = _mean_std([r["psnr"] for r in runs])
+        s, s_sd = _mean_std([r["ssim"] for r in runs])
+        measured[row] = {"psnr": p, "psnr_std": p_sd, "ssim": s, "ssim_std": s_sd, "n_seeds": len(runs),
+                         "seeds": [r["seed"] for r in runs],
+                         "train_time_s": sum(r.get("train_time_s", 0.0) for r in runs)}
+    inputs = [r for runs in results.values() for r in runs if r.get("input_psnr") is not None]
+    if inputs:
+        measured["input"] = {"psnr": inputs[0]["input_psnr"], "ssim": inputs[0]["input_ssim"], "n_seeds": 0}
+    return measured
+
+
+def order_agreement(measured: dict[str, dict[str, Any]], metric: str = "psnr") -> tuple[int, int]:
+    """Pairs of Table 1 rows ordered as in the paper by ``metric``: (agreeing pairs, compared pairs)."""
+    from .viz import PAPER_TABLE1
+
+    k = 0 if metric == "psnr" else 1
+    rows = [r for r in PAPER_TABLE1 if r in measured and measured[r].get(metric) is not None]
+    agree = total = 0
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            paper = PAPER_TABLE1[a][k] - PAPER_TABLE1[b][k]
+            if paper == 0:
+                continue
+            total += 1
+            agree += (measured[a][metric] - measured[b][metric]) * paper > 0
+    return agree, total
+
+
+@dataclass
+class AblationTable:
+    """The outcome of :func:`run_ablation`. ``measured``: {row: {psnr, psnr_std, ssim, ssim_std, ...}};
+    ``runs``: every row/seed's results.json; ``markdown`` is printable (and rendered by notebooks)."""
+
+    measured: dict[str, dict[str, Any]]
+    runs: dict[str, list[dict]]
+    markdown: str
+    csv_path: Path
+    md_path: Path
+    json_path: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict]:
+        from .viz import table1_rows
+
+        return table1_rows(self.measured)
+
+    def __str__(self) -> str:
+        return self.markdown
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+
+def _note(info: dict[str, Any], measured: dict[str, dict[str, Any]]) -> str:
+    a_p, t_p = order_agreement(measured, "psnr")
+    a_s, t_s = order_agreement(measured, "ssim")
+    seeds = info["seeds"]
+    lines = [(f"Table 1 (Qian et al., CVPR 2018) beside the kit: preset `{info['preset']}`, "
+              f"{info['iterations']} iterations per run, seeds {seeds} (kit: mean ± sample std over seeds), "
+              f"held-out split `{info['test']}` ({info['test_kind']}); protocol: {info['protocol']}."),
+             (f"Paper numbers are on Raindrop test_a at full budget; kit numbers on the split above at this "
+              f"budget. Pairs of rows ordered as in the paper: PSNR {a_p}/{t_p}, SSIM {a_s}/{t_s}.")]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# the driver
+# ----------------------------------------------------------------------------------------------
+
+
+def _config_diff(a: dict, b: dict) -> list[str]:
+    norm = lambda v: json.loads(json.dumps(v))
+    return sorted(k for k in set(a) | set(b) if norm(a.get(k)) != norm(b.get(k)))
+
+
+def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, overwrite: bool, progress: bool,
+             log: Callable[[str], None]) -> dict:
+    """Train (or resume) one row/seed and score it; returns (and writes) its results.json."""
+    import shutil
+
+    from .evaluate import evaluate_model
+    from .train import train
+
+    res_path, train_dir = run_dir / "results.json", run_dir / "train"
+    if res_path.is_file():
+        old = json.loads(res_path.read_text())
+        diff = _config_diff(old.get("config", {}), cfg.to_dict())
+        if not diff:
+            log(f"{row} seed {cfg.seed}: done already ({res_path}), PSNR {old['psnr']:.2f} SSIM {old['ssim']:.4f}")
+            return old
+        if not overwrite and not set(diff) <= _CONTINUABLE:
+            raise FileExistsError(f"{res_path} holds a result for another config (differs in {', '.join(diff)}); "
+                                  "use --overwrite to retrain it, or another --out")
+        res_path.unlink()  # a longer (or re-placed) run of the same model: the checkpoint continues
+    if overwrite and train_dir.exists():
+        shutil.rmtree(train_dir)
+    has_ckpt = (train_dir / "checkpoints" / "last.pt").is_file()
+    t0 = time.perf_counter()
+    # resume=True continues an interrupted run; a folder without a checkpoint holds nothing to keep
+    result = train(cfg, train_dir, resume=True, overwrite=not has_ckpt, progress=progress)
+    train_time = time.perf_counter() - t0
+    if result.interrupted:
+        raise KeyboardInterrupt
+    if result.step != cfg.iterations:
+        raise ValueError(f"{train_dir} holds a run of {result.step} steps, not the {cfg.iterations} asked for; "
+                         "use --overwrite to retrain it, or another --out")
+    t1 = time.perf_counter()
+    ev = evaluate_model(result.generator, test_root, splits=splits, device=cfg.device, progress=progress)
+    m = ev.means()
+    ev.to_csv(run_dir / "per_image.csv")
+    out = {"row": row, "model": cfg.model, "variant": cfg.variant if cfg.model == "agan" else None,
+           "seed": cfg.seed, "steps": result.step, "psnr": m["psnr"], "ssim": m["ssim"], "n_images": m["n"],
+           "input_psnr": m["input_psnr"], "input_ssim": m["input_ssim"], "test": str(test_root),
+           "protocol": ev.protocol, "train_time_s": train_time, "eval_time_s": time.perf_counter() - t1,
+           "val": result.val, "config": cfg.to_dict()}
+    tmp = res_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    tmp.replace(res_path)
+    log(f"{row} seed {cfg.seed}: PSNR {out['psnr']:.2f} dB, SSIM {out['ssim']:.4f} "
+        f"(input {out['input_psnr']:.2f} / {out['input_ssim']:.4f}); trained in {train_time:.0f} s")
+    return out
+
+
+def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str | Path = "runs/ablation", *,
+                 rows: list[str] | None = None, data: str | None = None, test: str | None = None,
+                 iterations: int | None = None, overrides: list[str] | dict[str, Any] | None = None,
+                 device: str | None = None, heldout_count: int | None = None,
+                 heldout_size: tuple[int, int] | None = None, overwrite: bool = False, progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> AblationTable:
+    """Train and evaluate the Table 1 rows (default all six) for each seed, write the table, return it.
+
+    preset: "cpu" | "paper"; seeds: a count (0..n-1) or a list; data: training folder (default the
+    preset's, synthetic); test: held-out folder (Raindrop test_a) or None for the synthetic held-out
+    split (``heldout_count`` pairs of ``heldout_size``; defaults in ``HELDOUT``); iterations and
+    ``overrides`` ("key=value" strings or a dict) apply to every row alike. ``overwrite`` retrains
+    finished rows. Re-running the same call skips what is done.
+    """
+    log = log or _print
+    rows = list(rows) if rows else list(ROWS)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown Table 1 row(s) {', '.join(unknown)}; rows: {', '.join(ROWS)}")
+    seed_list = _seeds(seeds)
+    out = Path(out_dir)
+    cfgs = {(r, s): row_config(preset, r, s, iterations=iterations, data=data, overrides=overrides, device=device)
+            for r in rows for s in seed_list}  # validates every config before any training starts
+    if test is not None:
+        test_root, splits = _test_root(test)
+        test_kind = "folder"
+    else:
+        count, size = HELDOUT.get(preset, HELDOUT["cpu"])
+        count, size = heldout_count or count, tuple(heldout_size or size)
+        heldout = out / "heldout"
+        first = next(iter(cfgs.values()))
+        synth, backgrounds = first.extra.get("synth") or None, first.extra.get("backgrounds")
+        if overwrite and heldout.is_dir():
+            import shutil
+
+            shutil.rmtree(heldout)  # re-rendered below (deterministic: same spec, same bytes)
+        test_root = make_heldout(heldout, count, size, synth=synth, backgrounds=backgrounds, progress=progress)
+        splits = None
+        test_kind = f"synthetic, {count} pairs of {size[0]}x{size[1]}, seed {HELDOUT_SEED}"
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[dict]] = {r: [] for r in rows}
+    t0 = time.perf_counter()
+    jobs = [(r, s) for r in rows for s in seed_list]
+    for k, (r, s) in enumerate(jobs, 1):
+        log(f"[{k}/{len(jobs)}] {r} seed {s}")
+        results[r].append(_run_one(cfgs[(r, s)], r, out / _slug(r) / f"s{s}", test_root, splits, overwrite,
+                                   progress, log))
+    first = next(iter(cfgs.values()))
+    protocol = "crop to a multiple of 4, clip-and-round to uint8, Y = 0.299 R + 0.587 G + 0.114 B, " \
+               "PSNR (range 255) and SSIM (7x7 uniform window) on Y"
+    info = {"preset": preset, "rows": rows, "seeds": seed_list, "iterations": first.iterations, "test": str(test_root),
+            "test_kind": test_kind, "protocol": protocol, "wall_time_s": time.perf_counter() - t0,
+            "train_time_s": sum(x.get("train_time_s", 0.0) for v in results.values() for x in v)}
+    return _write_table(results, info, out)
+
+
+def _write_table(results: dict[str, list[dict]], info: dict[str, Any], out: Path) -> AblationTable:
+    from .viz import table1_markdown, write_table1
+
+    measured = summarise(results)
+    note = _note(info, measured)
+    csv_path, md_path = write_table1(measured, out, kit_label="kit", note=note)
+    cost = ["| row | seeds | training time per seed (s) |", "|---|---|---|"]
+    for row, m in measured.items():
+        if row != "input":
+            cost.append(f"| {row} | {m['n_seeds']} | {m['train_time_s'] / max(1, m['n_seeds']):.0f} |")
+    markdown = (note + "\n\n" + table1_markdown(measured, kit_label="kit") + "\n" + "\n".join(cost) + "\n"
+                + f"\nTotal wall time of this call: {info['wall_time_s']:.0f} s (finished rows are not retrained).\n")
+    md_path.write_text(markdown)
+    json_path = out / "ablation.json"
+    json_path.write_text(json.dumps({"info": info, "measured": measured, "runs": results}, indent=2,
+                                    default=str) + "\n")
+    return AblationTable(measured, results, markdown, csv_path, md_path, json_path, info)
+
+
+def _print(msg: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(msg)
