@@ -240,6 +240,10 @@ def _series(records: Iterable[Mapping], key: str, x_key: str) -> tuple[list[floa
     return xs, ys
 
 
+# legend text for the trainer's validation keys (metrics.jsonl rows with "split": "val")
+_CURVE_LABELS = {"psnr": "output O", "ssim": "output O", "psnr_input": "rainy input I", "ssim_input": "rainy input I"}
+
+
 def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Sequence[str] | None = None,
                      *, x_key: str = "step", groups: Mapping[str, Sequence[str]] | None = None,
                      ax_size: float = 3.2, title: str | None = None):
@@ -265,7 +269,7 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
     fig, axes = plt.subplots(1, len(panels), figsize=(ax_size * 1.3 * len(panels), ax_size), squeeze=False)
     for ax, (name, lines) in zip(axes[0], panels):
         for key, xs, ys in lines:
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=key)
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=_CURVE_LABELS.get(key, key))
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(x_key)
         ax.legend(fontsize=8)

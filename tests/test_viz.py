@@ -81,6 +81,8 @@ def test_read_metrics_and_loss_curves(tmp_path):
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert labels == ["L_G", "L_ATT"]
     np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), [1.0 / s for s in range(1, 6)])
+    val = viz.plot_loss_curves([{"step": 0, "split": "val", "psnr": 9.0, "psnr_input": 21.0}])
+    assert [line.get_label() for line in val.axes[0].get_lines()] == ["output O", "rainy input I"]
     only = viz.plot_loss_curves(recs, keys=["L_D"])
     assert [ax.get_title() for ax in only.axes] == ["discriminator"]
     with pytest.raises(ValueError, match="no plottable"):
