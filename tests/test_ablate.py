@@ -109,3 +109,15 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         run_ablation("cpu", 0, tmp_path)
     with pytest.raises(FileNotFoundError, match="test folder not found"):
         run_ablation("cpu", 1, tmp_path, test=str(tmp_path / "nope"))
+
+
+def test_heldout_split_is_rendered_once_and_checked(tmp_path):
+    from agan.ablate import HELDOUT_SEED, make_heldout
+
+    folder = make_heldout(tmp_path / "h", 1, (24, 32), progress=False)
+    stamp = (folder / "data" / "0_rain.png").stat().st_mtime_ns
+    assert make_heldout(tmp_path / "h", 1, (24, 32), progress=False) == folder  # reused, not re-rendered
+    assert (folder / "data" / "0_rain.png").stat().st_mtime_ns == stamp
+    assert json.loads((folder / "heldout.json").read_text())["seed"] == HELDOUT_SEED
+    with pytest.raises(FileExistsError, match="another held-out split"):
+        make_heldout(tmp_path / "h", 2, (24, 32), progress=False)
