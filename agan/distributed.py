@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-__all__ = ["DistInfo", "any_flag", "broadcast_object", "setup", "teardown", "unwrap", "wrap"]
+if TYPE_CHECKING:
+    from .config import Config
+
+__all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "broadcast_object", "setup", "teardown", "unwrap", "wrap"]
 
 
 @dataclass
@@ -77,6 +82,11 @@ def unwrap(model: nn.Module | None) -> nn.Module | None:
     return getattr(model, "_orig_mod", model)
 
 
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
 def any_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True on every rank when ``flag`` is True on any rank (a collective: call it on all ranks together)."""
     if not info.enabled:
@@ -93,3 +103,32 @@ def broadcast_object(obj, info: DistInfo):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+class ShardedBatches:
+    """Endless batches whose order is a function of (seed, epoch, rank) only, so a resumed run at step s
+    sees exactly the batches an uninterrupted run would (DistributedSampler shards the data per rank)."""
+
+    def __init__(self, dataset: Dataset, cfg: Config, info: DistInfo, device: torch.device):
+        self.dataset, self.cfg = dataset, cfg
+        self.sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                          seed=cfg.seed, drop_last=True)
+        self.per_epoch = len(self.sampler) // cfg.batch_size
+        if self.per_epoch == 0:
+            raise ValueError(f"the training set has {len(dataset)} items, fewer than batch_size "
+                             f"({cfg.batch_size}) x processes ({info.world_size})")
+        self.pin = device.type == "cuda"
+
+    def from_step(self, step: int):
+        while True:
+            epoch, offset = divmod(step, self.per_epoch)
+            self.sampler.set_epoch(epoch)
+            if hasattr(self.dataset, "set_epoch"):  # e.g. RaindropPairs: random crops per (seed, epoch, index)
+                self.dataset.set_epoch(epoch)
+            indices = list(self.sampler)[offset * self.cfg.batch_size:]
+            loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=indices, drop_last=True,
+                                num_workers=self.cfg.num_workers, pin_memory=self.pin,
+                                generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
+            for batch in loader:
+                yield batch
+                step += 1

@@ -1,4 +1,5 @@
-"""Small pieces of a training run's state: seeding, RNG snapshots, signals, freezing, sample grids.
+"""Small pieces of a training run's state: its directory, seeding, RNG snapshots, signals, freezing,
+sample grids.
 
 RNG snapshots hold only tensors and Python ints/floats/lists, so checkpoints load with
 ``torch.load(weights_only=True)`` (``agan.checkpoint.safe_load``): numpy's MT19937 key and
@@ -7,16 +8,62 @@ Python's ``random`` state are stored as int64 tensors.
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["StopFlag", "frozen", "restore_rng", "rng_state", "sample_grid", "seed_all"]
+from .checkpoint import safe_load
+from .config import Config
+
+__all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "RESUMABLE_KEYS", "RUN_FILES", "VERSION", "StopFlag", "frozen", "prepare_run_dir", "restore_rng", "rng_state", "sample_grid", "seed_all"]
+
+
+CHECKPOINT_FORMAT, GENERATOR_FORMAT, VERSION = "agan-checkpoint", "agan-generator", 1
+RUN_FILES = ("config.json", "metrics.jsonl", "train.log", "checkpoints", "samples")
+# keys a resumed run may change; any other difference means "a different run"
+RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "log_every", "val_every", "ckpt_every",
+                  "sample_every"}
+
+
+
+def prepare_run_dir(out: Path, cfg: Config, resume: bool, overwrite: bool, is_main: bool) -> dict | None:
+    """Check the run directory; return the checkpoint to resume from (or None)."""
+    last = out / "checkpoints" / "last.pt"
+    if resume and last.is_file():
+        ckpt = safe_load(last)
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{last}: not an agan training checkpoint (format {ckpt.get('format')!r})")
+        old = ckpt["config"]
+        diff = sorted(k for k, v in cfg.to_dict().items()
+                      if k not in RESUMABLE_KEYS and jsonable(old.get(k)) != jsonable(v))
+        if diff:
+            raise ValueError(f"{out} holds a different run (config differs in {', '.join(diff)}); "
+                             "resume it with its own settings, or use --overwrite / another --out")
+        return ckpt
+    existing = [p for p in out.iterdir()] if out.is_dir() else []
+    if existing and not overwrite:
+        what = "a run without a checkpoint" if (out / "config.json").exists() else "other files"
+        raise FileExistsError(f"{out} is not empty (holds {what}); use --resume to continue it, "
+                              "--overwrite to replace it, or choose another --out")
+    if existing and overwrite and is_main:
+        for name in RUN_FILES:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    return None
+
+
+def jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v))
+
 
 
 def seed_all(seed: int) -> None:

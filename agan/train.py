@@ -28,22 +28,32 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
 from . import distributed as dist_
 from . import pick_device
-from .checkpoint import atomic_save, safe_load
+from .checkpoint import atomic_save
 from .config import Config
 from .recipes import RECIPES, Recipe, get_recipe, register_recipe
-from .runstate import StopFlag, frozen, restore_rng, rng_state, sample_grid, seed_all
+from .runstate import (
+    CHECKPOINT_FORMAT,
+    GENERATOR_FORMAT,
+    RESUMABLE_KEYS,
+    VERSION,
+    StopFlag,
+    frozen,
+    prepare_run_dir,
+    restore_rng,
+    rng_state,
+    sample_grid,
+    seed_all,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -58,13 +68,6 @@ __all__ = [
     "run_name",
     "train",
 ]
-
-CHECKPOINT_FORMAT, GENERATOR_FORMAT, VERSION = "agan-checkpoint", "agan-generator", 1
-RUN_FILES = ("config.json", "metrics.jsonl", "train.log", "checkpoints", "samples")
-# keys a resumed run may change; any other difference means "a different run"
-RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "log_every", "val_every", "ckpt_every",
-                  "sample_every"}
-
 
 class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or inf; the message names the term, the step and the last good checkpoint."""
@@ -125,67 +128,10 @@ def _optimizer(params, cfg: Config, lr: float) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=lr)
 
 
-def _prepare_dir(out: Path, cfg: Config, resume: bool, overwrite: bool, is_main: bool) -> dict | None:
-    """Check the run directory; return the checkpoint to resume from (or None)."""
-    last = out / "checkpoints" / "last.pt"
-    if resume and last.is_file():
-        ckpt = safe_load(last)
-        if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{last}: not an agan training checkpoint (format {ckpt.get('format')!r})")
-        old = ckpt["config"]
-        diff = sorted(k for k, v in cfg.to_dict().items()
-                      if k not in RESUMABLE_KEYS and _jsonable(old.get(k)) != _jsonable(v))
-        if diff:
-            raise ValueError(f"{out} holds a different run (config differs in {', '.join(diff)}); "
-                             "resume it with its own settings, or use --overwrite / another --out")
-        return ckpt
-    existing = [p for p in out.iterdir()] if out.is_dir() else []
-    if existing and not overwrite:
-        what = "a run without a checkpoint" if (out / "config.json").exists() else "other files"
-        raise FileExistsError(f"{out} is not empty (holds {what}); use --resume to continue it, "
-                              "--overwrite to replace it, or choose another --out")
-    if existing and overwrite and is_main:
-        for name in RUN_FILES:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    return None
-
-
 def _dataset(cfg: Config, split: str) -> Dataset:
     from .data import build_dataset  # lazy: data knows nothing of models
 
     return build_dataset(cfg, split)
-
-
-def _jsonable(v: Any) -> Any:
-    return json.loads(json.dumps(v))
-
-
-class _Batches:
-    """Endless batches whose order is a function of (seed, epoch, rank) only, so a resumed run at step s
-    sees exactly the batches an uninterrupted run would (DistributedSampler shards the data per rank)."""
-
-    def __init__(self, dataset: Dataset, cfg: Config, info: dist_.DistInfo, device: torch.device):
-        self.dataset, self.cfg = dataset, cfg
-        self.sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                          seed=cfg.seed, drop_last=True)
-        self.per_epoch = len(self.sampler) // cfg.batch_size
-        if self.per_epoch == 0:
-            raise ValueError(f"the training set has {len(dataset)} items, fewer than batch_size "
-                             f"({cfg.batch_size}) x processes ({info.world_size})")
-        self.pin = device.type == "cuda"
-
-    def from_step(self, step: int):
-        while True:
-            epoch, offset = divmod(step, self.per_epoch)
-            self.sampler.set_epoch(epoch)
-            indices = list(self.sampler)[offset * self.cfg.batch_size:]
-            loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=indices, drop_last=True,
-                                num_workers=self.cfg.num_workers, pin_memory=self.pin,
-                                generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
-            for batch in loader:
-                yield batch
-                step += 1
 
 
 class Trainer:
@@ -195,7 +141,8 @@ class Trainer:
     def __init__(self, cfg, out_dir, resume, overwrite, progress, info, device, train_set, val_set):
         self.cfg, self.info, self.device, self.progress = cfg, info, device, progress
         self.out = Path(out_dir) if out_dir is not None else Path("runs") / run_name(cfg)
-        ckpt = _prepare_dir(self.out, cfg, resume, overwrite, info.is_main)
+        ckpt = prepare_run_dir(self.out, cfg, resume, overwrite, info.is_main)
+        dist_.barrier(info)  # every rank has checked the directory before rank 0 writes into it
         self.ckpt_path = self.out / "checkpoints" / "last.pt"
         self.gen_path = self.out / "checkpoints" / "generator.pt"
         self.metrics_path = self.out / "metrics.jsonl"
@@ -367,6 +314,7 @@ class Trainer:
         try:
             if self.step == 0 and self.val_set is not None:
                 self._validation_point()
+                window_t = time.perf_counter()
             batches = self._batches().from_step(self.step) if self.step < cfg.iterations else iter(())
             for batch in batches:
                 if self.step >= cfg.iterations:
@@ -432,8 +380,8 @@ class Trainer:
                            self.gen_path if info.is_main else None, self.metrics_path, interrupted, wall,
                            self.G_bare, self.D_bare)
 
-    def _batches(self) -> _Batches:
-        return _Batches(self.train_set, self.cfg, self.info, self.device)
+    def _batches(self) -> dist_.ShardedBatches:
+        return dist_.ShardedBatches(self.train_set, self.cfg, self.info, self.device)
 
     def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         adversarial = self.D is not None and self.step >= self.cfg.pretrain_steps

@@ -63,7 +63,7 @@ def run(cfg, out, **kw):
 
 
 def rows(path):
-    return [json.loads(line) for line in open(path)]
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("variant", ["A", "A+D", "A+AD", "AA+AD"])
@@ -240,3 +240,12 @@ def test_cli_optimizer_recipe_and_help():
     assert out.name == "paper-AA+AD-s0" and cfg.crop_size == 224
     cfg, _ = build_config(p.parse_args(["--optimizer", "rmsprop", "--set", "lr_g=1e-4", "--set", "pretrain_steps=0"]))
     assert (cfg.name, cfg.lr_g, cfg.lr_d, cfg.pretrain_steps) == ("cpu", 1e-4, 1e-5, 0)
+
+
+def test_module_entry_point_for_torchrun():
+    import subprocess
+    import sys
+
+    # torchrun --nproc_per_node=K -m agan.train ... runs this entry point with the agan train options
+    p = subprocess.run([sys.executable, "-m", "agan.train", "--help"], capture_output=True, text=True, timeout=120, check=False)
+    assert p.returncode == 0 and "--resume" in p.stdout and "torchrun" in p.stdout
