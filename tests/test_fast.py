@@ -1,0 +1,171 @@
+"""agan.fast (FastGenerator, fast_forward, precision helpers) and ``agan bench --quick --json``.
+
+Exactness only (speed is measured by ``agan bench``, never tested): the fp32 fast path equals the plain
+Generator within 1e-4 max-abs on every output; bf16 is >= 40 dB PSNR from fp32 on a natural photo.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agan.fast import (FastGenerator, autocast, channels_last, fast_forward, grad_scaler, resolve_precision,
+                       tune_malloc)
+from agan.models import Generator
+from agan.models.authors import import_authors_state_dict
+from tests.conftest import closed_form_authors_state_dict
+
+
+def _outputs(out):
+    return [*out.attention, out.S1, out.S2, out.O]
+
+
+def _max_err(ref, out):
+    a, b = _outputs(ref), _outputs(out)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.shape == y.shape and y.dtype == torch.float32
+    return max((x - y).abs().max().item() for x, y in zip(a, b))
+
+
+def _photo(h=64, w=96):
+    """A natural photo (skimage's astronaut), centre crop resized to h x w: (1, 3, h, w) in [0, 1]."""
+    skd = pytest.importorskip("skimage.data")
+    from skimage.transform import resize
+
+    img = skd.astronaut()[:384, 64:640]
+    img = resize(img, (h, w), anti_aliasing=True)
+    return torch.from_numpy(img).permute(2, 0, 1)[None].float().contiguous()
+
+
+def _psnr(ref, x):
+    peak = (ref.max() - ref.min()).item()  # the reference output's range (random-init G is not in [0, 1])
+    return 10 * np.log10(peak**2 / ((ref - x) ** 2).mean().item())
+
+
+@pytest.mark.parametrize("width,steps,attentive,batch", [
+    (1.0, 4, True, 1),  # paper generator
+    (0.25, 4, True, 2),
+    (0.25, 1, True, 1),  # only the specialised first ConvLSTM step
+    (0.25, 2, True, 1),
+    (1.0, 4, False, 1),  # autoencoder-only variant (ablation A)
+])
+def test_fp32_matches_plain(width, steps, attentive, batch):
+    G = Generator(width=width, steps=steps, attentive=attentive).eval()
+    x = torch.rand(batch, 3, 32, 48)
+    with torch.no_grad():
+        ref = G(x)
+    out = FastGenerator(G, precision="fp32")(x)
+    assert len(out.attention) == (steps if attentive else 0)
+    assert _max_err(ref, out) <= 1e-4
+
+
+def test_fp32_matches_plain_authors_weights(authors_sd):
+    """Closed-form weights of the authors' layout (larger activations than the default init)."""
+    G = Generator().eval()
+    G.load_state_dict(import_authors_state_dict(authors_sd))
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        ref = G(x)
+    err = _max_err(ref, FastGenerator(G, precision="fp32")(x))
+    assert err <= 1e-4 * max(1.0, ref.O.abs().max().item())
+
+
+def test_fp32_without_channels_last():
+    G = Generator(width=0.25).eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        ref = G(x)
+    assert _max_err(ref, FastGenerator(G, precision="fp32", channels_last=False)(x)) <= 1e-4
+
+
+@pytest.mark.parametrize("weights", ["default", "authors"])
+def test_bf16_psnr_on_a_photo(weights):
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("bf16 convolutions need oneDNN")
+    torch.manual_seed(0)
+    G = Generator().eval()
+    if weights == "authors":
+        G.load_state_dict(import_authors_state_dict(closed_form_authors_state_dict()))
+    x = _photo()
+    ref = FastGenerator(G, precision="fp32")(x)
+    out = FastGenerator(G, precision="bf16")(x)
+    assert _psnr(ref.O, out.O) >= 40
+    assert _psnr(ref.attention[-1], out.attention[-1]) >= 40
+    assert out.O.dtype == torch.float32 and out.O.is_contiguous()
+
+
+def test_weights_follow_the_generator():
+    """The cached weight copies are rebuilt when G's parameters change in place (e.g. an optimiser step)."""
+    G = Generator(width=0.25).eval()
+    fast = FastGenerator(G, precision="fp32")
+    x = torch.rand(1, 3, 32, 48)
+    before = fast(x).O
+    with torch.no_grad():
+        for p in G.parameters():
+            p.mul_(1.1)
+        ref = G(x)
+    after = fast(x)
+    assert (after.O - before).abs().max().item() > 1e-4
+    assert _max_err(ref, after) <= 1e-4
+    assert all(not p.is_inference() for p in G.parameters())  # G untouched by inference mode
+
+
+def test_fast_forward_and_size_errors():
+    G = Generator(width=0.25).eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        ref = G(x)
+    assert _max_err(ref, fast_forward(G, x, "fp32")) <= 1e-4
+    assert fast_forward(G, x, "fp32") is not None  # cached FastGenerator reused
+    conv = torch.nn.Conv2d(3, 3, 3, padding=1)  # any other model: plain call under inference_mode
+    y = fast_forward(conv, x, "fp32")
+    assert torch.allclose(y, conv(x).detach())
+    with pytest.raises(ValueError, match="divisible by 4"):
+        FastGenerator(G, precision="fp32")(torch.rand(1, 3, 30, 48))
+    with pytest.raises(ValueError, match="precision"):
+        FastGenerator(G, precision="fp8")(x)
+
+
+def test_precision_helpers():
+    assert resolve_precision("auto", "cuda") == "fp16"
+    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("half", "cpu")
+    with autocast("cpu", "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast("cpu", "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+    assert not grad_scaler("cpu", "bf16").is_enabled()
+    m = torch.nn.Conv2d(3, 4, 3)
+    channels_last(m, None)
+    assert m.weight.is_contiguous(memory_format=torch.channels_last)
+    assert tune_malloc(False) in (True, False)
+
+
+def test_bench_quick_json(capsys):
+    from agan.cli import main
+
+    assert main(["bench", "--quick", "--json", "--device", "cpu", "--paths", "plain,fast32,bf16"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert {"device", "torch", "threads", "inference", "train_step", "synth"} <= set(r)
+    inf = r["inference"]
+    assert {"size", "parameters", "gflops", "conv3x3_gflop_per_s", "paths"} <= set(inf)
+    assert inf["gflops"] > 0 and inf["parameters"] > 0
+    assert set(inf["paths"]) == {"plain", "fast32", "bf16"}
+    for row in inf["paths"].values():
+        assert {"precision", "seconds", "gflop_per_s", "conv_fraction", "peak_memory_mb", "speedup"} <= set(row)
+        assert row["seconds"] > 0 and row["speedup"] > 0
+    assert inf["paths"]["plain"]["speedup"] == pytest.approx(1.0)
+    t = r["train_step"]
+    assert t["plain_seconds"] > 0 and t["fast_seconds"] > 0
+    assert r["synth"]["pairs_per_s"] is None or r["synth"]["pairs_per_s"] > 0
+
+
+def test_bench_rejects_bad_arguments(capsys):
+    from agan.cli import main
+
+    assert main(["bench", "--quick", "--paths", "plain,turbo", "--device", "cpu"]) == 2
+    assert "turbo" in capsys.readouterr().err
