@@ -11,8 +11,8 @@ non-saturating -log D(I, O) of the pix2pix paper (Sec. 3.3, "maximise log D(x, G
 
 The models (``agan.models.baselines``) and the optimiser (cfg.optimizer, lr_g, lr_d, betas) come
 from the config like every other run, so Table 1 rows share data, steps, seeds and optimiser; the
-pix2pix paper itself used Adam 2e-4, betas (0.5, 0.999), which ``--set lr_g=2e-4 lr_d=2e-4
-betas=[0.5,0.999]`` reproduces.
+pix2pix paper itself used Adam 2e-4, betas (0.5, 0.999), which ``--set lr_g=2e-4 --set lr_d=2e-4
+--set betas=[0.5,0.999]`` reproduces.
 
 Importing this module registers "eigen13" and "pix2pix" in ``agan.recipes.RECIPES``.
 """
