@@ -172,7 +172,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         width=0.25,
         steps=4,
-        disc_width=0.5,
+        disc_width=0.25,
         disc_pool=4,
         crop_size=64,
         batch_size=4,

@@ -116,7 +116,11 @@ def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
     if p == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        try:  # native bf16 only (Ampere and newer); emulated bf16 on a T4 is slower than fp16
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # older torch
+            native = torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if native else torch.float16
     if p == "fp16" and device.type != "cuda":
         raise ValueError("precision 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
@@ -146,10 +150,7 @@ class Trainer:
         self.ckpt_path = self.out / "checkpoints" / "last.pt"
         self.gen_path = self.out / "checkpoints" / "generator.pt"
         self.metrics_path = self.out / "metrics.jsonl"
-        if info.is_main:
-            (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (self.out / "samples").mkdir(exist_ok=True)
-            cfg.save(self.out / "config.json")
+        self._pending_log: list[str] | None = []  # messages before the run directory exists
         self.amp = _precision(cfg, device)
         self.channels_last = True  # NHWC: faster convs with cuDNN and oneDNN alike
         if device.type == "cuda":
@@ -178,9 +179,16 @@ class Trainer:
 
         self.train_set = train_set if train_set is not None else _dataset(cfg, "train")
         self.val_set = None
-        if info.is_main and cfg.val_every > 0:
+        if info.is_main and (cfg.val_every > 0 or cfg.sample_every > 0):
             self.val_set = val_set if val_set is not None else _dataset(cfg, "val")
         self._identity: dict[str, float] | None = None
+        if info.is_main:  # everything was built: only now write into the run directory
+            (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (self.out / "samples").mkdir(exist_ok=True)
+            cfg.save(self.out / "config.json")
+            with open(self.out / "train.log", "a") as f:
+                f.writelines(m + "\n" for m in self._pending_log)
+        self._pending_log = None
 
     # -- logging ---------------------------------------------------------------------------------
     def log(self, msg: str) -> None:
@@ -189,6 +197,9 @@ class Trainer:
         from tqdm import tqdm
 
         tqdm.write(msg)
+        if self._pending_log is not None:
+            self._pending_log.append(msg)
+            return
         with open(self.out / "train.log", "a") as f:
             f.write(msg + "\n")
 
@@ -296,7 +307,7 @@ class Trainer:
         n_d = sum(p.numel() for p in self.D_bare.parameters()) if self.D_bare is not None else 0
         self.log(f"run {self.out}: model {cfg.model}, variant {cfg.variant}, G {n_g:,d} params, D {n_d:,d} params, "
                  f"device {device}{f' x{info.world_size} processes' if info.enabled else ''}, "
-                 f"precision {self.amp or torch.float32}, {len(self.train_set)} training items, "
+                 f"precision {str(self.amp or 'fp32').replace('torch.bfloat16', 'bf16').replace('torch.float16', 'fp16')}, {len(self.train_set)} training items, "
                  f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}), steps {self.step}->{cfg.iterations}")
         stop = StopFlag()
         stop.install()
@@ -312,7 +323,7 @@ class Trainer:
         mf = torch.channels_last if self.channels_last else torch.contiguous_format
         interrupted = False
         try:
-            if self.step == 0 and self.val_set is not None:
+            if self.step == 0 and self.val_set is not None and cfg.val_every > 0:
                 self._validation_point()
                 window_t = time.perf_counter()
             batches = self._batches().from_step(self.step) if self.step < cfg.iterations else iter(())
@@ -352,7 +363,7 @@ class Trainer:
                 if interrupted:
                     self._check_finite(bad_step, bad_val, names)
                     break
-                if self.val_set is not None and (self.step % cfg.val_every == 0 or last):
+                if self.val_set is not None and cfg.val_every > 0 and (self.step % cfg.val_every == 0 or last):
                     self._validation_point()
                 if self.val_set is not None and cfg.sample_every > 0 and (self.step % cfg.sample_every == 0 or last):
                     self.samples()

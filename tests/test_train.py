@@ -249,3 +249,12 @@ def test_module_entry_point_for_torchrun():
     # torchrun --nproc_per_node=K -m agan.train ... runs this entry point with the agan train options
     p = subprocess.run([sys.executable, "-m", "agan.train", "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert p.returncode == 0 and "--resume" in p.stdout and "torchrun" in p.stdout
+
+
+def test_failed_start_writes_nothing(tmp_path):
+    from agan.losses import VGGWeightsUnavailable
+
+    out = tmp_path / "run"
+    with pytest.raises(VGGWeightsUnavailable, match="not found"):
+        run(tiny(vgg_weights=str(tmp_path / "missing_vgg16.pth")), out)
+    assert not out.exists()  # so the corrected command can start in the same directory
