@@ -305,9 +305,10 @@ class Trainer:
         t0 = time.perf_counter()
         n_g = sum(p.numel() for p in self.G_bare.parameters())
         n_d = sum(p.numel() for p in self.D_bare.parameters()) if self.D_bare is not None else 0
+        prec = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp]
         self.log(f"run {self.out}: model {cfg.model}, variant {cfg.variant}, G {n_g:,d} params, D {n_d:,d} params, "
                  f"device {device}{f' x{info.world_size} processes' if info.enabled else ''}, "
-                 f"precision {str(self.amp or 'fp32').replace('torch.bfloat16', 'bf16').replace('torch.float16', 'fp16')}, {len(self.train_set)} training items, "
+                 f"precision {prec}, {len(self.train_set)} training items, "
                  f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}), steps {self.step}->{cfg.iterations}")
         stop = StopFlag()
         stop.install()
@@ -370,6 +371,8 @@ class Trainer:
                 if self.step % cfg.ckpt_every == 0 or last:
                     self._check_finite(bad_step, bad_val, names)
                     self._save()
+                if last:
+                    break
             if not interrupted and self.step < cfg.iterations:  # pragma: no cover - endless iterator
                 raise RuntimeError("the training data ran out")
         finally:
@@ -382,8 +385,8 @@ class Trainer:
         elif self.step and not self.ckpt_path.exists():
             self._save()  # resumed past the end: make sure the files exist
         wall = time.perf_counter() - t0
-        self.log(f"done: step {self.step} in {wall:.1f} s" + (
-            f"; val PSNR {self.last_metrics['val']['psnr']:.2f} dB / SSIM {self.last_metrics['val']['ssim']:.4f} "
+        self.log(f"{'stopped' if interrupted else 'done'}: step {self.step} in {wall:.1f} s" + (
+            f"; last val PSNR {self.last_metrics['val']['psnr']:.2f} dB / SSIM {self.last_metrics['val']['ssim']:.4f} "
             f"(input {self.last_metrics['val']['psnr_input']:.2f} / {self.last_metrics['val']['ssim_input']:.4f})"
             if "val" in self.last_metrics else ""))
         return TrainResult(self.out, cfg, self.step, dict(self.last_metrics.get("train", {})),

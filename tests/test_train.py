@@ -258,3 +258,17 @@ def test_failed_start_writes_nothing(tmp_path):
     with pytest.raises(VGGWeightsUnavailable, match="not found"):
         run(tiny(vgg_weights=str(tmp_path / "missing_vgg16.pth")), out)
     assert not out.exists()  # so the corrected command can start in the same directory
+
+
+def test_precision_on_cpu(tmp_path):
+    from agan.train import _precision
+
+    cpu = torch.device("cpu")
+    assert _precision(tiny(), cpu) is None  # auto = fp32 on CPU
+    assert _precision(tiny(precision="bf16"), cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16.*needs CUDA"):
+        _precision(tiny(precision="fp16"), cpu)
+    res = run(tiny(precision="bf16", iterations=1, val_every=0, sample_every=0), tmp_path / "bf16")
+    assert "precision bf16" in (tmp_path / "bf16" / "train.log").read_text()
+    assert res.losses and all(math.isfinite(v) for v in res.losses.values())
+    assert all(p.dtype == torch.float32 for p in res.G.parameters())  # fp32 master weights under autocast
