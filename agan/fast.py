@@ -193,7 +193,9 @@ class FastGenerator(nn.Module):
         self.compiled = compile
         self._cache_key = None
         self._w: dict[str, tuple[Tensor, Tensor]] = {}
-        self._impl = torch.compile(self._forward_impl, dynamic=False) if compile else self._forward_impl
+        # torch.compile gets a functional twin of the forward (no out=/in-place on views), which inductor
+        # fuses itself (ReLUs, residual adds, the ConvLSTM gate arithmetic into single loops)
+        self._impl = torch.compile(self._functional_impl, dynamic=False) if compile else self._forward_impl
 
     # -- weights --------------------------------------------------------------------------------
     def _key(self, device: torch.device, dtype: torch.dtype):
@@ -245,6 +247,30 @@ class FastGenerator(nn.Module):
             maps, inp = self._arn(x, w)  # inp = [I, A_N]: (B, 4, H, W)
         else:
             maps, inp = [], x
+        return (maps, *self._autoencoder(inp, w))
+
+    def _functional_impl(self, x: Tensor, w: dict) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
+        G = self.G
+        maps: list[Tensor] = []
+        inp = x
+        if G.arn is not None:
+            arn = G.arn
+            b, _, h, wd = x.shape
+            A = torch.full((b, 1, h, wd), arn.initial_attention, dtype=x.dtype, device=x.device)
+            H = cell = torch.zeros((b, arn.channels, h, wd), dtype=x.dtype, device=x.device)
+            for _ in range(arn.steps):
+                y = F.relu(_conv(torch.cat([x, A], 1), w["arn.head_in"], arn.head_in))
+                for k, block in enumerate(arn.res_blocks):
+                    name = f"arn.res_blocks.{k}"
+                    body = F.relu(_conv(F.relu(_conv(y, w[name + ".conv1"], block.conv1)), w[name + ".conv2"],
+                                        block.conv2))
+                    y = body + y  # both >= 0: the outer ReLU is the identity
+                i, f, o, g = torch.sigmoid(_conv(torch.cat([y, H], 1), w["arn.lstm.gates"], arn.lstm.gates)).chunk(4, 1)
+                cell = f * cell + i * (2 * g - 1)
+                H = o * torch.tanh(cell)
+                A = _conv(H, w["arn.attention_head"], arn.attention_head)
+                maps.append(A)
+            inp = torch.cat([x, A], 1)
         return (maps, *self._autoencoder(inp, w))
 
     def _fmt(self):
@@ -341,8 +367,13 @@ def fast_forward(model: nn.Module, x: Tensor, precision: str = "auto", compile: 
     Models other than :class:`agan.models.Generator` (e.g. baselines) run plainly under inference_mode,
     with autocast for reduced precision.
     """
-    if not isinstance(model, Generator):
-        with torch.inference_mode(), autocast(x.device, precision):
+    if not isinstance(model, Generator) or (precision == "fp16" and x.device.type == "cpu"):
+        # other models (baselines), and fp16 on CPU (no fast fp16 kernels there): plain call, autocast
+        if precision == "fp16":
+            ctx = torch.autocast(device_type=x.device.type, dtype=torch.float16)
+        else:
+            ctx = autocast(x.device, precision)
+        with torch.inference_mode(), ctx:
             return model(x)
     per_model = _FAST.setdefault(model, {})
     key = (precision, compile)
