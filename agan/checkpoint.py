@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "safe_load", "atomic_save"]
+__all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "safe_load"]
 
 
 class CheckpointError(RuntimeError):
@@ -61,6 +61,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide checkpoints from other users
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -71,6 +74,27 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (CSV, JSON, ...) atomically: temp file in the same folder + fsync + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

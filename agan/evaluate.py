@@ -307,27 +307,27 @@ class EvalResult:
                 "all": self.means()}
 
     def to_csv(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=_ROW_FIELDS)
-            w.writeheader()
-            for r in self.rows:
-                w.writerow({k: ("" if r.get(k) is None else r[k]) for k in _ROW_FIELDS})
-        return path
+        import io
+
+        from .checkpoint import atomic_write_text
+
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=_ROW_FIELDS)
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in _ROW_FIELDS})
+        return atomic_write_text(path, buf.getvalue())  # temp + fsync + rename
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """The summary (protocol + means per split) as JSON (inf PSNR written as the string "inf")."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from .checkpoint import atomic_write_text
 
         def clean(v):
             if isinstance(v, dict):
                 return {k: clean(x) for k, x in v.items()}
             return "inf" if isinstance(v, float) and math.isinf(v) else v
 
-        path.write_text(json.dumps(clean(self.summary()), indent=2) + "\n")
-        return path
+        return atomic_write_text(path, json.dumps(clean(self.summary()), indent=2) + "\n")
 
     def table(self) -> str:
         """A printable per-split table: the model's PSNR / SSIM beside the identity baseline."""

@@ -15,8 +15,18 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-__all__ = ["ImageReadError", "IMAGE_EXTENSIONS", "read_image", "write_image", "to_tensor", "to_uint8",
-           "difference_mask", "crop_to_multiple", "list_images"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "crop_to_multiple",
+    "difference_mask",
+    "list_images",
+    "read_image",
+    "read_image_alpha",
+    "to_tensor",
+    "to_uint8",
+    "write_image",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -32,7 +42,14 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read any common image as HxWx3 uint8 RGB (EXIF orientation applied; grey, palette, 16-bit,
-    CMYK converted). Raises :class:`ImageReadError` naming the file."""
+    CMYK converted; transparency dropped). Raises :class:`ImageReadError` naming the file."""
+    return read_image_alpha(path)[0]
+
+
+def read_image_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Like :func:`read_image`, plus the alpha channel kept aside: ``(HxWx3 uint8 RGB, HxW uint8 alpha)``
+    for files with transparency (RGBA, LA, PA, palette or grey with a transparent colour), else
+    ``(rgb, None)``. Both have the EXIF orientation applied."""
     path = Path(path)
     try:
         with Image.open(path) as im:
@@ -44,20 +61,37 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 full = 65535.0 if (im.mode.startswith("I;16") or arr.max() > 255) else 255.0
                 arr = np.clip(arr / full * 255.0 + 0.5, 0, 255).astype(np.uint8)
                 arr = np.repeat(arr[..., None], 3, axis=2)
-                return np.ascontiguousarray(arr)
+                return np.ascontiguousarray(arr), None
+            alpha = None
+            if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+                rgba = im.convert("RGBA")
+                alpha = np.asarray(rgba, dtype=np.uint8)[..., 3].copy()  # (H, W)
+                im = rgba
             if im.mode != "RGB":
                 im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy()
+            return np.asarray(im, dtype=np.uint8).copy(), alpha
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a folder, not an image file") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file (or an unsupported format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: image too large to read safely ({e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageReadError(f"{path}: unreadable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
+def _default_file_mode() -> int:
+    """Permissions of a newly created file under the current umask (mkstemp would give 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: bool = True, **save_kwargs) -> Path:
-    """Write an RGB image atomically (temp file + rename); format from the extension;
+    """Write an RGB (HxWx3), RGBA (HxWx4) or grey (HxW) image atomically (temp file + rename, usual
+    permissions); format from the extension;
     ``save_kwargs`` go to PIL's ``Image.save`` (e.g. ``quality=95`` for JPEG)."""
     path = Path(path)
     if not overwrite and path.exists():
@@ -67,6 +101,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _default_file_mode())
         fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
         Image.fromarray(arr).save(tmp, format=fmt, **save_kwargs)
         os.replace(tmp, path)

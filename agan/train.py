@@ -70,7 +70,24 @@ __all__ = [
 ]
 
 class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or inf; the message names the term, the step and the last good checkpoint."""
+    """A loss term or a gradient norm became NaN or inf; the message names the term, the step and the last
+    good checkpoint."""
+
+
+def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
+    """L2 norm of all gradients of ``module`` (0-dim, on device, no host sync); NaN/inf if any is."""
+    grads = [p.grad.detach() for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=next(module.parameters()).device)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+
+
+def _json_row(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
 
 
 @dataclass
@@ -225,9 +242,9 @@ class Trainer:
         else:
             restore_rng(ckpt["rng"])
         if self.info.is_main and self.metrics_path.exists():  # drop log lines past the checkpoint
-            rows = [ln for ln in self.metrics_path.read_text().splitlines() if ln.strip()]
-            keep = [ln for ln in rows if json.loads(ln).get("step", 0) <= self.step]
-            self.metrics_path.write_text("".join(ln + "\n" for ln in keep))
+            rows = [_json_row(ln) for ln in self.metrics_path.read_text().splitlines()]
+            keep = [r for r in rows if r is not None and r.get("step", 0) <= self.step]  # a kill -9 may cut a line
+            self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
         self.log(f"resumed from {self.out / 'checkpoints' / 'last.pt'} at step {self.step}")
 
     def _save(self) -> None:
@@ -301,7 +318,8 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg, info, device = self.cfg, self.info, self.device
-        names = self.recipe.loss_names
+        # loss terms, then the gradient norms of G and D (checked for NaN/inf like the losses)
+        names = (*self.recipe.loss_names, "grad_norm_G", *(("grad_norm_D",) if self.D_bare is not None else ()))
         t0 = time.perf_counter()
         n_g = sum(p.numel() for p in self.G_bare.parameters())
         n_d = sum(p.numel() for p in self.D_bare.parameters()) if self.D_bare is not None else 0
@@ -359,7 +377,7 @@ class Trainer:
                     window_t, window_n = time.perf_counter(), 0
                     if info.enabled and dist_.any_flag(stop.signum is not None, info, device):
                         interrupted = True
-                elif not info.enabled and stop.signum is not None:
+                if not info.enabled and stop.signum is not None:  # also on log steps (log_every=1)
                     interrupted = True
                 if interrupted:
                     self._check_finite(bad_step, bad_val, names)
@@ -403,6 +421,10 @@ class Trainer:
             out = self.recipe.generate(self.G, batch)  # A_1..A_N, S1, S2, O
         terms = self.d_step(batch, out) if adversarial else {}
         terms.update(self.g_step(batch, out, adversarial))
+        if not self.scaler_G.is_enabled():  # (fp16's GradScaler skips steps with inf gradients by itself)
+            terms["grad_norm_G"] = _grad_norm(self.G_bare)  # this step's gradients, still in .grad
+            if adversarial:
+                terms["grad_norm_D"] = _grad_norm(self.D_bare)
         return terms
 
     def d_step(self, batch: dict, out) -> dict[str, torch.Tensor]:
@@ -435,7 +457,8 @@ class Trainer:
         if local:
             j = min((s, j) for j, s in enumerate(steps) if s >= 0)[1]
             v = bad_val[j].item()
-            raise NonFiniteLossError(f"loss {names[j]} became {'nan' if math.isnan(v) else v} at step {steps[j]}; "
+            what = f"gradient norm of {names[j][10:]}" if names[j].startswith("grad_norm_") else f"loss {names[j]}"
+            raise NonFiniteLossError(f"{what} became {'nan' if math.isnan(v) else v} at step {steps[j]}; "
                                      f"training stopped ({where})")
         raise NonFiniteLossError(f"a loss became non-finite on another process; training stopped ({where})")
 

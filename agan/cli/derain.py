@@ -4,6 +4,7 @@ the work is ``agan.infer.derain``)."""
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from pathlib import Path
 
@@ -12,7 +13,9 @@ EPILOG = """examples:
   agan derain data/test_a/data --weights gen.pkl --out out/ --save-attention
   agan derain big.png --weights ckpt.pt --out out/ --tile 512 --overwrite
 
-Outputs keep the input's file name, format (extension) and size. Attention maps A_1..A_N
+Outputs keep the input's file name, format (extension) and size; a transparent input (RGBA, grey +
+alpha, palette with transparency) keeps its alpha channel in PNG, WebP and TIFF outputs (the
+network sees the colour only). The EXIF orientation is applied. Attention maps A_1..A_N
 (--save-attention) go to OUT/attention/<name>_A<t>.png as grey images (clipped to [0, 1]).
 An existing output is never replaced without --overwrite and an input is never written over.
 Unreadable inputs are skipped; the run ends with a summary and exit status 1 if any input
@@ -40,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")  # output formats that keep an alpha channel
+
+
 def _collect(inputs: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
     from agan.images import IMAGE_EXTENSIONS, list_images
 
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from agan.images import ImageReadError, read_image, write_image
+    from agan.images import ImageReadError, read_image_alpha, write_image
     from agan.infer import derain, load_generator
 
     files, failed = _collect(args.inputs, args.recursive)
@@ -89,11 +95,17 @@ def run(args: argparse.Namespace) -> int:
         if target.exists() and not args.overwrite:
             skipped.append((str(f), f"{target} exists (use --overwrite to replace it)"))
             continue
+        att = sorted((out_dir / "attention").glob(f"{glob.escape(f.stem)}_A*.png")) if args.save_attention else []
+        if att and not args.overwrite:
+            skipped.append((str(f), f"{att[0]} exists (use --overwrite to replace it)"))
+            continue
         claimed[rt] = f
         try:
-            image = read_image(f)
+            image, alpha = read_image_alpha(f)  # (H, W, 3) uint8, alpha (H, W) or None
             out, maps = derain(image, model=model, tile=args.tile, overlap=args.overlap,
                                precision=args.precision)
+            if alpha is not None and target.suffix.lower() in ALPHA_SUFFIXES:
+                out = np.dstack([out, alpha])  # (H, W, 4): the input's alpha restored
             lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp")
             write_image(target, out, overwrite=True, **({"quality": 95} if lossy else {}))
             if args.save_attention:
@@ -101,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
                     grey = np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8)  # (H, W)
                     write_image(out_dir / "attention" / f"{f.stem}_A{t}.png", grey, overwrite=True)
             done += 1
-        except (ImageReadError, OSError, ValueError) as e:
-            msg = str(e)
+        except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # e.g. out of memory
+            msg = str(e).strip() or type(e).__name__
             failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
             bar.write(f"agan derain: failed: {e}", file=sys.stderr)
     bar.close()

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", metavar="PATH", help="write per-image scores to this CSV file")
     p.add_argument("--json", metavar="PATH", help="write the summary (protocol, means per split) as JSON")
     p.add_argument("--save-outputs", metavar="DIR", help="with --weights: also write the outputs as PNG here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --csv / --json file or a non-empty --save-outputs folder")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--tile", type=int, default=None, metavar="N", help="tile size for large images (0 = never)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="default fp32")
@@ -44,8 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from agan.evaluate import evaluate_folders, evaluate_model
 
+    for flag, value in (("--csv", args.csv), ("--json", args.json)):  # refuse before any work is done
+        if value and Path(value).exists() and not args.overwrite:
+            raise FileExistsError(f"{flag} {value}: exists (use --overwrite to replace it)")
+    if args.save_outputs and Path(args.save_outputs).is_dir() and any(Path(args.save_outputs).iterdir()) \
+            and not args.overwrite:
+        raise FileExistsError(f"--save-outputs {args.save_outputs}: folder is not empty (use --overwrite)")
     model_mode = args.weights is not None or args.data is not None
     folder_mode = args.pred is not None or args.gt is not None
     if model_mode == folder_mode:
