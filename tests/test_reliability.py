@@ -241,12 +241,15 @@ def test_very_large_images_are_tiled(tmp_path, weights, G, monkeypatch, capsys):
     assert max_diff(got, expected(G, big, tile=96, overlap=32)) == 0 and len(calls) == 6
     assert psnr(got, expected(G, big, tile=0)) > 30  # blended seams stay close to the untiled output
 
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40_000)  # big.png: 30,450 pixels, fine
-    Image.fromarray(np.zeros((300, 300, 3), np.uint8)).save(d / "bomb.png")  # > 2x the limit: a "bomb"
-    rc = main(["derain", str(d), "--out", str(tmp_path / "out2"), "--weights", str(weights), "--device", "cpu"])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40_000)
+    d2 = tmp_path / "in2"
+    d2.mkdir()
+    Image.fromarray(np.zeros((300, 300, 3), np.uint8)).save(d2 / "bomb.png")  # > 2x the limit: a "bomb"
+    Image.fromarray(rgb(7, 9)).save(d2 / "small.png")
+    rc = main(["derain", str(d2), "--out", str(tmp_path / "out2"), "--weights", str(weights), "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 1 and "1 failed" in err and "bomb.png: image too large" in err
-    assert (tmp_path / "out2" / "big.png").is_file()  # the batch went on
+    assert (tmp_path / "out2" / "small.png").is_file()  # the batch went on
 
 
 # ============================================================================================= datasets
@@ -302,8 +305,8 @@ def test_broken_dataset_fails_before_training(tmp_path, kind, capsys):
     assert len(line) == 1, err
     for m in must:
         assert m in line[0], (m, line[0])
-    # nothing was trained or saved
-    assert not (out / "checkpoints" / "last.pt").exists() and not (out / "metrics.jsonl").exists()
+    # nothing was trained or saved, and the run directory was not even created (rerun without --overwrite)
+    assert not out.exists()
 
 
 def test_broken_dataset_cli_exit_status(tmp_path):
@@ -614,6 +617,28 @@ def test_non_finite_loss_or_gradient_stops_training(tmp_path, monkeypatch, what)
     assert all(torch.isfinite(v).all() for v in ck["D"].values())
 
 
+def test_resume_survives_a_cut_metrics_line(tmp_path):
+    """kill -9 while appending to metrics.jsonl may leave half a line: resume drops it (and the rows
+    past the checkpoint) instead of failing."""
+    import json
+
+    from agan.train import train
+
+    cfg = Config.preset("cpu", width=0.125, steps=2, crop_size=32, batch_size=2, disc_width=0.25, disc_pool=2,
+                        iterations=2, log_every=1, val_every=0, sample_every=0, ckpt_every=1,
+                        vgg_layers=("relu1_1", "relu1_2"), device="cpu")
+    run = tmp_path / "run"
+    train(cfg, run, progress=False, train_set=_Pairs())
+    metrics = run / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"step": 3, "split": "train", "L_G": 0.5}\n{"step": 4, "spl')
+    res = train(cfg.replace(iterations=3), run, resume=True, progress=False, train_set=_Pairs())
+    assert res.step == 3
+    rows = [json.loads(ln) for ln in metrics.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and "L_G" in rows[-1]
+    assert {"grad_norm_G", "grad_norm_D"} <= set(rows[-1]) and math.isfinite(rows[-1]["grad_norm_G"])
+
+
 # ============================================================================================= outputs
 def test_never_over_an_input_nor_an_output_without_overwrite(tmp_path, weights, capsys):
     d = tmp_path / "in"
@@ -662,6 +687,8 @@ def test_eval_csv_json_and_synth_need_overwrite(tmp_path, capsys):
     assert rc == 2 and "summary.json: exists" in capsys.readouterr().err and json_path.read_text() == "{}\n"
     rc = main([*args, "--csv", str(csv_path), "--json", str(json_path), "--overwrite"])
     assert rc == 0 and csv_path.read_text().startswith("split,") and '"all"' in json_path.read_text()
+    rc = main(["eval", "--weights", str(tmp_path / "w.pt"), "--data", str(ds), "--save-outputs", str(ds / "gt")])
+    assert rc == 2 and "folder is not empty (use --overwrite)" in capsys.readouterr().err  # before any loading
 
 
 @pytest.mark.parametrize("writer", ["write_image", "atomic_save", "atomic_write_text", "eval --csv", "synth"])
