@@ -40,6 +40,9 @@ def prepare_run_dir(out: Path, cfg: Config, resume: bool, overwrite: bool, is_ma
     last = out / "checkpoints" / "last.pt"
     if resume and last.is_file():
         ckpt = safe_load(last)
+        if is_main:  # temp files of a save cut short by kill -9 (the finished files are intact)
+            for stale in last.parent.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{last}: not an agan training checkpoint (format {ckpt.get('format')!r})")
         old = ckpt["config"]

@@ -544,6 +544,7 @@ def test_signals_and_kill9_resume_bit_identical(tmp_path):
     rc, _, err = p.finish()
     assert rc == 0, err
     assert f"resumed from {last} at step {k}" in (run / "train.log").read_text()  # lost only steps after k
+    assert sorted(f.name for f in last.parent.iterdir()) == ["generator.pt", "last.pt"]  # no stale temp files
     rc, _, err = ref.finish()
     assert rc == 0, err
     a, b = safe_load(tmp_path / "ref" / "checkpoints" / "last.pt"), safe_load(last)
@@ -617,9 +618,9 @@ def test_non_finite_loss_or_gradient_stops_training(tmp_path, monkeypatch, what)
     assert all(torch.isfinite(v).all() for v in ck["D"].values())
 
 
-def test_resume_survives_a_cut_metrics_line(tmp_path):
+def test_resume_cleans_up_after_kill9(tmp_path):
     """kill -9 while appending to metrics.jsonl may leave half a line: resume drops it (and the rows
-    past the checkpoint) instead of failing."""
+    past the checkpoint) instead of failing; temp files of a save cut short are removed."""
     import json
 
     from agan.train import train
@@ -632,8 +633,10 @@ def test_resume_survives_a_cut_metrics_line(tmp_path):
     metrics = run / "metrics.jsonl"
     with open(metrics, "a") as f:
         f.write('{"step": 3, "split": "train", "L_G": 0.5}\n{"step": 4, "spl')
+    stale = run / "checkpoints" / ".last.pt.x1y2z3.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a checkpoint")
     res = train(cfg.replace(iterations=3), run, resume=True, progress=False, train_set=_Pairs())
-    assert res.step == 3
+    assert res.step == 3 and not stale.exists()
     rows = [json.loads(ln) for ln in metrics.read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and "L_G" in rows[-1]
     assert {"grad_norm_G", "grad_norm_D"} <= set(rows[-1]) and math.isfinite(rows[-1]["grad_norm_G"])
