@@ -532,8 +532,11 @@ def test_signals_and_kill9_resume_bit_identical(tmp_path):
     before = _inode(last)
     p = _Proc(run, *seg, "--resume")
     p.wait_for(lambda: _inode(last) != before, "a new checkpoint before kill -9")
+    t0, first = time.monotonic(), _inode(last)
+    p.wait_for(lambda: _inode(last) != first, "a second checkpoint before kill -9")
+    step_time = time.monotonic() - t0  # one step + one save
     seen = safe_load(last)["step"]  # complete at any moment: written atomically
-    time.sleep(random.uniform(0, 0.4))
+    time.sleep(random.uniform(0, step_time))  # a random moment of a step/save cycle
     p.p.kill()
     rc, _, _ = p.finish()
     assert rc == -signal.SIGKILL
