@@ -237,32 +237,51 @@ def _note(info: dict[str, Any], measured: dict[str, dict[str, Any]]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _config_diff(a: dict, b: dict) -> list[str]:
-    norm = lambda v: json.loads(json.dumps(v))
-    return sorted(k for k in set(a) | set(b) if norm(a.get(k)) != norm(b.get(k)))
+# settings that only a discriminator uses: a row without D (Eigen13, A) is not redone when they change
+_D_ONLY = {"disc_width", "disc_pool", "lr_d", "gamma", "adv_weight", "map_target", "pretrain_steps"}
+
+
+def _config_diff(a: dict, b: dict, row: str | None = None) -> list[str]:
+    """Config keys that differ between two runs, leaving out the D-only keys for rows without D."""
+
+    def norm(v):  # tuples vs lists
+        return json.loads(json.dumps(v))
+
+    ignore = _D_ONLY if row in ("Eigen13", "A") else set()
+    return sorted(k for k in set(a) | set(b) if k not in ignore and norm(a.get(k)) != norm(b.get(k)))
 
 
 def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, overwrite: bool, progress: bool,
              log: Callable[[str], None]) -> dict:
-    """Train (or resume) one row/seed and score it; returns (and writes) its results.json."""
+    """Train (or resume) one row/seed and score it; returns (and writes) its results.json.
+
+    A finished run with the same config (up to keys the row does not use) is returned as is; one that
+    differs only in ``_CONTINUABLE`` keys (a larger ``iterations``) continues from its checkpoint; any
+    other difference is refused unless ``overwrite``, which trains that row/seed afresh."""
     import shutil
 
     from .evaluate import evaluate_model
     from .train import train
 
     res_path, train_dir = run_dir / "results.json", run_dir / "train"
+    saved = None
     if res_path.is_file():
-        old = json.loads(res_path.read_text())
-        diff = _config_diff(old.get("config", {}), cfg.to_dict())
-        if not diff:
+        saved = json.loads(res_path.read_text()).get("config", {})
+        if not _config_diff(saved, cfg.to_dict(), row):
+            old = json.loads(res_path.read_text())
             log(f"{row} seed {cfg.seed}: done already ({res_path}), PSNR {old['psnr']:.2f} SSIM {old['ssim']:.4f}")
             return old
-        if not overwrite and not set(diff) <= _CONTINUABLE:
-            raise FileExistsError(f"{res_path} holds a result for another config (differs in {', '.join(diff)}); "
-                                  "use --overwrite to retrain it, or another --out")
-        res_path.unlink()  # a longer (or re-placed) run of the same model: the checkpoint continues
-    if overwrite and train_dir.exists():
-        shutil.rmtree(train_dir)
+    elif (train_dir / "config.json").is_file():  # an interrupted run
+        saved = json.loads((train_dir / "config.json").read_text())
+    if saved is not None:
+        diff = _config_diff(saved, cfg.to_dict(), row)
+        if not set(diff) <= _CONTINUABLE:
+            if not overwrite:
+                raise FileExistsError(f"{run_dir} holds a run of another config (differs in {', '.join(diff)}); "
+                                      "use --overwrite to retrain it, or another --out")
+            log(f"{row} seed {cfg.seed}: config differs in {', '.join(diff)}: training afresh (--overwrite)")
+            shutil.rmtree(train_dir, ignore_errors=True)
+        res_path.unlink(missing_ok=True)  # re-scored below
     has_ckpt = (train_dir / "checkpoints" / "last.pt").is_file()
     t0 = time.perf_counter()
     # resume=True continues an interrupted run; a folder without a checkpoint holds nothing to keep
@@ -301,8 +320,9 @@ def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str |
     preset: "cpu" | "paper"; seeds: a count (0..n-1) or a list; data: training folder (default the
     preset's, synthetic); test: held-out folder (Raindrop test_a) or None for the synthetic held-out
     split (``heldout_count`` pairs of ``heldout_size``; defaults in ``HELDOUT``); iterations and
-    ``overrides`` ("key=value" strings or a dict) apply to every row alike. ``overwrite`` retrains
-    finished rows. Re-running the same call skips what is done.
+    ``overrides`` ("key=value" strings or a dict) apply to every row alike. Re-running the same call
+    skips what is done; ``overwrite`` retrains the rows whose saved config differs (instead of
+    refusing) and re-renders a held-out split of another spec.
     """
     log = log or _print
     rows = list(rows) if rows else list(ROWS)
@@ -322,10 +342,12 @@ def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str |
         heldout = out / "heldout"
         first = next(iter(cfgs.values()))
         synth, backgrounds = first.extra.get("synth") or None, first.extra.get("backgrounds")
-        if overwrite and heldout.is_dir():
-            import shutil
+        if overwrite and (heldout / "heldout.json").is_file():
+            spec = json.loads((heldout / "heldout.json").read_text())
+            if (spec.get("count"), spec.get("size"), spec.get("synth") or None) != (count, list(size), synth):
+                import shutil
 
-            shutil.rmtree(heldout)  # re-rendered below (deterministic: same spec, same bytes)
+                shutil.rmtree(heldout)  # another spec: re-rendered below
         test_root = make_heldout(heldout, count, size, synth=synth, backgrounds=backgrounds, progress=progress)
         splits = None
         test_kind = f"synthetic, {count} pairs of {size[0]}x{size[1]}, seed {HELDOUT_SEED}"

@@ -71,6 +71,11 @@ def test_finished_rows_are_not_retrained(tiny_ablation, monkeypatch):
     # a config change that cannot continue a run is refused, not silently retrained
     with pytest.raises(FileExistsError, match="differs in lr_g"):
         run_ablation("cpu", 1, out, rows=["Eigen13"], **{**KW, "overrides": TINY + ["lr_g=1e-4"]})
+    # ... but settings a row does not use do not count: Eigen13 and A have no discriminator
+    other_d = {**KW, "overrides": TINY + ["disc_width=0.125"]}
+    assert run_ablation("cpu", 1, out, rows=["Eigen13", "A"], **other_d).measured["A"] == table.measured["A"]
+    with pytest.raises(FileExistsError, match="differs in disc_width"):
+        run_ablation("cpu", 1, out, rows=["Pix2Pix"], **other_d)
 
 
 def test_only_the_missing_row_seed_is_trained(tiny_ablation, monkeypatch):

@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config field for every row, repeatable (e.g. --set batch_size=8)")
-    p.add_argument("--overwrite", action="store_true", help="retrain finished rows and re-render the held-out split")
+    p.add_argument("--overwrite", action="store_true",
+                   help="retrain the rows whose saved config differs from this call (instead of refusing); "
+                        "finished rows with the same config are always kept")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
