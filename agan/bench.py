@@ -29,8 +29,8 @@ from agan.fast import FastGenerator, autocast, channels_last, grad_scaler, mallo
 from agan.models import build_discriminator, build_generator, count_parameters
 from agan.summary import count_flops
 
-__all__ = ["PATHS", "conv_throughput", "bench_inference", "bench_train_step", "bench_synth", "run_bench",
-           "format_report"]
+__all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "conv_throughput", "format_report",
+           "run_bench"]
 
 PATHS = ("plain", "fast32", "bf16", "fp16", "compiled")
 DEFAULT_PATHS = {"cpu": "plain,fast32,bf16,compiled", "cuda": "plain,fast32,fp16,compiled"}
@@ -147,7 +147,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
     runners, compile_s = {}, {}
     for p in paths:  # build and warm up (the compiled path compiles here)
         runners[p] = make_runner(G, p, device)
-        compile_s[p] = _timed(lambda: runners[p](x), device)
+        compile_s[p] = _timed(lambda run=runners[p]: run(x), device)
         if progress:
             progress(f"warm-up {p}: {compile_s[p]:.2f} s")
     times: dict[str, list[float]] = {p: [] for p in paths}
@@ -155,7 +155,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
         for p in paths:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            times[p].append(_timed(lambda: runners[p](x), device))
+            times[p].append(_timed(lambda run=runners[p]: run(x), device))
             if progress:
                 progress(f"round {r + 1}/{repeats} {p}: {times[p][-1]:.2f} s")
 
@@ -193,8 +193,13 @@ class _Step:
     """G, D, the four losses and two optimisers; ``fast`` = channels-last + autocast (+ GradScaler)."""
 
     def __init__(self, cfg: Config, device: torch.device, fast: bool):
-        from agan.losses import (AttentionLoss, DiscriminatorLoss, GeneratorAdversarialLoss, MultiScaleLoss,
-                                 PerceptualLoss)
+        from agan.losses import (
+            AttentionLoss,
+            DiscriminatorLoss,
+            GeneratorAdversarialLoss,
+            MultiScaleLoss,
+            PerceptualLoss,
+        )
 
         torch.manual_seed(0)
         self.device, self.fast = device, fast
@@ -264,12 +269,12 @@ def bench_train_step(preset: str = "paper", size: int = 224, batch: int = 2, ste
     for k, step in steppers.items():  # warm-up
         cm = malloc_tuning() if (k == "fast" and device.type == "cpu") else nullcontext()
         with cm:
-            _timed(lambda: step(*inputs[k]), device)
+            _timed(lambda step=step, k=k: step(*inputs[k]), device)
     for r in range(steps):
         for k, step in steppers.items():
             cm = malloc_tuning() if (k == "fast" and device.type == "cpu") else nullcontext()
             with cm:
-                times[k].append(_timed(lambda: step(*inputs[k]), device))
+                times[k].append(_timed(lambda step=step, k=k: step(*inputs[k]), device))
             if progress:
                 progress(f"train step {r + 1}/{steps} {k}: {times[k][-1]:.2f} s")
     for k in steppers:
@@ -339,15 +344,16 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
 
 def format_report(r: dict) -> str:
     inf = r["inference"]
-    lines = [f"agan bench: {r['device']}{' (' + r['device_name'] + ')' if r.get('device_name') else ''}, "
-             f"torch {r['torch']}, {r['threads']} threads{', QUICK' if r.get('quick') else ''}",
-             f"generator: preset {inf['preset']}, width {inf['width']}, {inf['parameters']:,d} parameters, "
-             f"{inf['gflops']:.1f} GFLOP per {inf['size']} image",
+    name = f" ({r['device_name']})" if r.get("device_name") else ""
+    lines = [(f"agan bench: {r['device']}{name}, torch {r['torch']}, {r['threads']} threads"
+              f"{', QUICK' if r.get('quick') else ''}"),
+             (f"generator: preset {inf['preset']}, width {inf['width']}, {inf['parameters']:,d} parameters, "
+              f"{inf['gflops']:.1f} GFLOP per {inf['size']} image"),
              f"3x3-conv throughput (channels-last, 64->64 at {inf['conv_size']}): "
              + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in inf["conv3x3_gflop_per_s"].items()),
              "",
-             f"{'path':<10}{'precision':>10}{'s/image':>10}{'GFLOP/s':>10}{'of conv':>9}{'peak MB':>9}"
-             f"{'x plain':>9}{'warm-up s':>11}"]
+             (f"{'path':<10}{'precision':>10}{'s/image':>10}{'GFLOP/s':>10}{'of conv':>9}{'peak MB':>9}"
+              f"{'x plain':>9}{'warm-up s':>11}")]
     for p, row in inf["paths"].items():
         mem = f"{row['peak_memory_mb']:.0f}" if row["peak_memory_mb"] is not None else "n/a"
         sp = f"{row['speedup']:.2f}" if row["speedup"] is not None else "n/a"
@@ -357,9 +363,9 @@ def format_report(r: dict) -> str:
                  "'of conv' = achieved / 3x3-conv throughput at the same precision)")
     t = r.get("train_step")
     if t:
-        lines += ["", f"training step ({t['preset']}, variant {t['variant']}, {t['size']}x{t['size']}, batch "
-                      f"{t['batch']}, G+D+VGG): plain fp32 {t['plain_seconds']:.2f} s, fast "
-                      f"({t['fast_precision']}, channels-last) {t['fast_seconds']:.2f} s, x{t['speedup']:.2f}"]
+        lines += ["", (f"training step ({t['preset']}, variant {t['variant']}, {t['size']}x{t['size']}, batch "
+                       f"{t['batch']}, G+D+VGG): plain fp32 {t['plain_seconds']:.2f} s, fast "
+                       f"({t['fast_precision']}, channels-last) {t['fast_seconds']:.2f} s, x{t['speedup']:.2f}")]
     s = r.get("synth")
     if s:
         lines += [""]

@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
-__all__ = ["PRECISIONS", "cpu_has_fast_bf16", "resolve_precision", "precision_dtype", "FastGenerator",
-           "fast_forward", "tune_malloc", "malloc_tuning", "channels_last", "to_channels_last", "autocast", "grad_scaler"]
+__all__ = ["PRECISIONS", "FastGenerator", "autocast", "channels_last", "cpu_has_fast_bf16", "fast_forward",
+           "grad_scaler", "malloc_tuning", "precision_dtype", "resolve_precision", "to_channels_last", "tune_malloc"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -186,11 +186,12 @@ class FastGenerator(nn.Module):
     def __init__(self, G: Generator, precision: str = "auto", compile: bool = False, channels_last: bool = True):
         super().__init__()
         if not isinstance(G, Generator):
-            raise ValueError(f"FastGenerator needs an agan.models.Generator, got {type(G).__name__}")
+            raise TypeError(f"FastGenerator needs an agan.models.Generator, got {type(G).__name__}")
         object.__setattr__(self, "G", G)  # not a sub-module: G's parameters stay G's own
         self.precision = precision
         self.channels_last = channels_last
         self.compiled = compile
+        self.band_elements = 1 << 21  # ConvLSTM gate tensor per band: ~2M values (8 MB fp32)
         self._cache_key = None
         self._w: dict[str, tuple[Tensor, Tensor]] = {}
         # torch.compile gets a functional twin of the forward (no out=/in-place on views), which inductor
@@ -245,6 +246,8 @@ class FastGenerator(nn.Module):
         G = self.G
         if G.arn is not None:
             maps, inp = self._arn(x, w)  # inp = [I, A_N]: (B, 4, H, W)
+            if _malloc_depth and x.device.type == "cpu":  # hand the ARN's freed blocks back before the AE
+                _libc().malloc_trim(0)  # (bounds heap fragmentation: peak RSS = max(ARN, AE), not their sum)
         else:
             maps, inp = [], x
         return (maps, *self._autoencoder(inp, w))
@@ -280,22 +283,28 @@ class FastGenerator(nn.Module):
         """Attentive-recurrent network: N steps of head_in -> 5 res blocks -> ConvLSTM -> A_t.
 
         Step 1 is specialised exactly: H_0 = 0 and C_0 = 0, so its gate conv only needs the X half of
-        the input channels and no forget gate (C_1 = i g).
+        the input channels and no forget gate (C_1 = i g). The gate conv and the gate arithmetic run in
+        bands of rows (the (B, 4C, rows, W) gate tensor stays small and in cache; memory stays low), on
+        two [X, H] buffers with a zero row above and below (the conv's padding), one read, one written.
         """
         arn = self.G.arn
         b, _, h, wd = image.shape
         C = arn.channels
-        fmt = self._fmt()
-        new = functools.partial(torch.empty, dtype=image.dtype, device=image.device, memory_format=fmt)
+        new = functools.partial(torch.empty, dtype=image.dtype, device=image.device, memory_format=self._fmt())
         inp = new((b, 4, h, wd))  # [I, A_{t-1}]
         inp[:, :3].copy_(image)  # I
         inp[:, 3:].fill_(arn.initial_attention)  # A_0
-        xh = new((b, 2 * C, h, wd))  # the ConvLSTM input [X_t, H_{t-1}] without a cat
-        X, H = xh[:, :C], xh[:, C:]
-        cell, tmp = new((b, C, h, wd)), new((b, C, h, wd))
+        bufs = [new((b, 2 * C, h + 2, wd)) for _ in range(2)]  # [X_t, H_{t-1}], rows 0 and h+1 are zero
+        for buf in bufs:
+            buf[:, :, 0].zero_()
+            buf[:, :, -1].zero_()
+        cell = new((b, C, h, wd))
+        rows = max(1, self.band_elements // (b * wd * 4 * C))
         maps: list[Tensor] = []
         n_res = len(arn.res_blocks)
         for t in range(arn.steps):
+            cur, nxt = bufs[t % 2], bufs[(t + 1) % 2]
+            X, H = cur[:, :C, 1:-1], nxt[:, C:, 1:-1]  # X_t is written here; H_t there
             y = _conv(inp, w["arn.head_in"], arn.head_in).relu_()  # (B, C, H, W), >= 0
             for k, block in enumerate(arn.res_blocks):
                 name = f"arn.res_blocks.{k}"
@@ -305,15 +314,20 @@ class FastGenerator(nn.Module):
                 y = torch.add(body, y, out=X) if k == n_res - 1 else body.add_(y)
             if n_res == 0:
                 X.copy_(y)
-            if t == 0:  # H_0 = 0, C_0 = 0: gates (i, o, g~) from X alone
-                z = _conv(X, w["arn.lstm.gates0"], arn.lstm.gates).sigmoid_()  # (B, 3C, H, W)
-                i, o, g = z[:, :C], z[:, C: 2 * C], z[:, 2 * C:]
-                torch.mul(i, g.mul_(2).sub_(1), out=cell)  # C_1 = i g,  g = tanh(g~) = 2 sigmoid(2 g~) - 1
-            else:
-                z = _conv(xh, w["arn.lstm.gates"], arn.lstm.gates).sigmoid_()  # (B, 4C, H, W): i, f, o, g
-                i, f, o, g = z[:, :C], z[:, C: 2 * C], z[:, 2 * C: 3 * C], z[:, 3 * C:]
-                cell.mul_(f).addcmul_(i, g.mul_(2).sub_(1))  # C_t = f C_{t-1} + i g
-            torch.mul(o, torch.tanh(cell, out=tmp), out=H)  # H_t = o tanh(C_t)
+            del y, body
+            wg, bg = w["arn.lstm.gates0" if t == 0 else "arn.lstm.gates"]
+            src = cur[:, :C] if t == 0 else cur  # step 1: X alone (H_0 = 0)
+            for r0 in range(0, h, rows):
+                r1 = min(h, r0 + rows)
+                z = F.conv2d(src[:, :, r0: r1 + 2], wg, bg, padding=(0, 1)).sigmoid_()  # (B, 3C | 4C, r, W)
+                c = cell[:, :, r0:r1]
+                if t == 0:  # gates (i, o, 2g~): C_1 = i g, g = tanh(g~) = 2 sigmoid(2 g~) - 1
+                    i, o, g = z[:, :C], z[:, C: 2 * C], z[:, 2 * C:]
+                    torch.mul(i, g.mul_(2).sub_(1), out=c)
+                else:  # gates (i, f, o, 2g~): C_t = f C_{t-1} + i g
+                    i, f, o, g = z[:, :C], z[:, C: 2 * C], z[:, 2 * C: 3 * C], z[:, 3 * C:]
+                    c.mul_(f).addcmul_(i, g.mul_(2).sub_(1))
+                torch.tanh(c, out=H[:, :, r0:r1]).mul_(o)  # H_t = o tanh(C_t)
             A = _conv(H, w["arn.attention_head"], arn.attention_head)  # A_t: (B, 1, H, W)
             maps.append(A)
             inp[:, 3:].copy_(A)
@@ -342,16 +356,29 @@ class FastGenerator(nn.Module):
         x = self._up(x, w[p + "up1.deconv"], ae.up1.deconv).add_(s2)  # (B, 128, H/2, W/2)
         x = c("conv9", x).relu_()
         S2 = c("head_S2", x).relu_()  # (B, 3, H/2, W/2)
-        x = self._up(x, w[p + "up2.deconv"], ae.up2.deconv).add_(s1)  # (B, 64, H, W)
+        x = self._up(x, w[p + "up2.deconv"], ae.up2.deconv, skip=s1)  # (B, 64, H, W): ReLU(up(x)) + s1
+        del s1
         x = c("conv10", x).relu_()  # (B, 32, H, W)
         O = c("head_O", x)  # (B, 3, H, W)
         return S1, S2, O
 
-    def _up(self, x: Tensor, wb, deconv: nn.ConvTranspose2d) -> Tensor:
-        """Transposed conv -> reflection pad (l1, t1) -> 2x2 average pool (stride 1) -> ReLU."""
-        x = _conv(x, wb, deconv)  # (B, cout, 2h, 2w)
-        x = F.pad(x, (1, 0, 1, 0), mode="reflect")
-        return F.avg_pool2d(x, 2, stride=1).relu_()
+    def _up(self, x: Tensor, wb, deconv: nn.ConvTranspose2d, skip: Tensor | None = None) -> Tensor:
+        """Transposed conv -> reflection pad (l1, t1) -> 2x2 average pool (stride 1) -> ReLU [+ skip].
+
+        With ``skip`` the result is accumulated into ``skip`` in place, without the padded tensor:
+        reflect-padding the left/top by one then pooling 2x2 equals pooling the unpadded map (one row and
+        column fewer) and repeating its first row and column, so out[0, j] = y[0, j-1], out[i, 0] = y[i-1, 0].
+        """
+        d = _conv(x, wb, deconv)  # (B, cout, 2h, 2w)
+        if skip is None:
+            return F.avg_pool2d(F.pad(d, (1, 0, 1, 0), mode="reflect"), 2, stride=1).relu_()
+        y = F.avg_pool2d(d, 2, stride=1).relu_()  # (B, cout, 2h-1, 2w-1)
+        del d
+        skip[:, :, 1:, 1:] += y
+        skip[:, :, 0, 1:] += y[:, :, 0, :]
+        skip[:, :, 1:, 0] += y[:, :, :, 0]
+        skip[:, :, 0, 0] += y[:, :, 0, 0]
+        return skip
 
 
 # ----------------------------------------------------------------------------------------------
