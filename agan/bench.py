@@ -109,16 +109,30 @@ def _peak_memory_subprocess(preset: str, size: tuple[int, int], path: str, devic
         return None
 
 
-def _memory_worker(spec: str) -> None:
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM from /proc (per process image; ``ru_maxrss`` would include the
+    parent's RSS at fork time on Linux), else ``getrusage(RUSAGE_SELF).ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KB on Linux
+
+
+def _memory_worker(spec: str) -> None:
     s = json.loads(spec)
     device = torch.device(s["device"])
     cfg = Config.preset(s["preset"], **({"width": s["width"]} if s["width"] else {}))
     G = build_generator(cfg).to(device).eval()
     x = torch.rand(1, 3, *s["size"], device=device)
     make_runner(G, s["path"], device)(x)
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
 def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None = None, repeats: int = 3,

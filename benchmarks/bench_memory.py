@@ -2,8 +2,8 @@
 
     python benchmarks/bench_memory.py [--cases 480x720:plain,480x720:fp32,480x720:bf16,4k:bf16] [--tile 512]
 
-Each case runs in a fresh subprocess (so peaks do not mix), which reports its own peak RSS
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) when done, imports and model included. Whole images run ``G`` (plain) or
+Each case runs in a fresh subprocess (so peaks do not mix), which reports its own peak RSS (VmHWM,
+imports and model included; ``ru_maxrss`` is avoided: on Linux a child inherits its parent's value). Whole images run ``G`` (plain) or
 ``agan.fast.FastGenerator`` (fp32 / bf16); the 4K case goes through ``agan.infer.derain_tensor(tile=...)``,
 which runs each tile through ``agan.fast.fast_forward``. Targets (issue 7): <= 1 GB at 480x720,
 <= 1.5 GB for 4K through tiles. Random-init paper-width generator; memory does not depend on weights.
@@ -37,9 +37,8 @@ else:
     else:
         from agan.fast import FastGenerator
         FastGenerator(G, precision=prec)(x)
-import resource
-print(json.dumps({"seconds": time.perf_counter() - t0,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+from agan.bench import peak_rss_mb
+print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}))
 """
 
 
