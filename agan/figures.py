@@ -11,8 +11,8 @@ variants A, A+D, A+AD, AA+AD side by side) and Table 1 (PSNR / SSIM beside the p
     make_all("figures", run_dir="runs/cpu", ablate_dir="runs/ablate-cpu")             # all of it
     python -m agan.figures --out figures --run runs/cpu --ablate runs/ablate-cpu
 
-Results (``results.npz`` + ``results.json`` in the output folder): a fixed set of held-out synthetic
-pairs (``agan.synth.make_pair`` with a seed no training run uses), the trained generator's A_t, S_1, S_2
+Results (``results.npz`` + ``results.json`` in the output folder; images stored as uint8, maps as
+float16, scores computed on the raw outputs first): a fixed set of held-out synthetic pairs (``agan.synth.make_pair`` with a seed no training run uses), the trained generator's A_t, S_1, S_2
 and O on them, each ablation row's O, per-image PSNR / SSIM (the authors' protocol, ``agan.evaluate``)
 and the ablation's Table 1. The images never come from ../shared/real (no licence to redistribute).
 Fig. 1/3/4 show the run in ``run_dir``; Fig. 6/7 compare the ablation's rows, trained under one budget.
@@ -91,9 +91,9 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
                 S1.append(o.S1[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
                 S2.append(o.S2[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
                 O.append(o.O[0].float().permute(1, 2, 0).cpu().numpy())
-        arrays.update(run_A=np.stack(A).astype(np.float32), run_S1=np.stack(S1).astype(np.float32),
-                      run_S2=np.stack(S2).astype(np.float32), run_O=np.stack(O).astype(np.float32))
-        scores["run"] = [score_pair(o, p.clean) for o, p in zip(O, pairs)]
+        scores["run"] = [score_pair(o, p.clean) for o, p in zip(O, pairs)]  # on the raw outputs
+        arrays.update(run_A=np.stack(A).astype(np.float16), run_S1=_u8(np.stack(S1)), run_S2=_u8(np.stack(S2)),
+                      run_O=_u8(np.stack(O)))
         cfg = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").is_file() \
             else {}
         step = safe_load(gen).get("step")
@@ -112,11 +112,11 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
             G = load_generator(path, device=dev)
             outs = [derain(p.rain.astype(np.float32) / 255.0, model=G, device=dev, clip=False)[0]
                     for p in tqdm(pairs, desc=f"row {row}", disable=not progress)]
-            row_O.append(np.stack(outs).astype(np.float32))
-            scores[row] = [score_pair(o, p.clean) for o, p in zip(outs, pairs)]
+            scores[row] = [score_pair(o, p.clean) for o, p in zip(outs, pairs)]  # on the raw outputs
+            row_O.append(_u8(np.stack(outs)))
             meta["rows"].append(row)
         if row_O:
-            arrays["rows_O"] = np.stack(row_O)  # (rows, n, H, W, 3) float
+            arrays["rows_O"] = np.stack(row_O)  # (rows, n, H, W, 3) uint8
         summary = ab / "ablation.json"
         if summary.is_file():
             data = json.loads(summary.read_text())
@@ -129,6 +129,11 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
     os.replace(tmp, npz)
     (out / RESULTS_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     return npz
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] -> uint8, clipped and rounded (what the protocol scores and the figures show)."""
+    return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def load_results(out_dir: str | os.PathLike) -> dict[str, Any]:

@@ -56,8 +56,11 @@ def test_compute_results_once_then_every_figure(runs, tmp_path):
     # the stored maps are the generator's own on the stored inputs
     with torch.no_grad():
         out = G(torch.from_numpy(res["rain"][:1]).permute(0, 3, 1, 2).float() / 255)
-    np.testing.assert_allclose(res["run_A"][0, 2], out.attention[2][0, 0].numpy(), atol=1e-5)
-    np.testing.assert_allclose(res["run_O"][0], out.O[0].permute(1, 2, 0).numpy(), atol=1e-5)
+    A = out.attention[2][0, 0].numpy()
+    np.testing.assert_allclose(res["run_A"][0, 2], A, rtol=1e-3, atol=1e-3)  # stored as float16
+    assert res["run_O"].dtype == np.uint8
+    expected = np.rint(np.clip(out.O[0].permute(1, 2, 0).numpy(), 0, 1) * 255)
+    assert np.abs(res["run_O"][0].astype(int) - expected).max() <= 1  # clipped, rounded to uint8
     # scores follow the authors' protocol on the stored images
     from agan.evaluate import score_pair
 
