@@ -157,7 +157,7 @@ def _mean_scores(results: dict, key: str) -> str:
 def _save(fig, out_dir, name: str) -> Path:
     from .viz import save_figure
 
-    return save_figure(fig, Path(out_dir) / name)
+    return save_figure(fig, Path(out_dir) / name, dpi=80)  # ~ one image pixel per screen pixel at ax_size 2
 
 
 # ----------------------------------------------------------------------------------------------
