@@ -7,13 +7,14 @@ Conventions: numpy images are HxWx3 uint8 RGB; tensors are float32 (3, H, W) or 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+
+from .atomic import atomic_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -82,13 +83,6 @@ def read_image_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | 
         raise ImageReadError(f"{path}: unreadable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
-def _default_file_mode() -> int:
-    """Permissions of a newly created file under the current umask (mkstemp would give 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: bool = True, **save_kwargs) -> Path:
     """Write an RGB (HxWx3), RGBA (HxWx4) or grey (HxW) image atomically (temp file + rename, usual
     permissions); format from the extension;
@@ -97,18 +91,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: 
     if not overwrite and path.exists():
         raise FileExistsError(f"{path}: exists (use --overwrite to replace it)")
     arr = to_uint8(image) if isinstance(image, Tensor) else np.asarray(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, _default_file_mode())
+    with atomic_path(path, suffix=path.suffix or ".png") as tmp:
         fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
         Image.fromarray(arr).save(tmp, format=fmt, **save_kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

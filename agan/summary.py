@@ -5,19 +5,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["parse_size", "count_flops", "model_summary"]
+__all__ = ["count_flops", "model_summary", "parse_size"]
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """"480x720" -> (480, 720) (height x width); "224" -> (224, 224)."""
+def parse_size(text: str, min_side: int = 1) -> tuple[int, int]:
+    """"480x720" -> (480, 720) (height x width); "224" -> (224, 224); sides must be >= ``min_side``."""
     try:
         parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
     except ValueError:
         raise ValueError(f"size {text!r} is not HxW (e.g. 480x720)") from None
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise ValueError(f"size {text!r} is not HxW (e.g. 480x720)")
+    if len(parts) != 2 or min(parts) < min_side:
+        raise ValueError(f"size {text!r} is not HxW (e.g. 480x720) with sides >= {min_side}")
     return parts[0], parts[1]
 
 

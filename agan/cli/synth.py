@@ -33,24 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(x) for x in text.lower().split("x")]
-    except ValueError:
-        raise ValueError(f"--size {text!r}: expected S or HxW, e.g. 224 or 480x720") from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 8:
-        raise ValueError(f"--size {text!r}: expected S or HxW with sides >= 8")
-    return parts[0], parts[1]
-
-
 def run(args: argparse.Namespace) -> int:
     from agan.data import write_synthetic
+    from agan.summary import parse_size
     from agan.synth import SynthParams
 
     params = SynthParams().override(args.param)
-    summary = write_synthetic(args.out, n=args.n, size=parse_size(args.size), seed=args.seed, params=params,
+    summary = write_synthetic(args.out, n=args.n, size=parse_size(args.size, min_side=8), seed=args.seed, params=params,
                               backgrounds=args.backgrounds, overwrite=args.overwrite, progress=True)
     print(f"wrote {summary['n']} pairs ({summary['size'][0]}x{summary['size'][1]}) to {summary['out']}: "
           f"data/ gt/ mask/ params.json; mean drop coverage {summary['mean_coverage']:.3f}, "
