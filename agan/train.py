@@ -324,7 +324,7 @@ class Trainer:
         n_g = sum(p.numel() for p in self.G_bare.parameters())
         n_d = sum(p.numel() for p in self.D_bare.parameters()) if self.D_bare is not None else 0
         prec = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp]
-        self.log(f"run {self.out}: model {cfg.model}, variant {cfg.variant}, G {n_g:,d} params, D {n_d:,d} params, "
+        self.log(f"run {self.out}: model {cfg.model}" + (f", variant {cfg.variant}" if cfg.model == "agan" else "") + f", G {n_g:,d} params, D {n_d:,d} params, "
                  f"device {device}{f' x{info.world_size} processes' if info.enabled else ''}, "
                  f"precision {prec}, {len(self.train_set)} training items, "
                  f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}), steps {self.step}->{cfg.iterations}")
