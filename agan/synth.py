@@ -83,6 +83,9 @@ class SynthParams:
     tir_brightness     fraction of the background that a totally-internally-reflecting pixel shows
     haze               veil of the wet glass: I <- (1 - h) I + h * haze colour
     exposure           global gain of the rainy shot relative to the clean one
+    view               fraction of the background photo (its shorter side) that the output shows; the
+                       crop is resized to the output size. Small crops of a large frame (the paper trains
+                       on 224 crops of 720x480 shots) show ~0.3 of the scene, whole shots 1.0
     n_water, max_drops refractive index of water; safety cap on drops per image
     """
 
@@ -102,6 +105,7 @@ class SynthParams:
     tir_brightness: Range = (0.05, 0.25)  # TIR pixels show this fraction of the background behind them
     haze: Range = (0.03, 0.15)  # veil of the wet glass: I <- (1 - h) I + h * haze colour
     exposure: Range = (0.97, 1.08)  # global gain of the rainy shot vs the clean one
+    view: Range = (0.5, 1.0)  # fraction of the background photo in view (crop of it resized to the output)
     n_water: float = 1.333  # refractive index of water
     max_drops: int = 4000  # safety cap on the number of drops per image
 
@@ -111,6 +115,7 @@ class SynthParams:
         "glass_mm": (5.0, 5000.0), "tilt_deg": (0.0, 75.0), "focal_mm": (5.0, 600.0),
         "f_number": (0.5, 200.0), "focus_m": (0.1, 1e4), "scene_m": (0.1, 1e4),
         "drop_gain": (0.0, 5.0), "tir_brightness": (0.0, 1.0), "haze": (0.0, 0.9), "exposure": (0.1, 5.0),
+        "view": (0.01, 1.0),
     }
 
     def __post_init__(self) -> None:
@@ -566,10 +571,12 @@ def _procedural_bank(k: int) -> np.ndarray:
     return procedural_scene(np.random.default_rng([20180618, k]), 360, 540)
 
 
-def _crop_resize(rng: np.random.Generator, img: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Random crop of random scale with the output aspect ratio, resized to (h, w)."""
+def _crop_resize(rng: np.random.Generator, img: np.ndarray, h: int, w: int,
+                 view: tuple[float, float] = (0.5, 1.0)) -> np.ndarray:
+    """Random crop of random scale (``view``: fraction of the shorter side) with the output aspect
+    ratio, resized to (h, w)."""
     ih, iw = img.shape[:2]
-    scale = rng.uniform(0.5, 1.0)
+    scale = rng.uniform(*view)
     ch = max(1, min(ih, round(min(ih, iw * h / w) * scale)))
     cw = max(1, min(iw, round(ch * w / h)))
     y0, x0 = int(rng.integers(0, ih - ch + 1)), int(rng.integers(0, iw - cw + 1))
@@ -624,7 +631,8 @@ class BackgroundSource:
     def describe(self) -> str:
         return str(self.folder) if self.folder else f"builtin (skimage {', '.join(self.photos)} + procedural)"
 
-    def sample(self, rng: np.random.Generator, size: int | tuple[int, int]) -> np.ndarray:
+    def sample(self, rng: np.random.Generator, size: int | tuple[int, int],
+               view: tuple[float, float] = (0.5, 1.0)) -> np.ndarray:
         h, w = (size, size) if isinstance(size, int) else size
         if self.folder is not None:
             img = self._read(self.files[int(rng.integers(len(self.files)))])
@@ -632,7 +640,7 @@ class BackgroundSource:
             img = _skimage_photo(self.photos[int(rng.integers(len(self.photos)))])
         else:
             img = _procedural_bank(int(rng.integers(N_PROCEDURAL)))
-        return _jitter(rng, _crop_resize(rng, img, h, w))
+        return _jitter(rng, _crop_resize(rng, img, h, w, view))
 
     __call__ = sample
 
@@ -654,7 +662,8 @@ def make_pair(seed: int, index: int, size: int | tuple[int, int], params: SynthP
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
     source = source or _default_source()
-    clean = source.sample(np.random.default_rng([seed, index, 0]), size)
+    params = params_from_any(params)
+    clean = source.sample(np.random.default_rng([seed, index, 0]), size, params.view)
     return render(clean, np.random.default_rng([seed, index, 1]), params)
 
 

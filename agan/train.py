@@ -149,6 +149,22 @@ def _optimizer(params, cfg: Config, lr: float) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=lr)
 
 
+def lr_factor(cfg: Config, step: int) -> float:
+    """Multiplier of lr_g / lr_d for the update that follows ``step`` completed steps. A pure function
+    of the step (no scheduler state), so ``--resume`` continues the same schedule; extending a run
+    with ``--iterations`` stretches a cosine schedule to the new end."""
+    if cfg.lr_schedule == "constant" or cfg.iterations <= 0:
+        return 1.0
+    t = min(1.0, max(0.0, step / cfg.iterations))
+    return cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _set_lr(opt: torch.optim.Optimizer | None, lr: float) -> None:
+    if opt is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
 def _dataset(cfg: Config, split: str) -> Dataset:
     from .data import build_dataset  # lazy: data knows nothing of models
 
@@ -327,7 +343,7 @@ class Trainer:
         self.log(f"run {self.out}: model {cfg.model}" + (f", variant {cfg.variant}" if cfg.model == "agan" else "") + f", G {n_g:,d} params, D {n_d:,d} params, "
                  f"device {device}{f' x{info.world_size} processes' if info.enabled else ''}, "
                  f"precision {prec}, {len(self.train_set)} training items, "
-                 f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}), steps {self.step}->{cfg.iterations}")
+                 f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}, {cfg.lr_schedule}), steps {self.step}->{cfg.iterations}")
         stop = StopFlag()
         stop.install()
         sums = torch.zeros(len(names), device=device)
@@ -417,6 +433,9 @@ class Trainer:
 
     def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         adversarial = self.D is not None and self.step >= self.cfg.pretrain_steps
+        f = lr_factor(self.cfg, self.step)
+        _set_lr(self.opt_G, self.cfg.lr_g * f)
+        _set_lr(self.opt_D, self.cfg.lr_d * f)
         with self._autocast():
             out = self.recipe.generate(self.G, batch)  # A_1..A_N, S1, S2, O
         terms = self.d_step(batch, out) if adversarial else {}

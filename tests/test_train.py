@@ -129,7 +129,9 @@ def _single():
 
 def test_resume_is_bit_exact(tmp_path):
     # 6 items, batch 2: 3 steps per epoch, so the resumed half starts mid-epoch and crosses an epoch
-    cfg = tiny(iterations=5, log_every=2, val_every=0, ckpt_every=100, sample_every=0)
+    # constant lr: the first half is a run of 2 iterations extended to 5, which stretches a cosine schedule
+    # (an interrupted cosine run resumes exactly: test_cosine_lr_schedule_values_and_exact_resume)
+    cfg = tiny(iterations=5, log_every=2, val_every=0, ckpt_every=100, sample_every=0, lr_schedule="constant")
     full = run(cfg, tmp_path / "full")
     half = run(cfg.replace(iterations=2), tmp_path / "half")
     assert half.step == 2
@@ -272,3 +274,29 @@ def test_precision_on_cpu(tmp_path):
     assert "precision bf16" in (tmp_path / "bf16" / "train.log").read_text()
     assert res.losses and all(math.isfinite(v) for v in res.losses.values())
     assert all(p.dtype == torch.float32 for p in res.G.parameters())  # fp32 master weights under autocast
+
+
+def test_cosine_lr_schedule_values_and_exact_resume(tmp_path, monkeypatch):
+    from agan.train import lr_factor
+
+    cfg = tiny(lr_schedule="cosine", lr_final=0.1, iterations=5, log_every=5, val_every=0, ckpt_every=100,
+               sample_every=0)
+    f = [lr_factor(cfg, s) for s in range(6)]
+    assert f[0] == 1.0 and math.isclose(f[5], 0.1) and math.isclose(lr_factor(cfg, 2.5), 0.55)  # half way: mean
+    assert all(a > b for a, b in zip(f, f[1:]))  # decreasing
+    assert lr_factor(cfg.replace(lr_schedule="constant"), 3) == 1.0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        tiny(lr_schedule="step")
+    # the last update (after 4 completed steps) used lr_g * f(4); an interrupted run resumes on the same schedule
+    full = run(cfg, tmp_path / "full")
+    ck = safe_load(full.checkpoint)
+    assert math.isclose(ck["opt_G"]["param_groups"][0]["lr"], cfg.lr_g * f[4])
+    monkeypatch.setitem(RECIPES, "signal-test", _SignalRecipe)
+    _SignalRecipe.calls = 0
+    cut = run(cfg.replace(model="signal-test"), tmp_path / "cut")
+    assert cut.interrupted and cut.step == 3
+    _SignalRecipe.calls = 100  # no more signals
+    resumed = run(cfg.replace(model="signal-test"), tmp_path / "cut", resume=True)
+    b = safe_load(resumed.checkpoint)
+    for k in ck["G"]:
+        assert torch.equal(ck["G"][k], b["G"][k]), f"G.{k} differs after resume"
