@@ -308,7 +308,8 @@ def bench_synth(size: int = 224, n: int = 50, seed: int = 0) -> dict:
     """Pairs/s of ``agan.synth.make_pair`` on one core, after a warm-up that builds the procedural
     background bank and loads the photos (a one-off cost per process, cached); a note when absent."""
     try:
-        from agan.synth import N_PROCEDURAL, _default_source, _procedural_bank, make_pair
+        from agan.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank
+        from agan.synth import make_pair
     except ImportError as e:
         return {"pairs_per_s": None, "note": f"agan.synth unavailable ({e})"}
     threads = torch.get_num_threads()

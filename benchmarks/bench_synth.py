@@ -20,8 +20,9 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np
 import torch
 
+from agan.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank
 from agan.data import SyntheticRaindrops
-from agan.synth import N_PROCEDURAL, _default_source, _procedural_bank, make_pair
+from agan.synth import make_pair
 
 
 def main() -> None:
