@@ -12,7 +12,7 @@ variants A, A+D, A+AD, AA+AD side by side) and Table 1 (PSNR / SSIM beside the p
     python -m agan.figures --out figures --run runs/cpu --ablate runs/ablate-cpu
 
 Results (``results.npz`` + ``results.json`` in the output folder; images stored as uint8, maps as
-float16, scores computed on the raw outputs first): a fixed set of held-out synthetic pairs (``agan.synth.make_pair`` with a seed no training run uses), the trained generator's A_t, S_1, S_2
+float16, scores computed on the raw outputs first): a fixed set of held-out synthetic pairs (``agan.synth.make_pair`` with a seed no training run uses, and the synthesiser settings of the run in ``run_dir``), the trained generator's A_t, S_1, S_2
 and O on them, each ablation row's O, per-image PSNR / SSIM (the authors' protocol, ``agan.evaluate``)
 and the ablation's Table 1. The images never come from ../shared/real (no licence to redistribute).
 Fig. 1/3/4 show the run in ``run_dir``; Fig. 6/7 compare the ablation's rows, trained under one budget.
@@ -58,7 +58,7 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
     from .evaluate import score_pair
     from .images import to_tensor
     from .infer import derain, load_generator
-    from .synth import make_pair
+    from .synth import SynthParams, make_pair
 
     if size % 4:
         raise ValueError(f"size must be a multiple of 4, got {size}")
@@ -67,14 +67,24 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
     dev = pick_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pairs = [make_pair(seed, i, size) for i in tqdm(range(n_images), desc="held-out pairs", disable=not progress)]
+    # the renderer settings the run was trained with (e.g. the cpu preset's frame_px / view), so that the
+    # figures show drops of the size the model saw; the synthesiser's defaults when there is no run
+    run_cfg_path = Path(run_dir) / "config.json" if run_dir else None
+    run_cfg = json.loads(run_cfg_path.read_text()) if run_cfg_path is not None and run_cfg_path.is_file() else {}
+    synth = dict((run_cfg.get("extra") or {}).get("synth") or {})
+    if synth.get("view") and run_cfg.get("crop_size"):  # same texture scale as the run's crops: view grows with size
+        k = size / run_cfg["crop_size"]
+        synth["view"] = [min(1.0, round(v * k, 4)) for v in synth["view"]]
+    params = SynthParams.from_dict(synth) if synth else None
+    pairs = [make_pair(seed, i, size, params)
+             for i in tqdm(range(n_images), desc="held-out pairs", disable=not progress)]
     arrays: dict[str, np.ndarray] = {
         "rain": np.stack([p.rain for p in pairs]),  # (n, H, W, 3) uint8
         "clean": np.stack([p.clean for p in pairs]),  # (n, H, W, 3) uint8
         "mask": np.stack([p.diff_mask for p in pairs]),  # (n, H, W) bool, M of SPEC 4
     }
-    meta: dict[str, Any] = {"seed": seed, "size": size, "n_images": n_images, "run_dir": None, "rows": [],
-                            "scores": {}, "table": None, "table_info": None}
+    meta: dict[str, Any] = {"seed": seed, "size": size, "n_images": n_images, "synth": synth, "run_dir": None,
+                            "rows": [], "scores": {}, "table": None, "table_info": None}
     scores = meta["scores"]
     scores["input"] = [score_pair(p.rain, p.clean) for p in pairs]
 
@@ -94,8 +104,7 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
         scores["run"] = [score_pair(o, p.clean) for o, p in zip(O, pairs)]  # on the raw outputs
         arrays.update(run_A=np.stack(A).astype(np.float16), run_S1=_u8(np.stack(S1)), run_S2=_u8(np.stack(S2)),
                       run_O=_u8(np.stack(O)))
-        cfg = json.loads((Path(run_dir) / "config.json").read_text()) if (Path(run_dir) / "config.json").is_file() \
-            else {}
+        cfg = run_cfg
         step = safe_load(gen).get("step")
         meta["run_dir"] = str(run_dir)
         meta["run"] = {"preset": cfg.get("name"), "variant": cfg.get("variant"), "step": step,

@@ -53,6 +53,14 @@ def test_compute_results_once_then_every_figure(runs, tmp_path):
     assert res["run_A"].shape == (2, 4, 32, 32) and res["run_S1"].shape == (2, 8, 8, 3)
     assert res["rows_O"].shape == (2, 2, 32, 32, 3) and res["meta"]["rows"] == ["A", "AA+AD"]
     assert res["meta"]["run"]["step"] == 3
+    # the pairs are drawn with the run's own synthesiser settings (the cpu preset's frame_px / view)
+    from agan.synth import SynthParams, make_pair
+
+    # with the view scaled by size / crop_size (32 / 64), so that textures keep the scale of the run's crops
+    cfg = Config.preset("cpu")
+    synth = {**cfg.extra["synth"], "view": [v * 32 / cfg.crop_size for v in cfg.extra["synth"]["view"]]}
+    assert res["meta"]["synth"] == synth
+    assert np.array_equal(res["rain"][1], make_pair(res["meta"]["seed"], 1, 32, SynthParams.from_dict(synth)).rain)
     # the stored maps are the generator's own on the stored inputs
     with torch.no_grad():
         out = G(torch.from_numpy(res["rain"][:1]).permute(0, 3, 1, 2).float() / 255)
