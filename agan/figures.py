@@ -46,10 +46,12 @@ def _row_generator(ablate_dir: Path, row: str, seed: int = 0) -> Path:
 # ----------------------------------------------------------------------------------------------
 def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | None = None,
                     ablate_dir: str | os.PathLike | None = None, n_images: int = 4, size: int = 160,
-                    seed: int = FIGURE_SEED, device: str = "auto", progress: bool = True) -> Path:
-    """Run the models on ``n_images`` held-out synthetic pairs of ``size`` x ``size`` and write
-    ``out_dir/results.npz`` + ``results.json``. Missing runs are recorded as missing (their figures are
-    skipped), so this works on a fresh clone too. Returns the npz path."""
+                    seed: int = FIGURE_SEED, device: str = "auto", progress: bool = True,
+                    n_score: int = 64) -> Path:
+    """Run the models on ``max(n_score, n_images)`` held-out synthetic pairs of ``size`` x ``size``, score
+    them all (a few images are too few for a mean: per-image gains spread by dB), store the first
+    ``n_images`` for the figures, and write ``out_dir/results.npz`` + ``results.json``. Missing runs are
+    recorded as missing (their figures are skipped), so this works on a fresh clone too. Returns the npz path."""
     import torch
     from tqdm.auto import tqdm
 
@@ -64,6 +66,7 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
         raise ValueError(f"size must be a multiple of 4, got {size}")
     if n_images < 1:
         raise ValueError(f"n_images must be >= 1, got {n_images}")
+    n_score = max(int(n_score), n_images)
     dev = pick_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,13 +80,14 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
         synth["view"] = [min(1.0, round(v * k, 4)) for v in synth["view"]]
     params = SynthParams.from_dict(synth) if synth else None
     pairs = [make_pair(seed, i, size, params)
-             for i in tqdm(range(n_images), desc="held-out pairs", disable=not progress)]
+             for i in tqdm(range(n_score), desc="held-out pairs", disable=not progress)]
+    shown = pairs[:n_images]
     arrays: dict[str, np.ndarray] = {
-        "rain": np.stack([p.rain for p in pairs]),  # (n, H, W, 3) uint8
-        "clean": np.stack([p.clean for p in pairs]),  # (n, H, W, 3) uint8
-        "mask": np.stack([p.diff_mask for p in pairs]),  # (n, H, W) bool, M of SPEC 4
+        "rain": np.stack([p.rain for p in shown]),  # (n, H, W, 3) uint8
+        "clean": np.stack([p.clean for p in shown]),  # (n, H, W, 3) uint8
+        "mask": np.stack([p.diff_mask for p in shown]),  # (n, H, W) bool, M of SPEC 4
     }
-    meta: dict[str, Any] = {"seed": seed, "size": size, "n_images": n_images, "synth": synth, "run_dir": None,
+    meta: dict[str, Any] = {"seed": seed, "size": size, "n_images": n_images, "n_score": n_score, "synth": synth, "run_dir": None,
                             "rows": [], "scores": {}, "table": None, "table_info": None}
     scores = meta["scores"]
     scores["input"] = [score_pair(p.rain, p.clean) for p in pairs]
@@ -94,16 +98,18 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
         G = load_generator(gen, device=dev)
         A, S1, S2, O = [], [], [], []
         with torch.no_grad():
-            for p in tqdm(pairs, desc=f"run {run_dir}", disable=not progress):
+            for k, p in enumerate(tqdm(pairs, desc=f"run {run_dir}", disable=not progress)):
                 o = G(to_tensor(p.rain)[None].to(dev))
+                O.append(o.O[0].float().permute(1, 2, 0).cpu().numpy())
+                if k >= n_images:  # scored only
+                    continue
                 A.append(np.stack([a[0, 0].float().cpu().numpy() for a in o.attention]) if o.attention
                          else np.zeros((0, size, size), np.float32))
                 S1.append(o.S1[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
                 S2.append(o.S2[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-                O.append(o.O[0].float().permute(1, 2, 0).cpu().numpy())
         scores["run"] = [score_pair(o, p.clean) for o, p in zip(O, pairs)]  # on the raw outputs
         arrays.update(run_A=np.stack(A).astype(np.float16), run_S1=_u8(np.stack(S1)), run_S2=_u8(np.stack(S2)),
-                      run_O=_u8(np.stack(O)))
+                      run_O=_u8(np.stack(O[:n_images])))
         cfg = run_cfg
         step = safe_load(gen).get("step")
         meta["run_dir"] = str(run_dir)
@@ -122,7 +128,7 @@ def compute_results(out_dir: str | os.PathLike, run_dir: str | os.PathLike | Non
             outs = [derain(p.rain.astype(np.float32) / 255.0, model=G, device=dev, clip=False)[0]
                     for p in tqdm(pairs, desc=f"row {row}", disable=not progress)]
             scores[row] = [score_pair(o, p.clean) for o, p in zip(outs, pairs)]  # on the raw outputs
-            row_O.append(_u8(np.stack(outs)))
+            row_O.append(_u8(np.stack(outs[:n_images])))
             meta["rows"].append(row)
         if row_O:
             arrays["rows_O"] = np.stack(row_O)  # (rows, n, H, W, 3) uint8
@@ -163,6 +169,12 @@ def _mean_scores(results: dict, key: str) -> str:
     return f"{np.mean([a for a, _ in s]):.2f} dB / {np.mean([b for _, b in s]):.3f}"
 
 
+def _scored_on(results: dict) -> str:
+    meta = results["meta"]
+    n = len(meta["scores"].get("input") or [])
+    return f"mean PSNR/SSIM over {n} held-out pairs ({meta['n_images']} shown)"
+
+
 def _save(fig, out_dir, name: str) -> Path:
     from .viz import save_figure
 
@@ -181,7 +193,7 @@ def figure1(results: dict, out_dir: str | os.PathLike) -> Path | None:
     run = results["meta"].get("run", {})
     fig = image_grid([list(results["rain"]), list(results["run_O"])], row_titles=["input", "result"],
                      ax_size=2.4, title=f"Fig. 1: raindrop removal ({run.get('preset')} preset, step {run.get('step')})\n"
-                                        f"mean PSNR/SSIM: input {_mean_scores(results, 'input')}, "
+                                        f"{_scored_on(results)}: input {_mean_scores(results, 'input')}, "
                                         f"result {_mean_scores(results, 'run')}")
     return _save(fig, out_dir, "fig1_results.png")
 
@@ -229,15 +241,16 @@ def _rows_figure(results: dict, out_dir, wanted: tuple[str, ...], name: str, tit
     rows_O = results["rows_O"]
     grid = [[results["rain"][i]] + [rows_O[present.index(r)][i] for r in cols] + [results["clean"][i]]
             for i in range(len(results["rain"]))]
-    titles = ["input"] + [f"{r}\n{_mean_scores(results, r)}" for r in cols] + ["ground truth"]
-    fig = image_grid(grid, col_titles=titles, ax_size=2.0, title=title)
+    titles = ([f"input\n{_mean_scores(results, 'input')}"] + [f"{r}\n{_mean_scores(results, r)}" for r in cols]
+              + ["ground truth"])
+    fig = image_grid(grid, col_titles=titles, ax_size=2.0, title=f"{title}\n{_scored_on(results)}")
     return _save(fig, out_dir, name)
 
 
 def figure6(results: dict, out_dir: str | os.PathLike) -> Path | None:
     """Fig. 6: input, Eigen13, Pix2Pix, ours (AA+AD), ground truth -- the ablation's rows, one budget."""
     return _rows_figure(results, out_dir, ("Eigen13", "Pix2Pix", "AA+AD"), "fig6_comparison.png",
-                        "Fig. 6: qualitative comparison (same data, steps and seed for every method; mean PSNR/SSIM)")
+                        "Fig. 6: qualitative comparison (same data, steps and seed for every method)")
 
 
 def figure7(results: dict, out_dir: str | os.PathLike) -> Path | None:
@@ -285,12 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablate", default="runs/ablate-cpu", help="ablation folder for Fig. 6/7 and Table 1")
     ap.add_argument("--n-images", type=int, default=4)
     ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--n-score", type=int, default=64, help="pairs the means are taken over (default 64)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-recompute", action="store_true", help="draw from the existing results file")
     args = ap.parse_args(argv)
     try:
         made = make_all(args.out, args.run, args.ablate, recompute=not args.no_recompute, n_images=args.n_images,
-                        size=args.size, device=args.device)
+                        size=args.size, device=args.device, n_score=args.n_score)
     except (ValueError, FileNotFoundError) as e:
         print(f"agan.figures: error: {e}", file=sys.stderr)
         return 2

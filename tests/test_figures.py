@@ -47,8 +47,10 @@ def runs(tmp_path_factory):
 
 def test_compute_results_once_then_every_figure(runs, tmp_path):
     run, ab, G = runs
-    made = F.make_all(tmp_path, run, ab, n_images=2, size=32, progress=False)
+    made = F.make_all(tmp_path, run, ab, n_images=2, size=32, progress=False, n_score=5)
     res = F.load_results(tmp_path)
+    # 2 pairs shown, the means taken over 5: the first 2 of the scored pairs are the shown ones
+    assert res["meta"]["n_score"] == 5 and all(len(v) == 5 for v in res["meta"]["scores"].values())
     assert res["rain"].shape == res["clean"].shape == (2, 32, 32, 3) and res["mask"].shape == (2, 32, 32)
     assert res["run_A"].shape == (2, 4, 32, 32) and res["run_S1"].shape == (2, 8, 8, 3)
     assert res["rows_O"].shape == (2, 2, 32, 32, 3) and res["meta"]["rows"] == ["A", "AA+AD"]
