@@ -9,6 +9,26 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 
 
+def assert_same_training_state(a: dict, b: dict) -> None:
+    """Two training checkpoints (``last.pt`` dicts) hold bit-identical G, D, optimiser states and RNG states."""
+    for key in ("G", "D"):
+        assert (a[key] is None) == (b[key] is None), key
+        if a[key] is not None:
+            assert a[key].keys() == b[key].keys()
+            for name in a[key]:
+                assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+    for key in ("opt_G", "opt_D"):
+        if a[key] is None:
+            assert b[key] is None, key
+            continue
+        for pid, state in a[key]["state"].items():
+            for name, v in state.items():
+                assert torch.equal(v, b[key]["state"][pid][name]), f"{key} {pid} {name}"
+        assert [g["lr"] for g in a[key]["param_groups"]] == [g["lr"] for g in b[key]["param_groups"]], key
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert torch.equal(a["rng"]["numpy"]["keys"], b["rng"]["numpy"]["keys"])
+
+
 def closed_form_authors_state_dict() -> dict[str, torch.Tensor]:
     """SPEC 2.4: every tensor of the authors' layout filled by a closed form, no RNG (float64).
 

@@ -38,6 +38,7 @@ from agan.config import Config
 from agan.images import difference_mask, read_image, write_image
 from agan.infer import derain, load_generator
 from agan.models import build_generator
+from tests.conftest import assert_same_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -552,16 +553,7 @@ def test_signals_and_kill9_resume_bit_identical(tmp_path):
     assert rc == 0, err
     a, b = safe_load(tmp_path / "ref" / "checkpoints" / "last.pt"), safe_load(last)
     assert a["step"] == b["step"] == N
-    for key in ("G", "D"):
-        assert a[key].keys() == b[key].keys()
-        for name in a[key]:
-            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
-    for key in ("opt_G", "opt_D"):
-        for pid, state in a[key]["state"].items():
-            for name, v in state.items():
-                assert torch.equal(v, b[key]["state"][pid][name]), f"{key} {pid} {name}"
-    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
-    assert torch.equal(a["rng"]["numpy"]["keys"], b["rng"]["numpy"]["keys"])
+    assert_same_training_state(a, b)
 
 
 # ============================================================================================ numerics
