@@ -255,10 +255,13 @@ def test_failed_start_writes_nothing(tmp_path):
 
 
 def test_precision_on_cpu(tmp_path):
+    from agan.fast import cpu_has_fast_bf16
     from agan.train import _precision
 
     cpu = torch.device("cpu")
-    assert _precision(tiny(), cpu) is None  # auto = fp32 on CPU
+    # auto: bf16 on CPUs with native bf16 dot products, fp32 elsewhere
+    assert _precision(tiny(), cpu) == (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    assert _precision(tiny(precision="fp32"), cpu) is None
     assert _precision(tiny(precision="bf16"), cpu) == torch.bfloat16
     with pytest.raises(ValueError, match="fp16.*needs CUDA"):
         _precision(tiny(precision="fp16"), cpu)
