@@ -31,7 +31,7 @@ from torch import Tensor
 
 from . import pick_device
 from .checkpoint import CheckpointError, safe_load
-from .fast import fast_forward
+from .fast import fast_forward, resolve_precision
 from .models.generator import Generator
 
 __all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "CHECKPOINT_FORMATS", "derain", "derain_tensor", "load_generator"]
@@ -119,9 +119,12 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
 
 def _forward(model: torch.nn.Module, x: Tensor, precision: str = "fp32") -> tuple[Tensor, list[Tensor]]:
     """One forward pass of G on (B, 3, H, W), H and W multiples of 4 -> (O, [A_1..A_N]) in float32.
-    The one place that decides numerics (``precision``: fp32 | bf16 | fp16 autocast)."""
+    The one place that decides numerics (``precision``: fp32 | bf16 | fp16 autocast | auto: bf16 on CPUs
+    with native bf16, fp16 on CUDA, else fp32)."""
+    if precision == "auto":
+        precision = resolve_precision("auto", x.device)
     if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
     out = fast_forward(model, x, precision)  # agan.fast: FastGenerator for G (fp32 within 1e-4 of plain)
     if isinstance(out, Tensor):  # baselines (Eigen13, Pix2Pix U-Net) return O alone
         return out.float(), []
@@ -282,7 +285,9 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy
     input, tensors shaped like the input with one channel for tensors. Variant "A" and the baselines
     (Eigen13, Pix2Pix) have no maps ([]).
-    ``tile`` / ``overlap``: see :func:`derain_tensor`; ``precision``: fp32 | bf16 | fp16.
+    ``tile`` / ``overlap``: see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of
+    the plain path) | bf16 | fp16 | auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; what
+    ``agan derain`` uses).
     """
     from PIL import Image
 

@@ -282,3 +282,23 @@ def test_cli_eval_with_weights(tmp_path, kit_ckpt, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "ds" in out and "inf" in out and "cast wrap" in out  # input == gt: baseline inf
     assert (tmp_path / "s.json").is_file()
+
+
+def test_precision_auto_resolves_per_device_and_is_the_cli_default(tmp_path, small, kit_ckpt):
+    from agan.fast import resolve_precision
+    from agan.images import read_image
+
+    img = np.random.default_rng(5).integers(0, 256, (36, 44, 3), dtype=np.uint8)
+    resolved = resolve_precision("auto", "cpu")  # bf16 on CPUs with native bf16, else fp32
+    auto, _ = derain(img, model=small, precision="auto")
+    np.testing.assert_array_equal(auto, derain(img, model=small, precision=resolved)[0])
+    with pytest.raises(ValueError, match="precision must be auto, fp32, bf16 or fp16"):
+        derain(img, model=small, precision="fp8")
+
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(img).save(d / "1_rain.png")
+    for args, expected in (([], auto), (["--precision", "fp32"], derain(img, model=small)[0])):
+        out = tmp_path / f"out{len(args)}"
+        assert main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu", *args]) == 0
+        np.testing.assert_array_equal(read_image(out / "1_rain.png"), expected)

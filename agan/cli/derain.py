@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tile size in pixels (default: automatic, 512 for images over 1024x1024; 0 = never tile)")
     p.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="default fp32")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto (default): bf16 on CPUs with native bf16 (avx512_bf16/AMX), fp16 on CUDA, else "
+                        "fp32; fp32 matches the plain network within 1e-4, bf16/fp16 within >= 40 dB PSNR")
     p.add_argument("--recursive", action="store_true", help="also look into sub-folders of folder inputs")
     p.set_defaults(func=run)
 

@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replace an existing --csv / --json file or a non-empty --save-outputs folder")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--tile", type=int, default=None, metavar="N", help="tile size for large images (0 = never)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="default fp32")
+    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="fp32 (default, so scores do not depend on the machine) | auto (bf16 on CPUs with "
+                        "native bf16, fp16 on CUDA) | bf16 | fp16")
     p.set_defaults(func=run)
 
 

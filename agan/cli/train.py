@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=None, metavar="N", help="total training steps")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="auto (CUDA when present) | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default=None, help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16")
+    p.add_argument("--precision", default=None, help="auto (bf16/fp16 autocast on CUDA; bf16 on CPUs with native bf16, else fp32) | fp32 | bf16 | fp16")
     p.add_argument("--optimizer", default=None, choices=["adam", "rmsprop"],
                    help="adam (lr 5e-4, betas 0.5/0.99) | rmsprop (lr 2e-5 G / 1e-5 D + G pre-training)")
     p.add_argument("--vgg-weights", default=None, metavar="W",
