@@ -41,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: a synthetic held-out split in OUT/heldout)")
     p.add_argument("--iterations", type=int, default=None, metavar="N", help="training steps per run (default: the preset's)")
     p.add_argument("--heldout-count", type=int, default=None, metavar="N",
-                   help="pairs in the synthetic held-out split (default 24 for cpu, 58 for paper)")
+                   help="pairs in the synthetic held-out split (default 64 for cpu, 58 for paper)")
     p.add_argument("--heldout-size", default=None, metavar="HxW",
-                   help="size of the synthetic held-out images (default 96x144 for cpu, 480x720 for paper)")
+                   help="size of the synthetic held-out images (default 64x64 for cpu, 480x720 for paper)")
     p.add_argument("--device", default=None, help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config field for every row, repeatable (e.g. --set batch_size=8)")
