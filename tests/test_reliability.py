@@ -165,7 +165,8 @@ def test_derain_batch_of_odd_images(tmp_path, weights, G):
     extra = tmp_path / "readme.txt"  # a non-image given by name
     extra.write_text("hello")
     out = tmp_path / "out"
-    p = agan("derain", d, extra, "--out", out, "--weights", weights, "--device", "cpu")
+    # --precision fp32: outputs are compared with the exact (fp32) path below; `auto` is tested in test_infer
+    p = agan("derain", d, extra, "--out", out, "--weights", weights, "--device", "cpu", "--precision", "fp32")
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr
     bad = [n for n, c in cases.items() if "error" in c] + ["readme.txt"]
@@ -234,7 +235,7 @@ def test_very_large_images_are_tiled(tmp_path, weights, G, monkeypatch, capsys):
     big = rgb(150, 203, 5)
     Image.fromarray(big).save(d / "big.png")
     rc = main(["derain", str(d / "big.png"), "--out", str(tmp_path / "out"), "--weights", str(weights),
-               "--device", "cpu"])
+               "--device", "cpu", "--precision", "fp32"])  # compared bit for bit with the fp32 tiled path
     assert rc == 0
     assert len(calls) == 2 * 3 and max(max(c) for c in calls) < 96 + 4  # 2 x 3 tiles of about 96 x 96
     got = np.asarray(Image.open(tmp_path / "out" / "big.png"))
