@@ -40,10 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="held-out folder with data/ and gt/ (Raindrop test_a), or a root holding test_a/ "
                         "(default: a synthetic held-out split in OUT/heldout)")
     p.add_argument("--iterations", type=int, default=None, metavar="N", help="training steps per run (default: the preset's)")
+    from agan.ablate import HELDOUT  # light: no torch at import; the defaults are stated from the source
+
+    (cn, (ch, cw)), (pn, (ph, pw)) = HELDOUT["cpu"], HELDOUT["paper"]
     p.add_argument("--heldout-count", type=int, default=None, metavar="N",
-                   help="pairs in the synthetic held-out split (default 64 for cpu, 58 for paper)")
+                   help=f"pairs in the synthetic held-out split (default {cn} for cpu, {pn} for paper)")
     p.add_argument("--heldout-size", default=None, metavar="HxW",
-                   help="size of the synthetic held-out images (default 64x64 for cpu, 480x720 for paper)")
+                   help=f"size of the synthetic held-out images (default {ch}x{cw} for cpu, {ph}x{pw} for paper)")
     p.add_argument("--device", default=None, help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config field for every row, repeatable (e.g. --set batch_size=8)")
