@@ -50,7 +50,9 @@ def main() -> None:
     n_val = full.iterations // full.val_every + 1 if full.val_every else 0
     est_wall = full.iterations * wall + n_val * val
     est_idle = full.iterations * cpu / args.threads + n_val * val
-    print(f"preset {args.preset} ({', '.join(args.set) or 'as is'}): {args.steps} steps, {args.threads} threads")
+    precision = {None: "fp32"}.get(trainer.amp, str(trainer.amp).removeprefix("torch."))  # "auto" resolved here
+    print(f"preset {args.preset} ({', '.join(args.set) or 'as is'}): {args.steps} steps, {args.threads} threads, "
+          f"precision {precision}")
     print(f"  per step: {wall:.3f} s wall, {cpu:.3f} s CPU ({cpu / args.threads:.3f} s per thread)")
     print(f"  validation pass ({full.val_size} images): {val:.2f} s, {n_val} in the full run")
     print(f"  full run of {full.iterations} steps: {est_wall / 60:.1f} min at this wall clock, "
