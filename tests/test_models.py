@@ -2,8 +2,16 @@ import pytest
 import torch
 
 from agan.config import Config
-from agan.models import (AttentiveDiscriminator, ConvLSTMCell, Generator, PlainDiscriminator,
-                         build_discriminator, build_generator, count_parameters)
+from agan.models import (
+    AttentiveDiscriminator,
+    ConvLSTMCell,
+    Generator,
+    PlainDiscriminator,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+)
+from agan.models.discriminator import MIN_CHANNELS
 
 
 def test_generator_parameter_count_is_the_authors():
@@ -70,6 +78,19 @@ def test_attentive_discriminator_layout_at_224():
     out = D(torch.rand(2, 3, 224, 224))
     assert out.prob.shape == (2, 1) and out.map.shape == (2, 1, 224, 224)
     assert torch.allclose(out.prob, out.logit.sigmoid())
+
+
+def test_narrow_discriminator_keeps_min_channels_and_gradients():
+    # width 1/8 would round the first layers to 1 and 2 channels: such a D died in a cpu-preset run
+    # (L_D stuck at 2 ln 2, |grad D| ~0.005); every layer keeps >= MIN_CHANNELS, wider layers scale.
+    torch.manual_seed(0)
+    D = AttentiveDiscriminator(width=0.125, pool=4)
+    widths = [D.features[i].out_channels for i in range(6)] + [D.down1.out_channels, D.down2.out_channels]
+    assert widths == [4, 4, 8, 16, 16, 16, 8, 4]
+    assert min(widths) == MIN_CHANNELS
+    assert [AttentiveDiscriminator(width=0.5).features[i].out_channels for i in range(6)] == [4, 8, 32, 64, 64, 64]
+    D(torch.rand(2, 3, 64, 64)).logit.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 128), (240, 320)])

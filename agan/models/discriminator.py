@@ -14,6 +14,8 @@ Layout at 224x224 is identical to the authors': six conv5x5 (3->8->16->64->128->
 conv5x5(128->1), conv5x5/s4/p1 (128->64), conv5x5/s4/p1 (64->32), Linear(32*14*14 -> 1024),
 Linear(1024 -> 1), sigmoid.  For other crop sizes the 32-channel features are adaptively
 average-pooled to ``pool`` x ``pool`` (14 -> identity at 224), so the FC layer keeps its shape.
+``width`` scales every layer's channels (the cpu preset's 1/8: 4, 4, 8, 16, 16, 16), never below
+``MIN_CHANNELS``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["DiscriminatorOutput", "AttentiveDiscriminator", "PlainDiscriminator"]
+
+
+# Narrow discriminators (width < 1/2) keep at least this many channels per layer: a 1- or 2-channel
+# conv+ReLU layer can die (every unit negative everywhere), leaving D a constant that passes no gradient.
+MIN_CHANNELS = 4
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -37,10 +44,13 @@ class _DiscriminatorBase(nn.Module):
 
     def __init__(self, width: float = 1.0, pool: int = 14, fc: int = 1024):
         super().__init__()
-        chans = [3] + [max(1, int(round(c * width))) for c in (8, 16, 64, 128, 128, 128)]
+        def ch(c: int) -> int:  # the paper's c channels at this width
+            return max(MIN_CHANNELS, round(c * width))
+
+        chans = [3] + [ch(c) for c in (8, 16, 64, 128, 128, 128)]
         self.features = nn.ModuleList(nn.Conv2d(a, b, 5, padding=2) for a, b in zip(chans[:-1], chans[1:]))
         c = chans[-1]
-        c64, c32 = max(1, int(round(64 * width))), max(1, int(round(32 * width)))
+        c64, c32 = ch(64), ch(32)
         self.map_head = nn.Conv2d(c, 1, 5, padding=2) if self.attentive else None  # D_map
         self.down1 = nn.Conv2d(c, c64, 5, stride=4, padding=1)
         self.down2 = nn.Conv2d(c64, c32, 5, stride=4, padding=1)
