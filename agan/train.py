@@ -247,10 +247,19 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _load(self, ckpt: dict) -> None:
-        self.G_bare.load_state_dict(ckpt["G"])
+        for name, module, key in (("generator", self.G_bare, "G"), ("discriminator", self.D_bare, "D")):
+            if module is None:
+                continue
+            try:
+                module.load_state_dict(ckpt[key])
+            except RuntimeError as e:  # e.g. a run from before narrow D layers were kept >= 4 channels wide
+                first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln or "Missing" in ln
+                              or "Unexpected" in ln), str(e).splitlines()[0])
+                raise ValueError(f"{self.ckpt_path}: the saved {name} does not fit the one this version of agan "
+                                 f"builds from the run's config ({first}); resume it with the agan version that "
+                                 f"wrote it, or start a new run") from None
         self.opt_G.load_state_dict(ckpt["opt_G"])
         if self.D_bare is not None:
-            self.D_bare.load_state_dict(ckpt["D"])
             self.opt_D.load_state_dict(ckpt["opt_D"])
         for scaler, key in ((self.scaler_G, "scaler_G"), (self.scaler_D, "scaler_D")):
             if ckpt.get(key) and scaler.is_enabled():

@@ -144,6 +144,19 @@ def test_resume_is_bit_exact(tmp_path):
     assert steps == [2, 4, 5]
 
 
+def test_resume_with_a_checkpoint_that_does_not_fit_is_one_clear_error(tmp_path):
+    cfg = tiny(iterations=2, val_every=0, sample_every=0)
+    res = run(cfg, tmp_path / "run")
+    ckpt = safe_load(res.checkpoint)
+    ckpt["D"]["features.0.weight"] = ckpt["D"]["features.0.weight"][:2]  # a D from before the 4-channel floor
+    ckpt["D"]["features.0.bias"] = ckpt["D"]["features.0.bias"][:2]
+    torch.save(ckpt, res.checkpoint)
+    before = res.checkpoint.read_bytes()
+    with pytest.raises(ValueError, match=r"last\.pt: the saved discriminator does not fit .*features\.0\.weight"):
+        run(cfg.replace(iterations=4), tmp_path / "run", resume=True)
+    assert res.checkpoint.read_bytes() == before  # nothing overwritten
+
+
 class _NaNRecipe(AganRecipe):
     """L_P becomes NaN from the 4th generator update on."""
 
