@@ -41,7 +41,7 @@ reproduce: $(STAMP)
 	$(BIN)/python scripts/run_notebooks.py --params params/$(PRESET).yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check agan tests
+	$(BIN)/ruff check agan tests scripts benchmarks
 
 clean-venv:
 	rm -rf $(VENV)

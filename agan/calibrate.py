@@ -39,8 +39,9 @@ def _pairs(real_dir: Path) -> list[tuple[Path, Path]]:
     clean_dir = next((real_dir / d for d in ("clean", "gt") if (real_dir / d).is_dir()), None)
     if rain_dir is None or clean_dir is None:
         return []
-    ids = lambda d, kind: {int(m.group(1)): p for p in list_images(d)
-                           if (m := re.match(rf"^(\d+)_{kind}$", p.stem))}
+    def ids(d, kind):
+        return {int(m.group(1)): p for p in list_images(d) if (m := re.match(rf"^(\d+)_{kind}$", p.stem))}
+
     rain, clean = ids(rain_dir, "rain"), ids(clean_dir, "clean")
     return [(rain[k], clean[k]) for k in sorted(set(rain) & set(clean))]
 

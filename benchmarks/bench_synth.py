@@ -17,12 +17,12 @@ import time
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
-import numpy as np
-import torch
+import numpy as np  # noqa: E402  (after the thread settings above)
+import torch  # noqa: E402
 
-from agan.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank
-from agan.data import SyntheticRaindrops
-from agan.synth import make_pair
+from agan.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank  # noqa: E402
+from agan.data import SyntheticRaindrops  # noqa: E402
+from agan.synth import make_pair  # noqa: E402
 
 
 def main() -> None:

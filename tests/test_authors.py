@@ -8,8 +8,12 @@ import torch
 
 from agan.checkpoint import CheckpointError
 from agan.models import Generator
-from agan.models.authors import (AUTHORS_KEYS, export_authors_state_dict, import_authors_state_dict,
-                                 load_authors_generator)
+from agan.models.authors import (
+    AUTHORS_KEYS,
+    export_authors_state_dict,
+    import_authors_state_dict,
+    load_authors_generator,
+)
 
 from .conftest import FIXTURES
 

@@ -5,8 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from agan.images import (ImageReadError, crop_to_multiple, difference_mask, read_image, to_tensor, to_uint8,
-                         write_image)
+from agan.images import (
+    ImageReadError,
+    crop_to_multiple,
+    difference_mask,
+    read_image,
+    to_tensor,
+    to_uint8,
+    write_image,
+)
 
 
 def _rgb(h=6, w=5):

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from agan.losses import (AttentionLoss, DiscriminatorLoss, GeneratorAdversarialLoss, MultiScaleLoss,
-                         PerceptualLoss, VGGFeatures, VGGWeightsUnavailable)
+from agan.losses import (
+    AttentionLoss,
+    DiscriminatorLoss,
+    GeneratorAdversarialLoss,
+    MultiScaleLoss,
+    PerceptualLoss,
+    VGGFeatures,
+    VGGWeightsUnavailable,
+)
 from agan.models import AttentiveDiscriminator, Generator
 
 

@@ -90,7 +90,9 @@ def test_rim_is_darker_than_interior():
 def test_defocus_makes_alpha_soft():
     sharp = render(grey(), 0, lab_params(), drops=[[80, 80, 10, 45]])
     blurred = render(grey(), 0, lab_params(f_number=(4, 4)), drops=[[80, 80, 10, 45]])
-    soft = lambda a: int(((a > 0.02) & (a < 0.98)).sum())
+    def soft(a):
+        return int(((a > 0.02) & (a < 0.98)).sum())
+
     assert sharp.params["blur_radius_px"][0] < 0.5
     assert blurred.params["blur_radius_px"][0] > 5
     assert soft(blurred.alpha) > 5 * soft(sharp.alpha)

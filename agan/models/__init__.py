@@ -1,8 +1,15 @@
 """Networks: the generator, the discriminators, the authors' checkpoint layout."""
 
 from .discriminator import AttentiveDiscriminator, DiscriminatorOutput, PlainDiscriminator
-from .generator import (AttentiveRecurrentNetwork, ContextualAutoencoder, ConvLSTMCell, Generator,
-                        GeneratorOutput, ResidualBlock, count_parameters)
+from .generator import (
+    AttentiveRecurrentNetwork,
+    ContextualAutoencoder,
+    ConvLSTMCell,
+    Generator,
+    GeneratorOutput,
+    ResidualBlock,
+    count_parameters,
+)
 
 __all__ = ["AttentiveDiscriminator", "AttentiveRecurrentNetwork", "ContextualAutoencoder", "ConvLSTMCell",
            "DiscriminatorOutput", "Generator", "GeneratorOutput", "PlainDiscriminator", "ResidualBlock",
