@@ -28,8 +28,9 @@ from torch import Tensor, nn
 __all__ = ["DiscriminatorOutput", "AttentiveDiscriminator", "PlainDiscriminator"]
 
 
-# Narrow discriminators (width < 1/2) keep at least this many channels per layer: a 1- or 2-channel
-# conv+ReLU layer can die (every unit negative everywhere), leaving D a constant that passes no gradient.
+# Narrow discriminators keep at least this many channels per layer (the first layer's 8 would round below 4
+# under width 0.44): a 1- or 2-channel conv+ReLU layer can die (every unit negative everywhere), leaving D a
+# constant that passes no gradient.
 MIN_CHANNELS = 4
 
 
