@@ -7,6 +7,11 @@ round by round, so a change in machine load hits them alike), GFLOPs at the meas
 counter, a multiply-add = 2), achieved GFLOP/s, the fraction of this machine's measured 3x3-conv
 throughput at that precision, peak memory (CPU: peak RSS of a fresh subprocess running one forward;
 CUDA: ``torch.cuda.max_memory_allocated``) and the speed-up over ``plain``.
+The ceiling lines put those in proportion: a large square matrix multiply is about the fastest any
+dense kernel runs on a machine, so the network's GFLOPs / the matmul's GFLOP/s is the least time any
+path that keeps the network's multiplications (direct or im2col convolutions, as oneDNN's CPU path
+uses) could take, and plain's time over it the largest speed-up such a path could show at that
+precision. Only fewer multiplications (Winograd or FFT convolutions) could beat it.
 Also: one training step (D update + G update, paper losses, VGG with random weights), plain eager fp32
 vs the fast setup (channels-last, bf16/fp16 autocast, tuned allocator), and synthesiser pairs/s.
 """
@@ -30,7 +35,7 @@ from agan.models import build_discriminator, build_generator, count_parameters
 from agan.summary import count_flops
 
 __all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "conv_throughput", "format_report",
-           "run_bench"]
+           "matmul_throughput", "run_bench"]
 
 PATHS = ("plain", "fast32", "bf16", "fp16", "compiled")
 DEFAULT_PATHS = {"cpu": "plain,fast32,bf16,compiled", "cuda": "plain,fast32,fp16,compiled"}
@@ -91,6 +96,18 @@ def conv_throughput(device: torch.device, precision: str = "fp32", channels: int
     return flops / best / 1e9
 
 
+def matmul_throughput(device: torch.device, precision: str = "fp32", n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n by n x n matrix multiply (2 n^3 flops), best of ``repeats``: the machine's
+    practical dense-arithmetic peak at that precision, against which no convolution path can go faster."""
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
+    with torch.inference_mode():
+        a @ b
+        best = min(_timed(lambda: a @ b, device) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
 # ----------------------------------------------------------------------------------------------
 # inference
 # ----------------------------------------------------------------------------------------------
@@ -137,7 +154,8 @@ def _memory_worker(spec: str) -> None:
 
 def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None = None, repeats: int = 3,
                     preset: str = "paper", width: float | None = None, device: torch.device | str = "cpu",
-                    memory: bool = True, progress=None, conv_size: tuple[int, int] = (240, 360)) -> dict:
+                    memory: bool = True, progress=None, conv_size: tuple[int, int] = (240, 360),
+                    matmul_n: int = 2048) -> dict:
     """Time G's forward at ``size`` (batch 1) on each path; see the module docstring for the fields."""
     device = torch.device(device)
     h, w = size
@@ -158,6 +176,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
 
     precisions = sorted({path_precision(p, device) for p in paths})
     conv = {p: conv_throughput(device, p, size=conv_size) for p in precisions}
+    matmul = {p: matmul_throughput(device, p, n=matmul_n) for p in precisions}
     runners, compile_s = {}, {}
     for p in paths:  # build and warm up (the compiled path compiles here)
         runners[p] = make_runner(G, p, device)
@@ -192,8 +211,12 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
     base = rows.get("plain", {}).get("seconds")
     for p in paths:
         rows[p]["speedup"] = base / rows[p]["seconds"] if base else None
+    # the least time any path with the same multiplications could take: every FLOP at the matmul rate
+    ceiling = {p: {"seconds": gflops / rate, "speedup": base * rate / gflops if base else None}
+               for p, rate in matmul.items()}
     return {"size": f"{h}x{w}", "preset": preset, "width": cfg.width, "parameters": count_parameters(G),
-            "gflops": gflops, "conv3x3_gflop_per_s": conv, "conv_size": f"{conv_size[0]}x{conv_size[1]}", "repeats": repeats,
+            "gflops": gflops, "conv3x3_gflop_per_s": conv, "conv_size": f"{conv_size[0]}x{conv_size[1]}",
+            "matmul_gflop_per_s": matmul, "matmul_n": matmul_n, "ceiling": ceiling, "repeats": repeats,
             "memory_kind": "peak CUDA allocated" if device.type == "cuda" else "peak RSS of a fresh process",
             "paths": rows}
 
@@ -345,9 +368,9 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
     width = None
     train_kw = {"preset": preset, "size": 224, "batch": 2, "steps": 2}
     synth_kw = {"size": 224, "n": 50}
-    conv_size = (240, 360)
+    conv_size, matmul_n = (240, 360), 2048
     if quick:
-        size, repeats, width, memory, conv_size = (32, 48), 1, 0.25, False, (60, 90)
+        size, repeats, width, memory, conv_size, matmul_n = (32, 48), 1, 0.25, False, (60, 90), 256
         paths = [p for p in (paths or DEFAULT_PATHS[device.type].split(",")) if p != "compiled"]
         train_kw.update(size=32, steps=1, width=0.25)
         synth_kw.update(size=32, n=2)
@@ -355,7 +378,8 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
               "quick": quick}
     if device.type == "cuda":
         report["device_name"] = torch.cuda.get_device_name(device)
-    report["inference"] = bench_inference(size, paths, repeats, preset, width, device, memory, progress, conv_size)
+    report["inference"] = bench_inference(size, paths, repeats, preset, width, device, memory, progress, conv_size,
+                                          matmul_n)
     report["train_step"] = bench_train_step(device=device, progress=progress, **train_kw) if train else None
     report["synth"] = bench_synth(**synth_kw) if synth else None
     return report
@@ -370,6 +394,8 @@ def format_report(r: dict) -> str:
               f"{inf['gflops']:.1f} GFLOP per {inf['size']} image"),
              f"3x3-conv throughput (channels-last, 64->64 at {inf['conv_size']}): "
              + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in inf["conv3x3_gflop_per_s"].items()),
+             f"matmul throughput ({inf['matmul_n']}x{inf['matmul_n']}, the practical peak): "
+             + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in inf["matmul_gflop_per_s"].items()),
              "",
              (f"{'path':<10}{'precision':>10}{'s/image':>10}{'GFLOP/s':>10}{'of conv':>9}{'peak MB':>9}"
               f"{'x plain':>9}{'warm-up s':>11}")]
@@ -380,6 +406,10 @@ def format_report(r: dict) -> str:
                      f"{100 * row['conv_fraction']:>8.0f}%{mem:>9}{sp:>9}{row['warmup_seconds']:>11.1f}")
     lines.append(f"(median of {inf['repeats']} interleaved runs after a warm-up; peak memory: {inf['memory_kind']}; "
                  "'of conv' = achieved / 3x3-conv throughput at the same precision)")
+    for p, c in inf["ceiling"].items():
+        sp = f" = x{c['speedup']:.2f} plain" if c["speedup"] is not None else ""
+        lines.append(f"ceiling {p}: {inf['gflops']:.1f} GFLOP at the matmul rate = {c['seconds']:.3f} s/image{sp} "
+                     "(no path with the same multiplications can beat it)")
     t = r.get("train_step")
     if t:
         lines += ["", (f"training step ({t['preset']}, variant {t['variant']}, {t['size']}x{t['size']}, batch "

@@ -178,6 +178,12 @@ def test_bench_quick_json(capsys):
         assert {"precision", "seconds", "gflop_per_s", "conv_fraction", "peak_memory_mb", "speedup"} <= set(row)
         assert row["seconds"] > 0 and row["speedup"] > 0
     assert inf["paths"]["plain"]["speedup"] == pytest.approx(1.0)
+    assert set(inf["ceiling"]) == set(inf["matmul_gflop_per_s"]) == {"fp32", "bf16"}
+    plain = inf["paths"]["plain"]["seconds"]
+    for prec, c in inf["ceiling"].items():  # every FLOP at the matmul rate, and plain's time over that
+        rate = inf["matmul_gflop_per_s"][prec]
+        assert rate > 0 and c["seconds"] == pytest.approx(inf["gflops"] / rate)
+        assert c["speedup"] == pytest.approx(plain / c["seconds"])
     t = r["train_step"]
     assert t["plain_seconds"] > 0 and t["fast_seconds"] > 0
     assert r["synth"]["pairs_per_s"] is None or r["synth"]["pairs_per_s"] > 0
