@@ -180,9 +180,9 @@ def test_bench_quick_json(capsys):
     assert inf["paths"]["plain"]["speedup"] == pytest.approx(1.0)
     assert set(inf["ceiling"]) == set(inf["matmul_gflop_per_s"]) == {"fp32", "bf16"}
     plain = inf["paths"]["plain"]["seconds"]
-    for prec, c in inf["ceiling"].items():  # every FLOP at the matmul rate, and plain's time over that
-        rate = inf["matmul_gflop_per_s"][prec]
-        assert rate > 0 and c["seconds"] == pytest.approx(inf["gflops"] / rate)
+    for prec, c in inf["ceiling"].items():  # every FLOP at the best measured rate, and plain's time over that
+        rate = max(inf["matmul_gflop_per_s"][prec], inf["conv3x3_gflop_per_s"][prec])
+        assert rate > 0 and c["gflop_per_s"] == rate and c["seconds"] == pytest.approx(inf["gflops"] / rate)
         assert c["speedup"] == pytest.approx(plain / c["seconds"])
     t = r["train_step"]
     assert t["plain_seconds"] > 0 and t["fast_seconds"] > 0

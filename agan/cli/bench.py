@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(torch's flop counter), seconds per image (median of --repeats interleaved runs after a "
                     "warm-up), achieved GFLOP/s, the fraction of this machine's measured 3x3-conv throughput, "
                     "peak memory and the speed-up over plain; the ceiling per precision (the network's GFLOPs at "
-                    "this machine's large-matmul rate: the most any path with the same multiplications could "
-                    "gain over plain); then one training step (plain vs fast) and the "
+                    "the best of the conv and large-matmul rates: the most any path with the same "
+                    "multiplications could gain over plain); then one training step (plain vs fast) and the "
                     "synthesiser's pairs/s. Slow at full size (minutes on a 2-core CPU); --quick for a smoke run.")
     p.add_argument("--size", default="480x720", metavar="HxW", help="image size (multiples of 4), default 480x720")
     p.add_argument("--paths", default=None,
