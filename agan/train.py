@@ -129,7 +129,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, resume: bool = False, 
 # ------------------------------------------------------------------------------------------------
 def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
     """Autocast dtype or None (fp32). auto: bf16 (fp16 on older GPUs) on CUDA; on CPU bf16 where the CPU
-    has native bf16 dot products (avx512_bf16 / AMX / Arm bf16: ~6 vs ~4.1 steps/s for the cpu preset on our
+    has native bf16 dot products (avx512_bf16 / AMX / Arm bf16: ~4.5 vs ~3.0 steps/s for the cpu preset on our
     2 cores, benchmarks/bench_train.py), else fp32 (emulated bf16 would be slower)."""
     p = cfg.precision
     if p == "auto":

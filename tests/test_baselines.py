@@ -247,6 +247,6 @@ def test_model_summary_reports_baselines():
     assert e["gflops"]["32x48"] * 1e9 == pytest.approx(2 * 32 * 48 * (16 * 16 * 3 * 512 + 512 * 512 + 8 * 8 * 512 * 3))
     cfg = Config.preset("cpu", model="pix2pix")
     p = model_summary(cfg, [(64, 64)])
-    assert p["parameters"]["generator"] == unet_params_by_hand(6, 16)
-    # ndf = 64 * disc_width (the cpu preset's disc_width is tuned by the trainer; derive, don't hard-code)
+    # ngf = 64 * width, ndf = 64 * disc_width (the cpu preset's widths get tuned; derive, don't hard-code)
+    assert p["parameters"]["generator"] == unet_params_by_hand(6, round(64 * cfg.width))
     assert p["parameters"]["discriminator (PatchGAN)"] == patchgan_params_by_hand(6, round(64 * cfg.disc_width))
