@@ -178,7 +178,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": dict(
         # G at 1/2 width (16-channel attentive-recurrent network): once D was cheap, the 1/2-width G (1.4x the
-        # step of 1/4) gave the best validation gain within the budget with a live D (+1.93 vs +1.67 dB)
+        # step of 1/4) gave the best validation gain within the budget with a live D (+1.79 to +1.93 dB in
+        # two runs, vs +1.67 at 1/4 width)
         width=0.5,
         steps=4,
         # D at 1/8 width (4, 4, 8, 16, 16, 16 channels): at 1/4 its three 32-channel 5x5 convs at full
@@ -193,8 +194,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # crop shows 0.3-0.6 of the background photo (default 0.5-1.0: whole photos squeezed into 64 px)
         extra={"synth": {"frame_px": 208, "view": [0.3, 0.6]}},
         lr_g=1e-3,
-        # D at half G's rate: at 1e-3 the narrow D died (stuck at D = 1/2) in some runs, one of them with
-        # this G; at 5e-4 it stayed alive in all three runs we made
+        # D at half G's rate: at 1e-3 the narrow D died (stuck at D = 1/2) in some runs, one of them with a
+        # 3/8-width G; at 5e-4 it was alive at the end of all four runs we made (one idled for ~1000 steps)
         lr_d=5e-4,
         lr_schedule="cosine",
         # ~14 min on our 2 cores, where precision "auto" trains under bf16 autocast (~4.5 steps/s); CPUs
