@@ -67,7 +67,12 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time the Winograd conv under torch.compile")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    h, w = (int(v) for v in args.size.lower().split("x"))
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        ap.error(f"--size {args.size!r}: expected HxW, e.g. 480x720")
+    if h % 2 or w % 2 or h < 2 or w < 2:
+        ap.error(f"--size {args.size}: height and width must be even and positive")
     g = torch.Generator().manual_seed(0)
     for C, K in [(32, 32), (64, 128)]:
         x = torch.randn(C, h, w, generator=g)
