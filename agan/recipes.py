@@ -12,7 +12,7 @@ with :func:`register_recipe`). Rules for ``d_loss``: call D *once* (real and fak
 DistributedDataParallel expects one forward per backward) and feed it detached fakes.
 
 AganRecipe (paper Sec. 4, SPEC 4), variants of Table 1 (``cfg.variant``):
-    A       autoencoder only, no D:  L_G = L_M + L_P
+    A       autoencoder only, no D:  L_G = L_M + L_P     (every "+ L_P": unless cfg.perceptual_weight = 0)
     A+D     + plain D:               L_G = 0.01 log(1 - D(O)) + L_M + L_P;  L_D = -log D(R) - log(1 - D(O))
     A+AD    + attentive D:           L_D += gamma L_map, D_map's target for fakes is the mask M (no A_N)
     AA+AD   full:                    L_G = 0.01 log(1 - D(O)) + L_ATT + L_M + L_P;
@@ -129,7 +129,11 @@ class AganRecipe(Recipe):
         self.disc = cfg.discriminator  # None | "plain" | "attentive"
         self.L_ATT = AttentionLoss(cfg.theta)
         self.L_M = MultiScaleLoss(cfg.lambdas)
-        self.L_P = make_perceptual_loss(cfg, log)
+        self.perceptual = cfg.perceptual_weight != 0  # off: no VGG is built or run, L_P is not logged
+        if self.perceptual:
+            self.L_P = make_perceptual_loss(cfg, log)
+        else:
+            log("perceptual loss L_P: off (perceptual_weight=0): L_G has no L_P term")
         self.L_GAN = GeneratorAdversarialLoss(cfg.adv_weight)
         self.L_D = DiscriminatorLoss(cfg.gamma)
         names = []
@@ -137,7 +141,7 @@ class AganRecipe(Recipe):
             names.append("L_GAN")
         if self.attentive:
             names.append("L_ATT")
-        names += ["L_M", "L_P", "L_G"]
+        names += ["L_M", *(("L_P",) if self.perceptual else ()), "L_G"]
         if self.disc:
             names.append("L_D")
         if self.disc == "attentive":
@@ -185,8 +189,10 @@ class AganRecipe(Recipe):
             terms["L_ATT"] = self.L_ATT(out.attention, M)
             L_G = L_G + terms["L_ATT"]
         terms["L_M"] = self.L_M([out.S1, out.S2, out.O], T)
-        terms["L_P"] = self.cfg.perceptual_weight * self.L_P(out.O, T)
-        L_G = L_G + terms["L_M"] + terms["L_P"]
+        L_G = L_G + terms["L_M"]
+        if self.perceptual:
+            terms["L_P"] = self.cfg.perceptual_weight * self.L_P(out.O, T)
+            L_G = L_G + terms["L_P"]
         terms["L_G"] = L_G
         return L_G, terms
 

@@ -9,7 +9,9 @@ Per step (``agan.recipes`` says what each model kind computes):
     1. G forward:                     A_1..A_N, S1, S2, O = G(I)
     2. D update (D's params only):    L_D = -log D(R) - log(1 - D(O.detach())) + gamma L_map
     3. G update (D frozen):           L_G = 0.01 log(1 - D(O)) + L_ATT + L_M + L_P
-The first ``cfg.pretrain_steps`` steps update G alone, without the GAN term.
+The first ``cfg.pretrain_steps`` steps update G alone, without the GAN term. With ``cfg.ema`` > 0 a
+moving average of G's weights (Polyak averaging, not in the paper) is kept beside G: it is what
+validation scores and what generator.pt holds (the raw G stays in last.pt for resuming).
 
     from agan import Config
     from agan.train import train
@@ -26,6 +28,7 @@ Multi-GPU: ``torchrun --nproc_per_node=K -m agan.train ...`` (see ``agan.distrib
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -102,7 +105,8 @@ class TrainResult:
     metrics: Path | None = None
     interrupted: bool = False
     wall_time: float = 0.0
-    G: torch.nn.Module | None = field(default=None, repr=False, compare=False)  # trained G (unwrapped, on device)
+    G: torch.nn.Module | None = field(default=None, repr=False, compare=False)  # trained G (unwrapped, on device;
+    # its moving average when cfg.ema > 0: the G that validation scored and generator.pt holds)
     D: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
 
@@ -163,6 +167,12 @@ def lr_factor(cfg: Config, step: int) -> float:
     return cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def ema_decay(cfg: Config, step: int) -> float:
+    """Decay of G's moving average at the update after ``step`` completed steps: cfg.ema, warmed up as
+    (1 + step) / (10 + step) so that the average soon forgets the random init. A pure function of the step."""
+    return min(cfg.ema, (1.0 + step) / (10.0 + step))
+
+
 def _set_lr(opt: torch.optim.Optimizer | None, lr: float) -> None:
     if opt is not None:
         for group in opt.param_groups:
@@ -201,6 +211,9 @@ class Trainer:
         self.recipe.to(device, mf)
         self.G_bare = G.to(device, memory_format=mf)
         self.D_bare = D.to(device, memory_format=mf) if D is not None else None
+        self.G_ema = None  # the moving average of G's weights (cfg.ema > 0), never trained itself
+        if cfg.ema > 0:
+            self.G_ema = copy.deepcopy(self.G_bare).requires_grad_(False)
         self.opt_G = _optimizer(self.G_bare.parameters(), cfg, cfg.lr_g)
         self.opt_D = _optimizer(self.D_bare.parameters(), cfg, cfg.lr_d) if D is not None else None
         fp16 = self.amp == torch.float16
@@ -258,6 +271,8 @@ class Trainer:
                 raise ValueError(f"{self.ckpt_path}: the saved {name} does not fit the one this version of agan "
                                  f"builds from the run's config ({first}); resume it with the agan version that "
                                  f"wrote it, or start a new run") from None
+        if self.G_ema is not None:  # a run that started without an average starts one from its G
+            self.G_ema.load_state_dict(ckpt.get("G_ema") or ckpt["G"])
         self.opt_G.load_state_dict(ckpt["opt_G"])
         if self.D_bare is not None:
             self.opt_D.load_state_dict(ckpt["opt_D"])
@@ -283,14 +298,20 @@ class Trainer:
         cfg = self.cfg.to_dict()
         atomic_save({"format": CHECKPOINT_FORMAT, "version": VERSION, "config": cfg, "step": self.step,
                      "G": self.G_bare.state_dict(), "D": self.D_bare.state_dict() if self.D_bare else None,
+                     "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
                      "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict() if self.opt_D else None,
                      "scaler_G": self.scaler_G.state_dict(), "scaler_D": self.scaler_D.state_dict(),
                      "rng": rng_state(), "metrics": self.last_metrics}, self.ckpt_path)
-        G = {k: v.detach().contiguous().cpu() for k, v in self.G_bare.state_dict().items()}
+        G = {k: v.detach().contiguous().cpu() for k, v in self.G_eval.state_dict().items()}
         atomic_save({"format": GENERATOR_FORMAT, "version": VERSION, "config": cfg, "step": self.step, "G": G},
                     self.gen_path)
 
     # -- validation and samples ------------------------------------------------------------------
+    @property
+    def G_eval(self) -> torch.nn.Module:
+        """The G that validation scores and generator.pt holds: the moving average when cfg.ema > 0."""
+        return self.G_ema if self.G_ema is not None else self.G_bare
+
     def _autocast(self):
         if self.amp is None:
             return nullcontext()
@@ -303,16 +324,18 @@ class Trainer:
         return {k: crop_to_multiple(item[k]) for k in ("rain", "clean", "mask")}
 
     @torch.no_grad()
-    def _generate(self, batch: dict):
-        self.G_bare.eval()
+    def _generate(self, batch: dict, G: torch.nn.Module | None = None):
+        G = self.G_eval if G is None else G
+        G.eval()
         try:
             with self._autocast():
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                return batch, self.recipe.generate(self.G_bare, batch)
+                return batch, self.recipe.generate(G, batch)
         finally:
-            self.G_bare.train()
+            G.train()
 
-    def validate(self) -> dict[str, float]:
+    def validate(self, G: torch.nn.Module | None = None) -> dict[str, float]:
+        """Mean PSNR / SSIM of ``G`` (default :attr:`G_eval`) on the validation split, and of the input."""
         from .evaluate import score_pair
         from .images import to_uint8
 
@@ -320,7 +343,7 @@ class Trainer:
         scores = []
         for i in range(len(self.val_set)):
             item = self._val_item(i)
-            _, out = self._generate({k: v[None] for k, v in item.items()})
+            _, out = self._generate({k: v[None] for k, v in item.items()}, G)
             O = self.recipe.output(out)[0].float().permute(1, 2, 0).cpu().numpy()  # (H, W, 3) float
             gt = to_uint8(item["clean"])
             ident = score_pair(item["rain"].permute(1, 2, 0).numpy(), gt) if first else (0.0, 0.0)
@@ -439,7 +462,7 @@ class Trainer:
         return TrainResult(self.out, cfg, self.step, dict(self.last_metrics.get("train", {})),
                            dict(self.last_metrics.get("val", {})), self.ckpt_path if info.is_main else None,
                            self.gen_path if info.is_main else None, self.metrics_path, interrupted, wall,
-                           self.G_bare, self.D_bare)
+                           self.G_eval, self.D_bare)
 
     def _batches(self) -> dist_.ShardedBatches:
         return dist_.ShardedBatches(self.train_set, self.cfg, self.info, self.device)
@@ -453,6 +476,8 @@ class Trainer:
             out = self.recipe.generate(self.G, batch)  # A_1..A_N, S1, S2, O
         terms = self.d_step(batch, out) if adversarial else {}
         terms.update(self.g_step(batch, out, adversarial))
+        if self.G_ema is not None:
+            self._update_ema()
         if not self.scaler_G.is_enabled():  # (fp16's GradScaler skips steps with inf gradients by itself)
             terms["grad_norm_G"] = _grad_norm(self.G_bare)  # this step's gradients, still in .grad
             if adversarial:
@@ -479,6 +504,12 @@ class Trainer:
         self.scaler_G.update()
         return terms
 
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """G_ema <- d G_ema + (1 - d) G, d = ema_decay(step) (one fused pass over the parameters)."""
+        ema = [p for p in self.G_ema.parameters()]
+        torch._foreach_lerp_(ema, [p.detach() for p in self.G_bare.parameters()], 1.0 - ema_decay(self.cfg, self.step))
+
     def _check_finite(self, bad_step: torch.Tensor, bad_val: torch.Tensor, names) -> None:
         steps = bad_step.tolist()
         local = any(s >= 0 for s in steps)
@@ -496,6 +527,9 @@ class Trainer:
 
     def _validation_point(self) -> None:
         val = self.validate()
+        if self.G_ema is not None and self.cfg.extra.get("val_raw"):  # also score the raw G (experiments)
+            raw = self.validate(self.G_bare)
+            val.update(psnr_raw=raw["psnr"], ssim_raw=raw["ssim"])
         self.last_metrics["val"] = val
         self._record({"step": self.step, "split": "val", **val})
         self.log(f"step {self.step}: val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f} "

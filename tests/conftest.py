@@ -10,10 +10,11 @@ SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 
 
 def assert_same_training_state(a: dict, b: dict) -> None:
-    """Two training checkpoints (``last.pt`` dicts) hold bit-identical G, D, optimiser states and RNG states."""
-    for key in ("G", "D"):
-        assert (a[key] is None) == (b[key] is None), key
-        if a[key] is not None:
+    """Two training checkpoints (``last.pt`` dicts) hold bit-identical G, D, G's moving average (if any),
+    optimiser states and RNG states."""
+    for key in ("G", "D", "G_ema"):
+        assert (a.get(key) is None) == (b.get(key) is None), key
+        if a.get(key) is not None:
             assert a[key].keys() == b[key].keys()
             for name in a[key]:
                 assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"

@@ -15,8 +15,8 @@ Per step: a discriminator update (L_D with gamma*L_map) then a generator update
 (L_G = 0.01*log(1-D(O)) + L_ATT + L_M + L_P, D frozen). Writes DIR/config.json, DIR/metrics.jsonl,
 DIR/train.log, DIR/samples/*.png and DIR/checkpoints/{last.pt,generator.pt}.
 
-Presets: cpu (narrow network, 64x64 crops, random-init VGG features; ~15 min on 2 CPU cores),
-paper (SPEC constants, 224x224 crops, ImageNet VGG16; for a GPU). The paper gives no optimiser:
+Presets: cpu (narrow network, 64x64 crops, no L_P: ImageNet VGG16 cannot be downloaded offline;
+~15 min on 2 CPU cores), paper (SPEC constants, 224x224 crops, ImageNet VGG16; for a GPU). The paper gives no optimiser:
 the default is Adam (lr 5e-4, betas 0.5/0.99); --optimizer rmsprop uses lr 2e-5 (G) / 1e-5 (D) with
 generator-only pre-training for the first 10% of the steps (change with --set pretrain_steps=N).
 Multi-GPU: torchrun --nproc_per_node=K -m agan.train <these options> (batch_size is per process).
@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", default=None, choices=["adam", "rmsprop"],
                    help="adam (lr 5e-4, betas 0.5/0.99) | rmsprop (lr 2e-5 G / 1e-5 D + G pre-training)")
     p.add_argument("--vgg-weights", default=None, metavar="W",
-                   help="VGG16 for L_P: imagenet | random | path of vgg16-397923af.pth")
+                   help="VGG16 for L_P: imagenet | random | path of vgg16-397923af.pth (also turns L_P on "
+                        "where the preset has it off, as cpu does)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, repeatable (e.g. --set batch_size=8 --set lambdas=[0.6,0.8,1])")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR from checkpoints/last.pt")
@@ -85,6 +86,8 @@ def build_config(args: argparse.Namespace):
             raise ValueError(f"{out} holds a run of preset {old.name!r}, not {args.preset!r}")
         base = old
     cfg = base.replace(**flags) if flags else base
+    if args.vgg_weights is not None and cfg.perceptual_weight == 0:  # asking for VGG features means "use L_P"
+        cfg = cfg.replace(perceptual_weight=1.0)
     if args.optimizer == "rmsprop" and cfg.pretrain_steps == 0 and not (args.resume and saved.is_file()):
         cfg = cfg.replace(pretrain_steps=cfg.iterations // 10)
     if args.set:
