@@ -11,7 +11,8 @@ Per step (``agan.recipes`` says what each model kind computes):
     3. G update (D frozen):           L_G = 0.01 log(1 - D(O)) + L_ATT + L_M + L_P
 The first ``cfg.pretrain_steps`` steps update G alone, without the GAN term. With ``cfg.ema`` > 0 a
 moving average of G's weights (Polyak averaging, not in the paper) is kept beside G: it is what
-validation scores and what generator.pt holds (the raw G stays in last.pt for resuming).
+validation scores (the raw G is scored beside it: psnr_raw, ssim_raw) and what generator.pt holds
+(the raw G stays in last.pt for resuming).
 
     from agan import Config
     from agan.train import train
@@ -507,8 +508,8 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         """G_ema <- d G_ema + (1 - d) G, d = ema_decay(step) (one fused pass over the parameters)."""
-        ema = [p for p in self.G_ema.parameters()]
-        torch._foreach_lerp_(ema, [p.detach() for p in self.G_bare.parameters()], 1.0 - ema_decay(self.cfg, self.step))
+        torch._foreach_lerp_(list(self.G_ema.parameters()), [p.detach() for p in self.G_bare.parameters()],
+                             1.0 - ema_decay(self.cfg, self.step))
 
     def _check_finite(self, bad_step: torch.Tensor, bad_val: torch.Tensor, names) -> None:
         steps = bad_step.tolist()
@@ -527,7 +528,7 @@ class Trainer:
 
     def _validation_point(self) -> None:
         val = self.validate()
-        if self.G_ema is not None and self.cfg.extra.get("val_raw"):  # also score the raw G (experiments)
+        if self.G_ema is not None:  # the raw G beside its average (psnr_raw, ssim_raw in metrics.jsonl)
             raw = self.validate(self.G_bare)
             val.update(psnr_raw=raw["psnr"], ssim_raw=raw["ssim"])
         self.last_metrics["val"] = val

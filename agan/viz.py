@@ -241,7 +241,8 @@ def _series(records: Iterable[Mapping], key: str, x_key: str) -> tuple[list[floa
 
 
 # legend text for the trainer's validation keys (metrics.jsonl rows with "split": "val")
-_CURVE_LABELS = {"psnr": "output O", "ssim": "output O", "psnr_input": "rainy input I", "ssim_input": "rainy input I"}
+_CURVE_LABELS = {"psnr": "output O", "ssim": "output O", "psnr_input": "rainy input I", "ssim_input": "rainy input I",
+                 "psnr_raw": "O of the raw G (ema on)", "ssim_raw": "O of the raw G (ema on)"}
 
 
 def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Sequence[str] | None = None,
@@ -254,8 +255,8 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
     if groups is None:
         groups = {"generator": ("L_G", "L_ATT", "L_M", "L_P", "L_GAN"),
                   "discriminator": ("L_D", "L_map"),
-                  "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "psnr_input"),
-                  "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "ssim_input")}
+                  "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "psnr_raw", "psnr_input"),
+                  "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "ssim_raw", "ssim_input")}
     panels = []
     for name, group_keys in groups.items():
         lines = [(k, *_series(records, k, x_key)) for k in group_keys if keys is None or k in keys]

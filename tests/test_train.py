@@ -344,6 +344,9 @@ def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monke
     trainer = Trainer(cfg, tmp_path / "check", False, False, False, *_single(), Pairs(), Pairs(2, seed=9, flip=False))
     trainer.G_ema.load_state_dict(ck["G_ema"])
     assert trainer.validate()["psnr"] == pytest.approx(res.val["psnr"], abs=1e-9)
+    trainer.G_bare.load_state_dict(ck["G"])  # and the raw G is scored beside it
+    assert trainer.validate(trainer.G_bare)["psnr"] == pytest.approx(res.val["psnr_raw"], abs=1e-9)
+    assert res.val["psnr_raw"] != res.val["psnr"]
     # resume: the average continues bit-exactly
     half = run(cfg.replace(iterations=2, lr_schedule="constant"), tmp_path / "half")
     assert half.step == 2
