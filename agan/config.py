@@ -192,8 +192,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         crop_size=64,
         batch_size=4,
         # no L_P: the paper's VGG16 needs ImageNet weights, which cannot be downloaded offline, and its random-init
-        # stand-in costs 18% of a step (bench_train: 0.226 vs 0.186 s). Spent on 20% more steps instead, the
-        # model gained more in the same time (held out: +2.00 dB in two runs vs +1.73 / +1.81 with L_P), although
+        # stand-in costs 18% of a step (bench_train: 0.226 vs 0.186 s). Spent on 20% more steps instead, the time
+        # gained as much or more (held out: +2.00, +2.00, +1.71 dB in three runs vs +1.81, +1.73 with L_P), although
         # at *equal* steps the stand-in helped (+1.81 vs +1.60; README). --vgg-weights turns L_P on.
         perceptual_weight=0.0,
         vgg_weights="random",
@@ -206,7 +206,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # 3/8-width G; at 5e-4 it was alive at the end of all four runs we made (one idled for ~1000 steps)
         lr_d=5e-4,
         lr_schedule="cosine",
-        # ~14 min on our 2 cores, where precision "auto" trains under bf16 autocast (~5.3 steps/s); CPUs
+        # ~14 min on our 2 cores, where precision "auto" trains under bf16 autocast (~5.2 steps/s); CPUs
         # without native bf16 train in fp32 (~3.3 steps/s, ~22 min)
         iterations=4300,
         val_size=64,  # 16 crops proved too few: their mean gain swung by +-0.4 dB between seeds
