@@ -106,6 +106,8 @@ class Config:
             raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto|fp32|bf16|fp16, got {self.precision!r}")
+        if self.perceptual_weight < 0:
+            raise ValueError(f"perceptual_weight must be >= 0 (0 = no L_P), got {self.perceptual_weight!r}")
         if len(self.lambdas) != 3:
             raise ValueError("lambdas needs three weights (S1, S2, O)")
 

@@ -43,9 +43,9 @@ def main() -> None:
         from agan.distributed import DistInfo
 
         trainer = Trainer(full, f"{tmp}/val", False, False, False, DistInfo(), pick_device(full.device), None, None)
-        trainer.G_bare.load_state_dict(res.G.state_dict())
+        trainer.G_eval.load_state_dict(res.G.state_dict())
         v0 = time.perf_counter()
-        trainer.validate()
+        trainer._validation_point()  # what a run does every val_every steps (with ema on: the raw G too)
         val = time.perf_counter() - v0
     n_val = full.iterations // full.val_every + 1 if full.val_every else 0
     est_wall = full.iterations * wall + n_val * val

@@ -27,5 +27,7 @@ def test_override_strings_and_errors():
         c.override(["variant=B"])
     with pytest.raises(ValueError, match="unknown preset"):
         Config.preset("gpu")
+    with pytest.raises(ValueError, match="perceptual_weight must be >= 0"):
+        Config.preset("cpu", perceptual_weight=-1)
     with pytest.raises(ValueError, match="divisible by 4"):
         Config.preset("cpu", crop_size=65)
