@@ -38,6 +38,7 @@ class Config:
     model: str = "agan"  # agan | eigen13 | pix2pix
     variant: str = "AA+AD"  # A | A+D | A+AD | AA+AD (full); see VARIANTS
     width: float = 1.0  # generator channel multiplier (1.0 = paper, 6,244,362 parameters)
+    arn_width: float | None = None  # the attentive-recurrent network's channel multiplier (None = width)
     steps: int = 4  # N, recurrent attention steps
     disc_width: float = 1.0  # discriminator channel multiplier
     disc_pool: int = 14  # D's features pooled to pool x pool before FC (14 = identity at 224)
@@ -90,8 +91,8 @@ class Config:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
         if self.crop_size % 4:
             raise ValueError(f"crop_size must be divisible by 4, got {self.crop_size}")
-        if self.width <= 0 or self.disc_width <= 0:
-            raise ValueError("width and disc_width must be > 0")
+        if self.width <= 0 or self.disc_width <= 0 or (self.arn_width is not None and self.arn_width <= 0):
+            raise ValueError("width, arn_width and disc_width must be > 0")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.map_target not in ("attention", "mask"):

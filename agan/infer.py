@@ -53,11 +53,12 @@ def _strip_module(sd: dict) -> dict:
 
 
 def _generator_from_state_dict(sd: dict, path) -> Generator:
-    """A bare state dict of our Generator: width read from the tensor shapes, N = 4 (paper) steps."""
+    """A bare state dict of our Generator: widths read from the tensor shapes, N = 4 (paper) steps."""
     attentive = "arn.head_in.weight" in sd
     c1 = sd["autoencoder.conv1.weight"].shape[0]  # round(64 * width) channels
     width = c1 / 64
-    model = Generator(width=width, steps=4, attentive=attentive)
+    arn_width = sd["arn.head_in.weight"].shape[0] / 32 if attentive else None  # round(32 * arn_width)
+    model = Generator(width=width, steps=4, attentive=attentive, arn_width=arn_width)
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:

@@ -152,7 +152,7 @@ class AganRecipe(Recipe):
         from .models import AttentiveDiscriminator, Generator, PlainDiscriminator
 
         cfg = self.cfg
-        G = Generator(width=cfg.width, steps=cfg.steps, attentive=self.attentive)
+        G = Generator(width=cfg.width, steps=cfg.steps, attentive=self.attentive, arn_width=cfg.arn_width)
         if self.disc is None:
             return G, None
         D = (AttentiveDiscriminator if self.disc == "attentive" else PlainDiscriminator)(cfg.disc_width, cfg.disc_pool)

@@ -57,9 +57,11 @@ def _psnr(ref, x):
     (0.25, 1, True, 1),  # only the specialised first ConvLSTM step
     (0.25, 2, True, 1),
     (1.0, 4, False, 1),  # autoencoder-only variant (ablation A)
+    ((0.5, 0.25), 4, True, 1),  # the cpu preset's narrower ARN (width, arn_width)
 ])
 def test_fp32_matches_plain(width, steps, attentive, batch):
-    G = Generator(width=width, steps=steps, attentive=attentive).eval()
+    width, arn_width = width if isinstance(width, tuple) else (width, None)
+    G = Generator(width=width, steps=steps, attentive=attentive, arn_width=arn_width).eval()
     x = torch.rand(batch, 3, 32, 48)
     with torch.no_grad():
         ref = G(x)

@@ -69,6 +69,9 @@ def test_load_authors_layout_and_bare_state_dicts(tmp_path):
     narrow = Generator(width=0.125)  # width read from the shapes
     torch.save(narrow.state_dict(), p)
     assert same_weights(load_generator(p, "cpu"), narrow)
+    thin_arn = Generator(width=0.25, arn_width=0.125)  # the ARN's own width too
+    torch.save(thin_arn.state_dict(), p)
+    assert same_weights(load_generator(p, "cpu"), thin_arn)
 
 
 @pytest.mark.parametrize("content, match", [

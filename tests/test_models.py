@@ -47,6 +47,19 @@ def test_width_keeps_topology():
     assert [n for n, _ in small.named_parameters()] == [n for n, _ in full.named_parameters()]
 
 
+def test_arn_width_narrows_only_the_attentive_recurrent_network():
+    G = build_generator(Config.preset("cpu", width=0.5, arn_width=0.25))
+    assert G.arn.channels == 8 and G.arn.lstm.gates.out_channels == 32  # round(32 * 0.25), 4 gates
+    assert G.autoencoder.conv1.out_channels == 32  # round(64 * 0.5)
+    same = Generator(width=0.5, arn_width=0.5)
+    assert count_parameters(same) == count_parameters(Generator(width=0.5))
+    assert [n for n, _ in G.named_parameters()] == [n for n, _ in Generator().named_parameters()]
+    out = G(torch.rand(1, 3, 16, 16))
+    assert len(out.attention) == 4 and out.O.shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="arn_width"):
+        Config.preset("cpu", arn_width=0)
+
+
 def test_convlstm_matches_unfused_equations():
     cell = ConvLSTMCell(5, 4)
     x, h, c = torch.randn(1, 5, 6, 6), torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6)

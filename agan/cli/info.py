@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"preset {cfg.name}, variant {cfg.variant}, width {cfg.width}, steps {cfg.steps}" if cfg.model == "agan"
+    arn = f" (ARN {cfg.arn_width})" if cfg.arn_width is not None and cfg.arn_width != cfg.width else ""
+    print(f"preset {cfg.name}, variant {cfg.variant}, width {cfg.width}{arn}, steps {cfg.steps}" if cfg.model == "agan"
           else f"preset {cfg.name}, model {cfg.model}, width {cfg.width}")
     for name, n in info["parameters"].items():
         print(f"  {name:<32} {n:>12,d} parameters")

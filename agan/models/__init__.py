@@ -23,7 +23,8 @@ def build_generator(cfg) -> Generator:
         from .baselines import build_baseline_generator
 
         return build_baseline_generator(cfg)
-    return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator)
+    return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator,
+                     arn_width=cfg.arn_width)
 
 
 def build_discriminator(cfg):

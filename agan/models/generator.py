@@ -218,17 +218,19 @@ class Generator(nn.Module):
 
     Args:
         width: channel multiplier (1.0 = paper); topology is unchanged.
+        arn_width: the attentive-recurrent network's own multiplier (None = ``width``).
         steps: N, the number of recurrent attention steps (4 = paper).
         attentive: False gives the autoencoder-only generator of ablation "A"
             (3-channel input, no attentive-recurrent network).
     """
 
-    def __init__(self, width: float = 1.0, steps: int = 4, attentive: bool = True):
+    def __init__(self, width: float = 1.0, steps: int = 4, attentive: bool = True, arn_width: float | None = None):
         super().__init__()
         self.width = width
+        self.arn_width = width if arn_width is None else arn_width
         self.steps = steps if attentive else 0
         self.attentive = attentive
-        self.arn = AttentiveRecurrentNetwork(steps=steps, width=width) if attentive else None
+        self.arn = AttentiveRecurrentNetwork(steps=steps, width=self.arn_width) if attentive else None
         self.autoencoder = ContextualAutoencoder(in_channels=4 if attentive else 3, width=width)
 
     def forward(self, image: Tensor) -> GeneratorOutput:
