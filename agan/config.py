@@ -213,7 +213,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # of this one (seed 2's D idled throughout)
         lr_d=5e-4,
         lr_schedule="cosine",
-        # 14-15 min on our 2 cores, where precision "auto" trains under bf16 autocast (5.3-5.9 steps/s: 884 s in
+        # 14-15 min on our 2 cores, where precision "auto" trains under bf16 autocast (5.3-5.9 steps/s: 867 s in
         # make reproduce, 823 s alone); CPUs without native bf16 train in fp32 (bench_train: 1.33x the bf16
         # step, so ~19 min)
         iterations=4600,
