@@ -22,6 +22,15 @@ from typing import Any
 
 __all__ = ["Config", "PRESETS", "VARIANTS"]
 
+# the scalar field types a value is checked against: (accepted Python types, words for the error message)
+_SCALAR_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "true or false"),
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "float | None": ((int, float, type(None)), "a number or null"),
+    "str": ((str,), "a string"),
+}
+
 # ablation variants of Table 1: (attentive-recurrent network?, discriminator: None | "plain" | "attentive")
 VARIANTS: dict[str, tuple[bool, str | None]] = {
     "A": (False, None),
@@ -87,6 +96,13 @@ class Config:
         self.validate()
 
     def validate(self) -> None:
+        for f in fields(self):  # scalar fields: the right kind of value (e.g. --set width=abc), one clear line
+            value, kinds = getattr(self, f.name), _SCALAR_KINDS.get(f.type)
+            if kinds is None:
+                continue
+            types, words = kinds
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):  # bool is an int
+                raise ValueError(f"config key {f.name!r} expects {words}, got {value!r}")
         if self.model == "agan" and self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
         if self.crop_size % 4:

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from agan.config import PRESETS, Config
@@ -31,3 +33,21 @@ def test_override_strings_and_errors():
         Config.preset("cpu", perceptual_weight=-1)
     with pytest.raises(ValueError, match="divisible by 4"):
         Config.preset("cpu", crop_size=65)
+
+
+@pytest.mark.parametrize("item, words", [
+    ("width=abc", "'width' expects a number, got 'abc'"),
+    ("arn_width=abc", "'arn_width' expects a number or null"),
+    ("iterations=1.5", "'iterations' expects an integer, got 1.5"),
+    ("seed=true", "'seed' expects an integer, got True"),
+    ("flip=1", "'flip' expects true or false, got 1"),
+    ("optimizer=3", "'optimizer' expects a string, got 3"),
+])
+def test_override_rejects_values_of_the_wrong_kind(item, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        Config.preset("cpu").override([item])
+
+
+def test_override_accepts_ints_for_floats_and_null_arn_width():
+    cfg = Config.preset("cpu").override(["width=1", "arn_width=null", "lr_g=1"])
+    assert cfg.width == 1 and cfg.arn_width is None and cfg.lr_g == 1
