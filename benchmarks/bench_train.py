@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--preset cpu] [--steps 30] [--threads 2] [--set key=value ...]
 
-Runs ``agan.train.train`` for ``--steps`` steps (after 3 warm-up steps, same config otherwise, synthetic
+Runs ``agan.train.train`` for ``--steps`` steps (after ``--warmup`` steps of a throw-away run, synthetic
 data rendered on the fly, validation/checkpoints off) and reports seconds per step: wall clock and
 process CPU time. On a shared machine the wall clock is inflated by other processes; CPU time / threads
 is the better estimate of what an idle machine with that many cores needs. The extrapolation adds the
@@ -22,6 +22,7 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=20, help="steps of a throw-away run first (default 20)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--budget-min", type=float, default=15.0, help="target wall time of the full run")
     args = ap.parse_args()
@@ -35,7 +36,7 @@ def main() -> None:
     full = Config.preset(args.preset).override(args.set)
     quiet = {"log_every": 10**9, "val_every": 0, "sample_every": 0, "ckpt_every": 10**9}
     with tempfile.TemporaryDirectory() as tmp:
-        train(full.replace(iterations=3, **quiet), f"{tmp}/warm", progress=False)  # imports, VGG, caches
+        train(full.replace(iterations=args.warmup, **quiet), f"{tmp}/warm", progress=False)  # imports, caches, allocator
         w0, c0 = time.perf_counter(), time.process_time()
         res = train(full.replace(iterations=args.steps, **quiet), f"{tmp}/run", progress=False)
         wall, cpu = (time.perf_counter() - w0) / args.steps, (time.process_time() - c0) / args.steps
