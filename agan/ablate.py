@@ -63,7 +63,7 @@ HELDOUT_SEED = 20_180_618  # synthetic held-out split: a seed of its own (CVPR 2
 # 64x64 (the figures' size) on 64 pairs: per-image gains vary by ~1.6 dB, 24 pairs left +-0.3 dB of noise
 HELDOUT = {"cpu": (64, (64, 64)), "paper": (58, (480, 720))}
 # config keys whose change a finished row survives by training on (its checkpoint continues)
-_CONTINUABLE = {"iterations", "device", "precision", "num_workers", "log_every", "val_every", "ckpt_every",
+_CONTINUABLE = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every", "ckpt_every",
                 "sample_every"}
 
 

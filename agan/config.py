@@ -70,7 +70,10 @@ class Config:
     mask_threshold: int = 30  # M: |rain - clean| >= 30/255 in any channel (SPEC 4)
     mask_dilate: bool = False  # optional 3x3 dilation of M
     val_size: int = 16
-    num_workers: int = 0
+    # DataLoader worker processes for the training batches; -1 = auto: min(4, CPUs - 1) on CUDA (the paper preset
+    # on an H100: 11.2 steps/s with the synthesiser in the main process, 25.8 with 4 workers), 0 on the CPU (the
+    # cpu preset: 1% from a worker on our 2 cores)
+    num_workers: int = -1
     # --- optimisation (the paper gives none; see README) ---------------------------------------
     optimizer: str = "adam"  # adam (5e-4, betas 0.5/0.99) | rmsprop (2e-5 / 1e-5, with G pre-training)
     lr_g: float = 5e-4
@@ -85,6 +88,10 @@ class Config:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    # CUDA: deterministic kernels (cuDNN autotuning off, torch.use_deterministic_algorithms) so that a resumed
+    # run is bit-identical to an uninterrupted one, as on the CPU; slower. Off: cuDNN picks the fastest kernels,
+    # some of which reduce in a varying order (runs agree to rounding, not bits)
+    deterministic: bool = False
     log_every: int = 50
     val_every: int = 1000
     ckpt_every: int = 1000
@@ -109,6 +116,8 @@ class Config:
             raise ValueError(f"crop_size must be divisible by 4, got {self.crop_size}")
         if self.width <= 0 or self.disc_width <= 0 or (self.arn_width is not None and self.arn_width <= 0):
             raise ValueError("width, arn_width and disc_width must be > 0")
+        if self.num_workers < -1:
+            raise ValueError(f"num_workers must be >= 0, or -1 (auto), got {self.num_workers}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.map_target not in ("attention", "mask"):

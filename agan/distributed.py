@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 if TYPE_CHECKING:
     from .config import Config
 
-__all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "broadcast_object", "setup", "teardown", "unwrap", "wrap"]
+__all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "broadcast_object", "resolve_workers", "setup", "teardown",
+           "unwrap", "wrap"]
 
 
 @dataclass
@@ -105,6 +106,17 @@ def broadcast_object(obj, info: DistInfo):
     return box[0]
 
 
+def resolve_workers(num_workers: int, device: torch.device) -> int:
+    """Config.num_workers -> DataLoader workers: -1 (auto) = min(4, CPUs - 1) for a CUDA device, whose steps
+    outrun the synthesiser in the main process, and 0 on the CPU, where the cores are busy training."""
+    if num_workers >= 0:
+        return num_workers
+    if device.type != "cuda":
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cpus - 1))
+
+
 class ShardedBatches:
     """Endless batches whose order is a function of (seed, epoch, rank) only, so a resumed run at step s
     sees exactly the batches an uninterrupted run would (DistributedSampler shards the data per rank)."""
@@ -118,6 +130,7 @@ class ShardedBatches:
             raise ValueError(f"the training set has {len(dataset)} items, fewer than batch_size "
                              f"({cfg.batch_size}) x processes ({info.world_size})")
         self.pin = device.type == "cuda"
+        self.workers = resolve_workers(cfg.num_workers, device)
 
     def from_step(self, step: int):
         while True:
@@ -127,7 +140,7 @@ class ShardedBatches:
                 self.dataset.set_epoch(epoch)
             indices = list(self.sampler)[offset * self.cfg.batch_size:]
             loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=indices, drop_last=True,
-                                num_workers=self.cfg.num_workers, pin_memory=self.pin,
+                                num_workers=self.workers, pin_memory=self.pin,
                                 generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
             for batch in loader:
                 yield batch

@@ -33,7 +33,8 @@ from torch import Tensor, nn
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
 __all__ = ["PRECISIONS", "FastGenerator", "autocast", "channels_last", "cpu_has_fast_bf16", "fast_forward",
-           "grad_scaler", "malloc_tuning", "precision_dtype", "resolve_precision", "to_channels_last", "tune_malloc"]
+           "grad_scaler", "malloc_tuning", "precision_dtype", "resolve_precision", "to_channels_last", "tune_malloc",
+           "use_channels_last"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -137,6 +138,15 @@ def channels_last(*modules: nn.Module) -> None:
             m.to(memory_format=CL)
 
 
+def use_channels_last(device: torch.device | str, dtype: torch.dtype | None = None) -> bool:
+    """Inference layout: NHWC activations and weights, except 16-bit on CUDA. NHWC is the main speed-up on the CPU
+    (oneDNN) and helps fp32 on CUDA a little, but with cuDNN's heuristic kernel choice (no autotuning, which
+    inference of images of any size cannot afford) a 16-bit NHWC conv of G fell to a slow direct kernel: on an
+    H100, G at 480x720 took 55-56 ms in fp16 / bf16 NHWC against 13-16 ms in NCHW (fp32 NHWC 16 ms, NCHW 19).
+    Training autotunes (cudnn.benchmark) and stays NHWC."""
+    return torch.device(device).type != "cuda" or dtype not in (torch.float16, torch.bfloat16)
+
+
 def to_channels_last(x: Tensor) -> Tensor:
     """(B, C, H, W) -> the same tensor in channels-last memory format (no-op for other ranks)."""
     return x.contiguous(memory_format=CL) if x.dim() == 4 else x
@@ -177,19 +187,22 @@ class FastGenerator(nn.Module):
         G: the plain :class:`agan.models.Generator` (its parameters are read, never modified).
         precision: "fp32" | "bf16" | "fp16" | "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32).
         compile: wrap the forward in ``torch.compile`` (first call compiles; slow to start).
-        channels_last: NHWC activations/weights (default; the main speed-up on CPU).
+        channels_last: NHWC activations/weights; None (default) = :func:`use_channels_last` for the input's
+            device and precision (NHWC except 16-bit on CUDA).
 
     Weights are cast/re-laid-out once and cached; the cache is rebuilt when any parameter of G is
     updated (parameter versions/pointers change) or moved. Outputs are float32, NCHW-contiguous.
     """
 
-    def __init__(self, G: Generator, precision: str = "auto", compile: bool = False, channels_last: bool = True):
+    def __init__(self, G: Generator, precision: str = "auto", compile: bool = False,
+                 channels_last: bool | None = None):
         super().__init__()
         if not isinstance(G, Generator):
             raise TypeError(f"FastGenerator needs an agan.models.Generator, got {type(G).__name__}")
         object.__setattr__(self, "G", G)  # not a sub-module: G's parameters stay G's own
         self.precision = precision
         self.channels_last = channels_last
+        self._cl = channels_last is not False  # this call's layout (resolved per device and dtype in forward)
         self.compiled = compile
         self.band_elements = 1 << 21  # ConvLSTM gate tensor per band: ~2M values (8 MB fp32)
         self._cache_key = None
@@ -200,7 +213,7 @@ class FastGenerator(nn.Module):
 
     # -- weights --------------------------------------------------------------------------------
     def _key(self, device: torch.device, dtype: torch.dtype):
-        return (device, dtype, tuple((p.data_ptr(), p._version) for p in self.G.parameters()))
+        return (device, dtype, self._cl, tuple((p.data_ptr(), p._version) for p in self.G.parameters()))
 
     def _weights(self, device: torch.device, dtype: torch.dtype) -> dict[str, tuple[Tensor, Tensor]]:
         key = self._key(device, dtype)
@@ -225,8 +238,7 @@ class FastGenerator(nn.Module):
         return w
 
     def _cast(self, weight: Tensor, bias: Tensor, device, dtype) -> tuple[Tensor, Tensor]:
-        fmt = CL if self.channels_last else torch.contiguous_format
-        return weight.to(device=device, dtype=dtype).contiguous(memory_format=fmt), bias.to(device=device, dtype=dtype)
+        return weight.to(device=device, dtype=dtype).contiguous(memory_format=self._fmt()), bias.to(device=device, dtype=dtype)
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, image: Tensor) -> GeneratorOutput:
@@ -234,9 +246,11 @@ class FastGenerator(nn.Module):
         precision = resolve_precision(self.precision, image.device)
         dtype = _DTYPES[precision]
         cpu = image.device.type == "cpu"
+        cl = self.channels_last
+        self._cl = use_channels_last(image.device, dtype) if cl is None else cl
         with torch.inference_mode(), (malloc_tuning() if cpu else contextlib.nullcontext()):
             w = self._weights(image.device, dtype)
-            x = image.to(dtype=dtype, memory_format=CL if self.channels_last else torch.contiguous_format)
+            x = image.to(dtype=dtype, memory_format=self._fmt())
             maps, S1, S2, O = self._impl(x, w)
             out = [t.float().contiguous() for t in (*maps, S1, S2, O)]
         n = len(maps)
@@ -277,7 +291,7 @@ class FastGenerator(nn.Module):
         return (maps, *self._autoencoder(inp, w))
 
     def _fmt(self):
-        return CL if self.channels_last else torch.contiguous_format
+        return CL if self._cl else torch.contiguous_format
 
     def _arn(self, image: Tensor, w: dict) -> tuple[list[Tensor], Tensor]:
         """Attentive-recurrent network: N steps of head_in -> 5 res blocks -> ConvLSTM -> A_t.

@@ -30,7 +30,7 @@ __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "RESUMABLE_KEYS", "RUN_FILES
 CHECKPOINT_FORMAT, GENERATOR_FORMAT, VERSION = "agan-checkpoint", "agan-generator", 1
 RUN_FILES = ("config.json", "metrics.jsonl", "train.log", "checkpoints", "samples")
 # keys a resumed run may change; any other difference means "a different run"
-RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "log_every", "val_every", "ckpt_every",
+RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every", "ckpt_every",
                   "sample_every"}
 
 

@@ -33,6 +33,8 @@ def test_override_strings_and_errors():
         Config.preset("cpu", perceptual_weight=-1)
     with pytest.raises(ValueError, match="divisible by 4"):
         Config.preset("cpu", crop_size=65)
+    with pytest.raises(ValueError, match=r"num_workers must be >= 0, or -1 \(auto\), got -2"):
+        c.override(["num_workers=-2"])
 
 
 @pytest.mark.parametrize("item, words", [
@@ -42,6 +44,7 @@ def test_override_strings_and_errors():
     ("seed=true", "'seed' expects an integer, got True"),
     ("flip=1", "'flip' expects true or false, got 1"),
     ("optimizer=3", "'optimizer' expects a string, got 3"),
+    ("deterministic=1", "'deterministic' expects true or false, got 1"),
 ])
 def test_override_rejects_values_of_the_wrong_kind(item, words):
     with pytest.raises(ValueError, match=re.escape(words)):

@@ -18,6 +18,7 @@ from agan.fast import (
     grad_scaler,
     resolve_precision,
     tune_malloc,
+    use_channels_last,
 )
 from agan.models import Generator
 from agan.models.authors import import_authors_state_dict
@@ -147,6 +148,19 @@ def test_fast_forward_and_size_errors():
         FastGenerator(G, precision="fp32")(torch.rand(1, 3, 30, 48))
     with pytest.raises(ValueError, match="precision"):
         FastGenerator(G, precision="fp8")(x)
+
+
+def test_inference_layout_is_nchw_for_16_bit_on_cuda_only():
+    assert use_channels_last("cpu", torch.float32) and use_channels_last("cpu", torch.bfloat16)
+    assert use_channels_last("cuda", torch.float32) and use_channels_last("cuda")
+    assert not use_channels_last("cuda", torch.float16) and not use_channels_last("cuda:1", torch.bfloat16)
+    # FastGenerator's default (None) resolves per call: NHWC weights on the CPU; an explicit False is kept
+    G = Generator(width=0.25, steps=2).eval()
+    x = torch.rand(1, 3, 16, 20)
+    auto, nchw = FastGenerator(G, precision="fp32"), FastGenerator(G, precision="fp32", channels_last=False)
+    torch.testing.assert_close(auto(x).O, nchw(x).O, rtol=0, atol=1e-5)
+    assert auto._w["arn.head_in"][0].is_contiguous(memory_format=torch.channels_last)
+    assert not nchw._w["autoencoder.conv1"][0].is_contiguous(memory_format=torch.channels_last)
 
 
 def test_precision_helpers():

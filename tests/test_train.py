@@ -378,3 +378,28 @@ def test_perceptual_loss_off_builds_no_vgg_and_logs_no_L_P(tmp_path, monkeypatch
     kept, _ = build_config(p.parse_args(["--preset", "cpu", "--vgg-weights", "random", "--set", "perceptual_weight=0.5",
                                          "--out", str(tmp_path / "z")]))
     assert kept.perceptual_weight == 0.5
+
+
+def test_num_workers_auto_resolves_per_device(monkeypatch):
+    from agan.distributed import resolve_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_workers(-1, cpu) == 0  # the CPU's cores train
+    assert resolve_workers(3, cpu) == 3 and resolve_workers(0, cuda) == 0  # an explicit count is kept
+    for cpus, workers in ((16, 4), (2, 1), (1, 0)):  # min(4, CPUs - 1) beside a GPU
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert resolve_workers(-1, cuda) == workers
+    assert Config().num_workers == -1 and Config.preset("cpu").num_workers == -1
+
+
+def test_deterministic_run_is_logged_and_switches_torch_to_deterministic_kernels(tmp_path):
+    cfg = tiny(iterations=1, val_every=0, sample_every=0, deterministic=True)
+    try:
+        res = run(cfg, tmp_path / "run")
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+    assert res.step == 1
+    assert ", deterministic," in (tmp_path / "run" / "train.log").read_text()
+    assert Config.load(tmp_path / "run" / "config.json").deterministic is True
