@@ -70,9 +70,9 @@ class Config:
     mask_threshold: int = 30  # M: |rain - clean| >= 30/255 in any channel (SPEC 4)
     mask_dilate: bool = False  # optional 3x3 dilation of M
     val_size: int = 16
-    # DataLoader worker processes for the training batches; -1 = auto: min(4, CPUs - 1) on CUDA (the paper preset
-    # on an H100: 11.2 steps/s with the synthesiser in the main process, 25.8 with 4 workers), 0 on the CPU (the
-    # cpu preset: 1% from a worker on our 2 cores)
+    # DataLoader worker processes for the training batches; -1 = auto: min(4, CPUs per GPU process - 1) on CUDA
+    # (the paper preset on an H100: 11.2 steps/s with the synthesiser in the main process, 26-32 with 4 workers),
+    # 0 on the CPU (the cpu preset: 1% from a worker on our 2 cores)
     num_workers: int = -1
     # --- optimisation (the paper gives none; see README) ---------------------------------------
     optimizer: str = "adam"  # adam (5e-4, betas 0.5/0.99) | rmsprop (2e-5 / 1e-5, with G pre-training)

@@ -108,13 +108,15 @@ def broadcast_object(obj, info: DistInfo):
 
 def resolve_workers(num_workers: int, device: torch.device) -> int:
     """Config.num_workers -> DataLoader workers: -1 (auto) = min(4, CPUs - 1) for a CUDA device, whose steps
-    outrun the synthesiser in the main process, and 0 on the CPU, where the cores are busy training."""
+    outrun the synthesiser in the main process, and 0 on the CPU, where the cores are busy training. Under
+    torchrun the CPUs are shared among the node's processes (LOCAL_WORLD_SIZE)."""
     if num_workers >= 0:
         return num_workers
     if device.type != "cuda":
         return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(4, cpus - 1))
+    per_process = cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(4, per_process - 1))
 
 
 class ShardedBatches:

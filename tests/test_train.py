@@ -389,6 +389,9 @@ def test_num_workers_auto_resolves_per_device(monkeypatch):
     for cpus, workers in ((16, 4), (2, 1), (1, 0)):  # min(4, CPUs - 1) beside a GPU
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
         assert resolve_workers(-1, cuda) == workers
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")  # torchrun, 8 GPU processes on 16 CPUs: 2 CPUs each
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert resolve_workers(-1, cuda) == 1
     assert Config().num_workers == -1 and Config.preset("cpu").num_workers == -1
 
 
