@@ -234,11 +234,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         extra={"synth": {"frame_px": 208, "view": [0.3, 0.6]}},
         lr_g=1e-3,
         # D at half G's rate: at 1e-3 the narrow D died (stuck at D = 1/2) in some runs, one of them with a
-        # 3/8-width G; at 5e-4 it was alive at the end of the runs we made before this G, and of 3 of 4 seeds
+        # 3/8-width G; at 5e-4 it was alive at the end of the runs we made before this G, and of 5 of 6 seeds
         # of this one (seed 2's D idled throughout)
         lr_d=5e-4,
         lr_schedule="cosine",
-        # 14-15 min on our 2 cores, where precision "auto" trains under bf16 autocast (5.3-5.9 steps/s: 867 s in
+        # 14-15 min on our 2 cores, where precision "auto" trains under bf16 autocast (5.3-5.9 steps/s: 850-867 s in
         # make reproduce, 823 s alone); CPUs without native bf16 train in fp32 (bench_train: 1.33x the bf16
         # step, so ~19 min)
         iterations=4600,
