@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kit on a CUDA GPU in one go (Colab, a lent machine): the CUDA tests, the inference bench, and the
-# training speed of both presets. Run from the repository root; writes logs under OUTDIR.
+# training speed of both presets. Writes logs and run folders under OUTDIR (its run folders are replaced).
 #
 #   bash benchmarks/gpu_check.sh [OUTDIR]            # default runs/gpu-check; PYTHON=python3 by default
 #
@@ -14,7 +14,7 @@ PY="${PYTHON:-python3}"
 CPU_STEPS="${CPU_STEPS:-1000}"
 PAPER_STEPS="${PAPER_STEPS:-200}"
 VGG="${VGG:-random}"
-mkdir -p "$OUT"
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"  # absolute: the steps run from the repository root
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 cd "$ROOT"
 status=0
