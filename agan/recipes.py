@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from .config import Config
 
-__all__ = ["RECIPES", "AganRecipe", "Recipe", "get_recipe", "register_recipe"]
+__all__ = ["RECIPES", "AganRecipe", "Recipe", "get_recipe", "logit_range", "register_recipe"]
 
 Batch = dict[str, Any]  # {"rain": (B,3,H,W), "clean": (B,3,H,W), "mask": (B,1,H,W), "id": [str]}
 
@@ -70,6 +70,14 @@ class Recipe:
     def panels(self, batch: Batch, out: Any) -> list[Tensor]:
         """Columns of the sample grid, each (B, 3, H, W) in [0, 1]: input, ..., O, clean."""
         return [batch["rain"], self.output(out), batch["clean"]]
+
+
+def logit_range(logits: Tensor) -> Tensor:
+    """max - min of D's logits over a step's real and fake images (logged as ``D_range``). Exactly 0 when D's
+    output no longer depends on its input, e.g. a layer whose ReLUs never fire (a dead discriminator: the GAN
+    term then gives G nothing, and no gradient brings D back)."""
+    logits = logits.detach().float()
+    return logits.max() - logits.min()
 
 
 RECIPES: dict[str, type[Recipe]] = {}
@@ -173,7 +181,7 @@ class AganRecipe(Recipe):
             else:
                 target = batch["mask"]  # M (also for A+AD, which has no A_N)
         L_D, L_map = self.L_D(logit_real, logit_fake, map_real, map_fake, target)
-        terms = {"L_D": L_D}
+        terms = {"L_D": L_D, "D_range": logit_range(d.logit)}
         if self.disc == "attentive":
             terms["L_map"] = L_map
         return L_D, terms

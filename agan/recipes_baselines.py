@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .recipes import Recipe, register_recipe
+from .recipes import Recipe, logit_range, register_recipe
 
 __all__ = ["L1_WEIGHT", "Eigen13Recipe", "Pix2PixRecipe"]
 
@@ -67,10 +67,11 @@ class Pix2PixRecipe(Recipe):
     def d_loss(self, D, batch, out: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         I, R, O = batch["rain"], batch["clean"], out.detach()  # (B, 3, H, W) each
         pairs = torch.cat([torch.cat([I, R], 1), torch.cat([I, O], 1)], 0)  # (2B, 6, H, W): real then fake
-        logit_real, logit_fake = D(pairs).float().chunk(2, dim=0)  # (B, 1, h, w) patch logits each
+        logits = D(pairs).float()  # (2B, 1, h, w) patch logits
+        logit_real, logit_fake = logits.chunk(2, dim=0)
         L_D = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
                      + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-        return L_D, {"L_D": L_D}
+        return L_D, {"L_D": L_D, "D_range": logit_range(logits)}
 
     def g_loss(self, D, batch, out: Tensor, adversarial: bool) -> tuple[Tensor, dict[str, Tensor]]:
         I, T = batch["rain"], batch["clean"]

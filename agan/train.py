@@ -379,7 +379,10 @@ class Trainer:
     def run(self) -> TrainResult:
         cfg, info, device = self.cfg, self.info, self.device
         # loss terms, then the gradient norms of G and D (checked for NaN/inf like the losses)
-        names = (*self.recipe.loss_names, "grad_norm_G", *(("grad_norm_D",) if self.D_bare is not None else ()))
+        # and D_range, the spread of D's logits in a step: 0 = D's output ignores its input (a dead D)
+        names = (*self.recipe.loss_names, "grad_norm_G",
+                 *(("grad_norm_D", "D_range") if self.D_bare is not None else ()))
+        d_idle, idle_windows, windows = False, 0, 0
         t0 = time.perf_counter()
         n_g = sum(p.numel() for p in self.G_bare.parameters())
         n_d = sum(p.numel() for p in self.D_bare.parameters()) if self.D_bare is not None else 0
@@ -434,6 +437,15 @@ class Trainer:
                     self._record({"step": self.step, "split": "train", **means, "steps_per_s": rate,
                                   "time": time.perf_counter() - t0})
                     bar.set_postfix({n.replace("L_", ""): f"{v:.4f}" for n, v in means.items()}, refresh=False)
+                    if "D_range" in means:  # say when D stops (or starts again) telling images apart
+                        windows += 1
+                        idle_windows += means["D_range"] == 0.0
+                        if (means["D_range"] == 0.0) != d_idle:
+                            d_idle = not d_idle
+                            self.log(f"step {self.step}: " + (
+                                "D idle: the same output for every real and fake image since the last log line "
+                                "(L_GAN gives G nothing; D_range in metrics.jsonl)" if d_idle else
+                                "D active again (its output depends on the image)"))
                     sums.zero_()
                     counts = [0] * len(names)
                     window_t, window_n = time.perf_counter(), 0
@@ -465,6 +477,9 @@ class Trainer:
         elif self.step and not self.ckpt_path.exists():
             self._save()  # resumed past the end: make sure the files exist
         wall = time.perf_counter() - t0
+        if idle_windows:
+            self.log(f"D was idle in {idle_windows} of the {windows} logged windows of this run"
+                     + (", to the end" if d_idle else ""))
         self.log(f"{'stopped' if interrupted else 'done'}: step {self.step} in {wall:.1f} s" + (
             f"; last val PSNR {self.last_metrics['val']['psnr']:.2f} dB / SSIM {self.last_metrics['val']['ssim']:.4f} "
             f"(input {self.last_metrics['val']['psnr_input']:.2f} / {self.last_metrics['val']['ssim_input']:.4f})"

@@ -110,7 +110,7 @@ def test_d_update_leaves_g_alone_and_vice_versa(tmp_path):
     D0 = {k: v.clone() for k, v in trainer.D_bare.state_dict().items()}
     out = trainer.recipe.generate(trainer.G, batch)
     terms = trainer.d_step(batch, out)
-    assert set(terms) == {"L_D", "L_map"}
+    assert set(terms) == {"L_D", "L_map", "D_range"}  # D_range: the spread of its logits, a diagnostic
     assert all(torch.equal(v, G0[k]) for k, v in trainer.G_bare.state_dict().items())
     assert any(not torch.equal(v, D0[k]) for k, v in trainer.D_bare.state_dict().items())
     assert all(p.grad is None for p in trainer.G_bare.parameters())  # L_D sees O.detach()
@@ -406,3 +406,29 @@ def test_deterministic_run_is_logged_and_switches_torch_to_deterministic_kernels
     assert res.step == 1
     assert ", deterministic," in (tmp_path / "run" / "train.log").read_text()
     assert Config.load(tmp_path / "run" / "config.json").deterministic is True
+
+
+class _DeadDRecipe(AganRecipe):
+    """D's second stride-4 conv can never fire (zero weights, negative bias): after its ReLU D's output is one
+    constant whatever the image, and no gradient reaches the layers before it, as in seed 2 of the cpu preset."""
+
+    def build(self):
+        G, D = super().build()
+        with torch.no_grad():
+            D.down2.weight.zero_()
+            D.down2.bias.fill_(-1.0)
+        return G, D
+
+
+def test_a_dead_discriminator_is_logged(tmp_path, monkeypatch):
+    monkeypatch.setitem(RECIPES, "dead-d-test", _DeadDRecipe)
+    cfg = tiny(model="dead-d-test", iterations=4, log_every=2, val_every=0, sample_every=0)
+    run(cfg, tmp_path / "dead")
+    log = (tmp_path / "dead" / "train.log").read_text()
+    assert "step 2: D idle: the same output for every real and fake image" in log
+    assert "D was idle in 2 of the 2 logged windows of this run, to the end" in log
+    assert [r["D_range"] for r in rows(tmp_path / "dead" / "metrics.jsonl") if r["split"] == "train"] == [0.0, 0.0]
+
+    alive = run(tiny(iterations=4, log_every=2, val_every=0, sample_every=0), tmp_path / "alive")
+    assert all(r["D_range"] > 0 for r in rows(alive.out_dir / "metrics.jsonl") if r["split"] == "train")
+    assert "idle" not in (alive.out_dir / "train.log").read_text()
