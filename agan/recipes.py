@@ -157,14 +157,9 @@ class AganRecipe(Recipe):
         self.loss_names = tuple(names)
 
     def build(self):
-        from .models import AttentiveDiscriminator, Generator, PlainDiscriminator
+        from .models import agan_discriminator, agan_generator  # the builders agan.models' users get too
 
-        cfg = self.cfg
-        G = Generator(width=cfg.width, steps=cfg.steps, attentive=self.attentive, arn_width=cfg.arn_width)
-        if self.disc is None:
-            return G, None
-        D = (AttentiveDiscriminator if self.disc == "attentive" else PlainDiscriminator)(cfg.disc_width, cfg.disc_pool)
-        return G, D
+        return agan_generator(self.cfg), agan_discriminator(self.cfg)
 
     def output(self, out) -> Tensor:
         return out.O

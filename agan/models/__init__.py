@@ -13,7 +13,7 @@ from .generator import (
 
 __all__ = ["AttentiveDiscriminator", "AttentiveRecurrentNetwork", "ContextualAutoencoder", "ConvLSTMCell",
            "DiscriminatorOutput", "Generator", "GeneratorOutput", "PlainDiscriminator", "ResidualBlock",
-           "count_parameters", "build_generator", "build_discriminator"]
+           "agan_discriminator", "agan_generator", "build_discriminator", "build_generator", "count_parameters"]
 
 
 def build_generator(cfg) -> Generator:
@@ -23,8 +23,12 @@ def build_generator(cfg) -> Generator:
         from .baselines import build_baseline_generator
 
         return build_baseline_generator(cfg)
-    return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator,
-                     arn_width=cfg.arn_width)
+    return agan_generator(cfg)
+
+
+def agan_generator(cfg) -> Generator:
+    """Attentive GAN's generator for ``cfg``'s widths, N and variant (also used by ``agan.recipes``)."""
+    return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator, arn_width=cfg.arn_width)
 
 
 def build_discriminator(cfg):
@@ -33,6 +37,11 @@ def build_discriminator(cfg):
         from .baselines import build_baseline_discriminator
 
         return build_baseline_discriminator(cfg)
+    return agan_discriminator(cfg)
+
+
+def agan_discriminator(cfg):
+    """Attentive GAN's discriminator for ``cfg``'s variant (attentive, plain or None) and widths."""
     kind = cfg.discriminator
     if kind is None:
         return None
