@@ -69,7 +69,18 @@ class Config:
     flip: bool = True
     mask_threshold: int = 30  # M: |rain - clean| >= 30/255 in any channel (SPEC 4)
     mask_dilate: bool = False  # optional 3x3 dilation of M
+    # M for synthetic pairs: "difference" (the paper's rule for real data: |rain - clean| >= mask_threshold, which
+    # also marks the glass's haze) | "drops" (the exact drop layer the synthesiser drew: blur(alpha) >= 0.3)
+    mask_source: str = "difference"
+    # the longer image side (px) at which agan derain / derain() run G on a photo by default, saved with the
+    # weights; 0 = full resolution. A model trained on drops drawn as in a frame_px-wide frame sees real drops
+    # at that scale: O = I + up(G(down(I)) - down(I)) keeps the finer detail of the input (agan.infer)
+    derain_size: int = 0
     val_size: int = 16
+    # real rainy/clean pairs (a folder in any layout agan eval reads, any image size) scored at every
+    # validation point at full resolution, as agan derain would derain them (derain_size), beside the
+    # synthetic split and the rainy input's own score: a model is judged on real photos; "" = none
+    real_val: str = ""
     # DataLoader worker processes for the training batches; -1 = auto: min(4, CPUs per GPU process - 1) on CUDA
     # (the paper preset on an H100: 11.2 steps/s with the synthesiser in the main process, 26-32 with 4 workers),
     # 0 on the CPU (the cpu preset: 1% from a worker on our 2 cores)
@@ -116,10 +127,14 @@ class Config:
             raise ValueError(f"crop_size must be divisible by 4, got {self.crop_size}")
         if self.width <= 0 or self.disc_width <= 0 or (self.arn_width is not None and self.arn_width <= 0):
             raise ValueError("width, arn_width and disc_width must be > 0")
+        if self.derain_size < 0:
+            raise ValueError(f"derain_size must be >= 0 (0 = full resolution), got {self.derain_size}")
         if self.num_workers < -1:
             raise ValueError(f"num_workers must be >= 0, or -1 (auto), got {self.num_workers}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.mask_source not in ("difference", "drops"):
+            raise ValueError(f"mask_source must be 'difference' or 'drops', got {self.mask_source!r}")
         if self.map_target not in ("attention", "mask"):
             raise ValueError(f"map_target must be 'attention' or 'mask', got {self.map_target!r}")
         if self.optimizer not in ("adam", "rmsprop"):

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from agan.evaluate import PAIR_LAYOUTS, image_id, pair_dirs
 from agan.images import (
     IMAGE_EXTENSIONS,
     crop_to_multiple,
@@ -44,14 +45,16 @@ __all__ = [
     "write_synthetic",
 ]
 
-EXPECTED_LAYOUT = ("expected <root>/data/N_rain.png + <root>/gt/N_clean.png, or "
-                   "<root>/<split>/{data,gt}/... with split train|test_a|test_b (.png or .jpg)")
-_NAME = {"data": re.compile(r"^(\d+)_rain$", re.IGNORECASE), "gt": re.compile(r"^(\d+)_clean$", re.IGNORECASE)}
+EXPECTED_LAYOUT = ("expected <root>/data/N_rain.png + <root>/gt/N_clean.png (or the same numbered pairs in "
+                   + ", ".join(f"{a}/+{b}/" for a, b in PAIR_LAYOUTS[1:])
+                   + "), or <root>/<split>/... with split train|test_a|test_b (.png or .jpg)")
 _IGNORED = {".ds_store", "thumbs.db", "desktop.ini"}
+DROP_MASK_ALPHA = 0.3  # mask_source="drops": M = blur(alpha) >= this (the drop layer's weight in the rainy image)
 
 
 def find_split(root: str | os.PathLike, split: str | None) -> Path:
-    """The folder holding ``data/`` and ``gt/``: ``root/split`` when given, else ``root``."""
+    """The folder holding ``data/`` and ``gt/`` (or another ``agan.evaluate.PAIR_LAYOUTS`` pair of
+    sub-folders): ``root/split`` when given, else ``root``."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder does not exist ({EXPECTED_LAYOUT})")
@@ -60,28 +63,26 @@ def find_split(root: str | os.PathLike, split: str | None) -> Path:
         present = sorted(p.name for p in root.iterdir() if p.is_dir())
         raise FileNotFoundError(f"{base}: split folder {split!r} not found in {root} "
                                 f"(sub-folders: {present or 'none'}; {EXPECTED_LAYOUT})")
-    missing = [d for d in ("data", "gt") if not (base / d).is_dir()]
-    if missing:
-        splits = [s for s in ("train", "test_a", "test_b") if (base / s / "data").is_dir()]
+    if pair_dirs(base) is None:
+        splits = sorted(p.name for p in base.iterdir() if p.is_dir() and pair_dirs(p))
         hint = f"; it has splits {splits}: pass split=..." if splits else ""
-        raise FileNotFoundError(f"{base}: no {' or '.join(d + '/' for d in missing)} folder "
-                                f"({EXPECTED_LAYOUT}){hint}")
+        raise FileNotFoundError(f"{base}: no paired folders ({EXPECTED_LAYOUT}){hint}")
     return base
 
 
-def _index(folder: Path, kind: str) -> dict[int, Path]:
-    """id -> file for ``N_rain.*`` (kind "data") or ``N_clean.*`` (kind "gt")."""
+def _index(folder: Path) -> dict[int, Path]:
+    """id -> file, the id being the leading number N of ``N_rain.png`` / ``N_clean.png`` / ``N.png``
+    (``agan.evaluate.image_id``, the rule ``agan eval`` pairs by)."""
     out: dict[int, Path] = {}
     for p in sorted(folder.iterdir()):
         if not p.is_file() or p.name.lower() in _IGNORED or p.name.startswith("."):
             continue
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
-        m = _NAME[kind].match(p.stem)
-        if not m:
-            want = "N_rain.png" if kind == "data" else "N_clean.png"
-            raise ValueError(f"{p}: unexpected file name in {folder.name}/ (expected {want}, N a number)")
-        i = int(m.group(1))
+        i = image_id(p)
+        if not isinstance(i, int):
+            raise ValueError(f"{p}: unexpected file name in {folder.name}/ (expected a leading number N, "
+                             f"e.g. N_rain.png, N_clean.png or N.png)")
         if i in out:
             raise ValueError(f"{out[i]} and {p}: duplicated id {i}")
         out[i] = p
@@ -96,8 +97,16 @@ def _size(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path}: unreadable image ({type(e).__name__})") from None
 
 
+def _partner(i: int, like: dict[int, Path], folder: Path) -> Path:
+    """The file id ``i`` would have in ``folder``, named like the files there (``7_clean.png``)."""
+    example = next(iter(like.values()), None)
+    return folder / (re.sub(r"^\d+", str(i), example.name) if example else f"{i}.png")
+
+
 class RaindropPairs(Dataset):
-    """Pairs ``data/N_rain.*`` with ``gt/N_clean.*`` by the numeric id N (not by sorted position).
+    """Pairs ``data/N_rain.*`` with ``gt/N_clean.*`` by the numeric id N (not by sorted position);
+    ``rain/`` + ``clean/``, ``input/`` + ``target/`` and ``input/`` + ``gt/`` (``agan.evaluate.PAIR_LAYOUTS``)
+    are read the same way.
 
     ``crop_size=None``: the full image, top-left cropped to a multiple of 4 (the authors' protocol).
     ``crop_size=S``: a random S x S crop (a function of seed, epoch and index; see ``set_epoch``),
@@ -109,16 +118,18 @@ class RaindropPairs(Dataset):
                  flip: bool = False, mask_threshold: int = 30, mask_dilate: bool = False, seed: int = 0,
                  limit: int | None = None):
         self.base = find_split(root, split)
-        rain, clean = _index(self.base / "data", "data"), _index(self.base / "gt", "gt")
+        self.rain_dir, self.clean_dir = pair_dirs(self.base)
+        rain, clean = _index(self.rain_dir), _index(self.clean_dir)
         if not rain and not clean:
-            raise FileNotFoundError(f"{self.base}: data/ and gt/ hold no images ({EXPECTED_LAYOUT})")
+            raise FileNotFoundError(f"{self.base}: {self.rain_dir.name}/ and {self.clean_dir.name}/ hold no "
+                                    f"images ({EXPECTED_LAYOUT})")
         if lonely := sorted(set(rain) - set(clean)):
             i = lonely[0]
-            raise ValueError(f"{rain[i]}: no partner {self.base / 'gt' / f'{i}_clean.png'} (or .jpg)"
+            raise ValueError(f"{rain[i]}: no partner {_partner(i, clean, self.clean_dir)} (or other extension)"
                              + (f" ({len(lonely)} rain images lack a partner)" if len(lonely) > 1 else ""))
         if lonely := sorted(set(clean) - set(rain)):
             i = lonely[0]
-            raise ValueError(f"{clean[i]}: no partner {self.base / 'data' / f'{i}_rain.png'} (or .jpg)"
+            raise ValueError(f"{clean[i]}: no partner {_partner(i, rain, self.rain_dir)} (or other extension)"
                              + (f" ({len(lonely)} clean images lack a partner)" if len(lonely) > 1 else ""))
         ids = sorted(rain)[:limit] if limit else sorted(rain)
         self.pairs = [(i, rain[i], clean[i]) for i in ids]
@@ -178,7 +189,7 @@ class SyntheticRaindrops(Dataset):
 
     def __init__(self, length: int, size: int | tuple[int, int] = 224, seed: int = 0,
                  params: SynthParams | dict | None = None, backgrounds: Any = None,
-                 mask_threshold: int = 30, mask_dilate: bool = False):
+                 mask_threshold: int = 30, mask_dilate: bool = False, mask_source: str = "difference"):
         if length < 1:
             raise ValueError(f"length must be >= 1, got {length}")
         if seed < 0:
@@ -190,7 +201,9 @@ class SyntheticRaindrops(Dataset):
             self.source = backgrounds
         else:
             self.source = BackgroundSource(backgrounds)
-        self.mask_threshold, self.mask_dilate = mask_threshold, mask_dilate
+        if mask_source not in ("difference", "drops"):
+            raise ValueError(f"mask_source must be 'difference' or 'drops', got {mask_source!r}")
+        self.mask_threshold, self.mask_dilate, self.mask_source = mask_threshold, mask_dilate, mask_source
 
     def __len__(self) -> int:
         return self.length
@@ -201,12 +214,14 @@ class SyntheticRaindrops(Dataset):
         res = make_pair(self.seed, index, self.size, self.params, self.source)
         item = _item(res.rain, res.clean, f"syn{self.seed}_{index}", self.mask_threshold, self.mask_dilate)
         item["alpha"] = torch.from_numpy(res.alpha)[None]  # (1, H, W)
+        if self.mask_source == "drops":  # M = where the drop layer is drawn, not where the haze shifts colours
+            item["mask"] = (item["alpha"] >= DROP_MASK_ALPHA).float()  # (1, H, W)
         return item
 
 
 def _auto_split(root: str, preferred: tuple[str, ...]) -> str | None:
     for s in preferred:
-        if (Path(root) / s / "data").is_dir():
+        if pair_dirs(Path(root) / s):
             return s
     return None
 
@@ -227,13 +242,13 @@ def build_dataset(cfg, split: str) -> Dataset:
     if split == "train":
         if cfg.data == "synthetic":
             return SyntheticRaindrops(max(cfg.iterations * cfg.batch_size, 1000), cfg.crop_size, cfg.seed,
-                                      params, cfg.extra.get("backgrounds"), **common)
+                                      params, cfg.extra.get("backgrounds"), mask_source=cfg.mask_source, **common)
         return RaindropPairs(cfg.data, _auto_split(cfg.data, ("train",)), crop_size=cfg.crop_size,
                              flip=cfg.flip, seed=cfg.seed, **common)
     if split == "val":
         if not cfg.val_data:
             return SyntheticRaindrops(cfg.val_size, cfg.crop_size, cfg.seed + 1_000_003, params,
-                                      cfg.extra.get("backgrounds"), **common)
+                                      cfg.extra.get("backgrounds"), mask_source=cfg.mask_source, **common)
         return RaindropPairs(cfg.val_data, _auto_split(cfg.val_data, ("test_a", "test_b")), crop_size=None,
                              limit=cfg.val_size or None, **common)
     raise ValueError(f"split must be 'train' or 'val', got {split!r}")

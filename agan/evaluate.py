@@ -42,12 +42,15 @@ from .images import crop_to_multiple, list_images, read_image
 __all__ = [
     "CASTS",
     "COLORS",
+    "PAIR_LAYOUTS",
     "EvalResult",
     "evaluate_folders",
     "evaluate_model",
     "find_splits",
     "image_id",
+    "layouts_text",
     "pair_by_id",
+    "pair_dirs",
     "psnr",
     "rgb_to_y",
     "score_pair",
@@ -240,20 +243,40 @@ def pair_by_id(a_dir, b_dir, a_label: str = "output", b_label: str = "ground tru
     return [(k, a[k], b[k]) for k in sorted(a, key=_sort_key)]
 
 
+# (inputs, targets) sub-folders of a paired folder, in the order they are looked for: the Raindrop
+# dataset's data/ + gt/ (the authors' release), then layouts common in other paired sets
+PAIR_LAYOUTS = (("data", "gt"), ("rain", "clean"), ("input", "target"), ("input", "gt"))
+
+
+def layouts_text() -> str:
+    """``data/+gt/, rain/+clean/, input/+target/ or input/+gt/`` (for messages)."""
+    names = [f"{a}/+{b}/" for a, b in PAIR_LAYOUTS]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def pair_dirs(folder) -> tuple[Path, Path] | None:
+    """(inputs, targets) of the first :data:`PAIR_LAYOUTS` entry whose two sub-folders exist, else None."""
+    folder = Path(folder)
+    for a, b in PAIR_LAYOUTS:
+        if (folder / a).is_dir() and (folder / b).is_dir():
+            return folder / a, folder / b
+    return None
+
+
 def find_splits(data_root, splits: list[str] | None = None) -> list[tuple[str, Path, Path]]:
-    """``root/{data,gt}`` -> one split named after root; else every ``root/<split>/{data,gt}``
-    (``train`` left out unless asked for by name, or when it is the only split)."""
+    """``root/{data,gt}`` (or another :data:`PAIR_LAYOUTS` pair) -> one split named after root; else every
+    ``root/<split>/{data,gt}`` (``train`` left out unless asked for by name, or when it is the only split).
+    Returns [(split, inputs folder, targets folder)]."""
     root = Path(data_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    if (root / "data").is_dir() and (root / "gt").is_dir():
-        found = [(root.resolve().name, root / "data", root / "gt")]
+    if here := pair_dirs(root):
+        found = [(root.resolve().name, *here)]
     else:
-        found = [(d.name, d / "data", d / "gt") for d in sorted(root.iterdir())
-                 if d.is_dir() and (d / "data").is_dir() and (d / "gt").is_dir()]
+        found = [(d.name, *p) for d in sorted(root.iterdir()) if d.is_dir() and (p := pair_dirs(d))]
     if not found:
-        raise FileNotFoundError(f"{root}: expected data/ and gt/ folders, or split folders "
-                                f"(test_a, test_b, ...) holding them")
+        raise FileNotFoundError(f"{root}: no paired folders: looked for {layouts_text()} in it and in its "
+                                f"split folders (test_a/, test_b/, ...)")
     if splits:
         names = [s for s, _, _ in found]
         unknown = [s for s in splits if s not in names]
@@ -365,14 +388,15 @@ def evaluate_folders(pred_dir, gt_dir, input_dir="auto", color: str = "y", split
                      progress: bool = True) -> EvalResult:
     """Score ready outputs (images in ``pred_dir``) against ``gt_dir``, pairing files by id.
 
-    ``input_dir``: the rainy inputs for the identity baseline; ``"auto"`` uses ``gt_dir/../data`` when it
-    exists (the Raindrop layout), None skips the baseline.
+    ``input_dir``: the rainy inputs for the identity baseline; ``"auto"`` uses the inputs folder beside
+    ``gt_dir`` in a :data:`PAIR_LAYOUTS` layout (``gt/`` -> ``../data/``, ``clean/`` -> ``../rain/``,
+    ``target/`` -> ``../input/``) when it exists, None skips the baseline.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     pairs = pair_by_id(pred_dir, gt_dir, "output", "ground truth")
     if input_dir == "auto":
-        cand = gt_dir.parent / "data"
-        input_dir = cand if cand.is_dir() and cand.resolve() != pred_dir.resolve() else None
+        cands = [gt_dir.parent / a for a, b in PAIR_LAYOUTS if b == gt_dir.name]
+        input_dir = next((c for c in cands if c.is_dir() and c.resolve() != pred_dir.resolve()), None)
     inputs = {k: f for k, f, _ in pair_by_id(input_dir, gt_dir, "input", "ground truth")} if input_dir else {}
     split = split or gt_dir.resolve().parent.name or "data"
     result = EvalResult(protocol={"cast": "n/a (uint8 files)", "color": color, "crop": 4,
@@ -430,7 +454,8 @@ def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Cal
 def evaluate_model(model, data_root, splits: list[str] | None = None, cast: str = "clip", color: str = "y",
                    device: str = "auto", tile: int | None = None, precision: str = "fp32",
                    out_dir=None, progress: bool = True) -> EvalResult:
-    """Run a generator on ``data_root/{data,gt}`` (or ``data_root/<split>/{data,gt}``) and score it.
+    """Run a generator on ``data_root/{data,gt}`` (or ``data_root/<split>/{data,gt}``; any
+    :data:`PAIR_LAYOUTS` pair, see :func:`find_splits`) and score it.
 
     ``model``: a weights file (kit checkpoint or the authors' gen.pkl, via ``agan.infer.load_generator``),
     a Generator, or any callable ``f(uint8 HxWx3) -> float HxWx3 in [0, 1] (raw) | uint8 HxWx3``.

@@ -34,7 +34,8 @@ from .checkpoint import CheckpointError, safe_load
 from .fast import fast_forward, resolve_precision
 from .models.generator import Generator
 
-__all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "CHECKPOINT_FORMATS", "derain", "derain_tensor", "load_generator"]
+__all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "CHECKPOINT_FORMATS", "derain", "derain_tensor", "load_generator",
+           "model_size"]
 
 CHECKPOINT_FORMATS = ("agan-checkpoint", "agan-generator")
 AUTO_TILE_PIXELS = 1024 * 1024  # images larger than this are tiled when tile=None ...
@@ -98,6 +99,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
         except RuntimeError as e:
             raise CheckpointError(f"{path}: weights do not match the config's generator "
                                   f"(width {cfg.width}, steps {cfg.steps}, variant {cfg.variant})") from e
+        model.derain_size = cfg.derain_size  # the scale its drops were trained at (derain_tensor's size)
     elif is_authors_state_dict(ckpt):
         model = Generator()
         try:
@@ -176,13 +178,40 @@ def _ramp(n: int, overlap: int, left: bool, right: bool) -> Tensor:
     return w
 
 
+def model_size(model) -> int:
+    """The longer image side (px) at which ``model`` runs by default: what its weights were trained for
+    (``Config.derain_size``, set by :func:`load_generator`); 0 = full resolution."""
+    return int(getattr(model, "derain_size", 0) or 0)
+
+
 def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, precision: str = "fp32",
-                  device: str | torch.device | None = None) -> tuple[Tensor, list[Tensor]]:
+                  device: str | torch.device | None = None, size: int | None = None) -> tuple[Tensor, list[Tensor]]:
     """G on a batch (B, 3, H, W) in [0, 1] of any size -> (O raw, [A_1..A_N]) at (B, ., H, W) on x's device.
 
     ``tile``: None = automatic (tiles of 512 above 1024 x 1024 pixels), 0 = whole image, N = tiles of N
     (rounded up to a multiple of 4) overlapping by ``overlap`` pixels with blended seams.
+    ``size``: the longer side (px) at which G runs; None = the model's own (:func:`model_size`), 0 = full
+    resolution. An image larger than that is reduced to it, G removes the drops there, and only G's
+    *change* is enlarged back, so detail finer than that scale stays the input's:
+        O = I + up(G(down(I)) - down(I)),    A_t = up(A_t(down(I)))
+    (defocused drops are smooth blobs: their change lives at the reduced scale).
     """
+    size = model_size(model) if size is None else int(size)
+    if size < 0:
+        raise ValueError(f"size must be >= 0 (0 = full resolution), got {size}")
+    H, W = x.shape[-2:]
+    if 0 < size < max(H, W):
+        s = size / max(H, W)
+        hs, ws = max(4, round(H * s)), max(4, round(W * s))
+        small = F.interpolate(x, (hs, ws), mode="bilinear", antialias=True, align_corners=False)  # (B, 3, hs, ws)
+        O, maps = derain_tensor(model, small, tile, overlap, precision, device, size=0)
+        up = lambda t: F.interpolate(t, (H, W), mode="bilinear", align_corners=False)  # noqa: E731
+        return x + up(O - small), [up(a) for a in maps]
+    return _derain_full(model, x, tile, overlap, precision, device)
+
+
+def _derain_full(model, x: Tensor, tile: int | None, overlap: int, precision: str,
+                 device: str | torch.device | None) -> tuple[Tensor, list[Tensor]]:
     device = next(model.parameters()).device if device is None else (
         pick_device(device) if isinstance(device, str) else device)
     b, _, H, W = x.shape
@@ -274,7 +303,7 @@ def _to_batch(image) -> tuple[Tensor, str, dict]:
 
 
 def derain(image, model=None, weights=None, device: str | torch.device = "auto", tile: int | None = None,
-           overlap: int = 32, precision: str = "fp32", clip: bool = True):
+           overlap: int = 32, precision: str = "fp32", clip: bool = True, size: int | None = None):
     """Remove raindrops from one image -> ``(output, [A_1, ..., A_N])``.
 
     image: PIL image, numpy HxWx3 (uint8, or float in [0, 1]), or tensor (3, H, W) / (B, 3, H, W)
@@ -286,7 +315,7 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy
     input, tensors shaped like the input with one channel for tensors. Variant "A" and the baselines
     (Eigen13, Pix2Pix) have no maps ([]).
-    ``tile`` / ``overlap``: see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of
+    ``tile`` / ``overlap`` / ``size`` (the scale G runs at): see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of
     the plain path) | bf16 | fp16 | auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; what
     ``agan derain`` uses).
     """
@@ -305,7 +334,7 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     model.eval()
     try:
         O, maps = derain_tensor(model, x.cpu() if kind != "tensor" else x, tile=tile, overlap=overlap,
-                                precision=precision, device=dev)
+                                precision=precision, device=dev, size=size)
     finally:
         model.train(was_training)
     if kind == "tensor":

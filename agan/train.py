@@ -38,6 +38,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -187,6 +188,19 @@ def _dataset(cfg: Config, split: str) -> Dataset:
     return build_dataset(cfg, split)
 
 
+def _real_pairs(folder: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (rain, clean) uint8 images of every split in ``folder`` (any layout :func:`agan.evaluate.find_splits`
+    reads), paired by id; a clear error when there are none."""
+    from .evaluate import find_splits, pair_by_id
+    from .images import read_image
+
+    pairs = [(read_image(a), read_image(b)) for _, rain_dir, clean_dir in find_splits(folder)
+             for _, a, b in pair_by_id(rain_dir, clean_dir, "rainy image", "clean image")]
+    if not pairs:
+        raise ValueError(f"real_val {folder}: no rain/clean pairs found")
+    return pairs
+
+
 class Trainer:
     """One run: models, optimisers, data, logs. ``train()`` is the entry point; tests and notebooks may
     drive ``d_step``/``g_step`` directly."""
@@ -240,6 +254,8 @@ class Trainer:
         if info.is_main and (cfg.val_every > 0 or cfg.sample_every > 0):
             self.val_set = val_set if val_set is not None else _dataset(cfg, "val")
         self._identity: dict[str, float] | None = None
+        self.real_pairs = _real_pairs(cfg.real_val) if info.is_main and cfg.real_val else []
+        self._real_identity: dict[str, float] | None = None
         if info.is_main:  # everything was built: only now write into the run directory
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
             (self.out / "samples").mkdir(exist_ok=True)
@@ -362,6 +378,29 @@ class Trainer:
             self._identity = {"psnr_input": psnr_in, "ssim_input": ssim_in}
         return {"psnr": psnr, "ssim": ssim, **self._identity}
 
+    def real_validate(self, G: torch.nn.Module | None = None) -> dict[str, float]:
+        """Mean PSNR / SSIM (Y, authors' protocol) of ``G`` on the real pairs of ``cfg.real_val``, each derained
+        whole, as ``agan derain`` does (``agan.infer.derain_tensor`` at ``cfg.derain_size``), and of the input."""
+        from .evaluate import score_pair
+        from .infer import derain_tensor
+
+        G = self.G_eval if G is None else G
+        G.eval()
+        scores = []
+        try:
+            for rain, clean in self.real_pairs:
+                x = torch.from_numpy(rain).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
+                O, _ = derain_tensor(G, x, precision="auto", device=self.device, size=self.cfg.derain_size)
+                scores.append(score_pair(O[0].permute(1, 2, 0).numpy(), clean))
+        finally:
+            G.train()
+        if self._real_identity is None:
+            ident = [score_pair(r, c) for r, c in self.real_pairs]
+            self._real_identity = {"psnr_input": sum(p for p, _ in ident) / len(ident),
+                                   "ssim_input": sum(q for _, q in ident) / len(ident)}
+        n = len(scores)
+        return {"psnr": sum(p for p, _ in scores) / n, "ssim": sum(q for _, q in scores) / n, **self._real_identity}
+
     def samples(self) -> Path:
         from .images import write_image
 
@@ -483,7 +522,10 @@ class Trainer:
         self.log(f"{'stopped' if interrupted else 'done'}: step {self.step} in {wall:.1f} s" + (
             f"; last val PSNR {self.last_metrics['val']['psnr']:.2f} dB / SSIM {self.last_metrics['val']['ssim']:.4f} "
             f"(input {self.last_metrics['val']['psnr_input']:.2f} / {self.last_metrics['val']['ssim_input']:.4f})"
-            if "val" in self.last_metrics else ""))
+            if "val" in self.last_metrics else "") + (
+            f"; real PSNR {self.last_metrics['real']['psnr']:.2f} dB / SSIM {self.last_metrics['real']['ssim']:.4f} "
+            f"(input {self.last_metrics['real']['psnr_input']:.2f} / {self.last_metrics['real']['ssim_input']:.4f})"
+            if "real" in self.last_metrics else ""))
         return TrainResult(self.out, cfg, self.step, dict(self.last_metrics.get("train", {})),
                            dict(self.last_metrics.get("val", {})), self.ckpt_path if info.is_main else None,
                            self.gen_path if info.is_main else None, self.metrics_path, interrupted, wall,
@@ -559,6 +601,13 @@ class Trainer:
         self._record({"step": self.step, "split": "val", **val})
         self.log(f"step {self.step}: val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f} "
                  f"(input {val['psnr_input']:.2f} dB, {val['ssim_input']:.4f})")
+        if self.real_pairs:
+            real = self.real_validate()
+            self.last_metrics["real"] = real
+            self._record({"step": self.step, "split": "real", **real})
+            self.log(f"step {self.step}: real PSNR {real['psnr']:.2f} dB, SSIM {real['ssim']:.4f} "
+                     f"(input {real['psnr_input']:.2f} dB, {real['ssim_input']:.4f}; {len(self.real_pairs)} "
+                     f"real pairs, {self.cfg.real_val})")
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node=K -m agan.train <agan train options>

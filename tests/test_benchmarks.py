@@ -1,10 +1,21 @@
-"""The arithmetic behind benchmark claims in the README (not their speed)."""
+"""The arithmetic behind benchmark claims in the README (not their speed), and the benchmark scripts'
+numbers against the kit's own functions."""
 
 import importlib.util
+import json
+import re
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+from agan.checkpoint import atomic_save
+from agan.config import Config
+from agan.evaluate import score_pair
+from agan.models import build_generator
 
 
 def _load(name: str):
@@ -22,3 +33,46 @@ def test_winograd_f2x2_3x3_is_a_3x3_convolution():
     w = torch.randn(7, 5, 3, 3, generator=g, dtype=torch.float64)  # (K, C, 3, 3)
     out = wb.winograd_conv(x, wb.winograd_weights(w))  # (K, H, W)
     torch.testing.assert_close(out, F.conv2d(x[None], w, padding=1)[0], rtol=0, atol=1e-12)
+
+
+def test_real_pairs_scores_with_score_pair(tmp_path, capsys):
+    rp = _load("real_pairs")
+    rng = np.random.default_rng(0)
+    pairs = tmp_path / "pairs"
+    for sub in ("rain", "clean"):
+        (pairs / sub).mkdir(parents=True)
+    for i in (0, 1):  # 30 x 42: not a multiple of 4, scored on the top-left 28 x 40
+        clean = rng.integers(0, 256, (30, 42, 3), dtype=np.uint8)
+        rain = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(clean).save(pairs / "clean" / f"{i}_clean.png")
+        Image.fromarray(rain).save(pairs / "rain" / f"{i}_rain.png")
+    cfg = Config.preset("cpu", width=0.125, steps=2)
+    torch.manual_seed(0)
+    atomic_save({"format": "agan-generator", "config": cfg.to_dict(), "G": build_generator(cfg).state_dict()},
+                tmp_path / "g.pt")
+    argv = ["--weights", str(tmp_path / "g.pt"), "--pairs", str(pairs), "--out", str(tmp_path / "out"),
+            "--json", str(tmp_path / "r.json")]
+    assert rp.main(argv) == 0
+    out = capsys.readouterr().out
+    mean_line = r"^real pairs: input (\S+) dB / (\S+) -> output (\S+) dB / (\S+) \(gain (\S+) dB\)$"
+    m = re.search(mean_line, out, re.M)
+    assert m, out
+    doc = json.loads((tmp_path / "r.json").read_text())
+    scores = []
+    for i in (0, 1):
+        clean = np.asarray(Image.open(pairs / "clean" / f"{i}_clean.png"))
+        rain = np.asarray(Image.open(pairs / "rain" / f"{i}_rain.png"))
+        derained = np.asarray(Image.open(tmp_path / "out" / f"{i}_derained.png"))
+        assert derained.shape == clean.shape  # full resolution
+        scores.append([*score_pair(rain, clean), *score_pair(derained, clean)])
+        row = doc["images"][i]
+        assert [row["input_psnr"], row["input_ssim"], row["psnr"], row["ssim"]] == scores[-1]
+    ip, iss, op, oss = np.mean(scores, axis=0)
+    assert [float(g) for g in m.groups()] == [round(ip, 2), round(iss, 4), round(op, 2), round(oss, 4),
+                                              round(op - ip, 2)]
+    assert doc["mean"]["psnr"] == pytest.approx(op) and doc["mean"]["gain_db"] == pytest.approx(op - ip)
+    # nothing is overwritten; a missing folder is one line and exit 2
+    assert rp.main(argv) == 2 and "exists" in capsys.readouterr().err
+    assert rp.main(["--weights", str(tmp_path / "g.pt"), "--pairs", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "none") in err

@@ -12,6 +12,7 @@ from agan.cli import main
 from agan.config import Config
 from agan.data import RaindropPairs, SyntheticRaindrops, build_dataset
 from agan.synth import make_pair
+from tests.conftest import SHARED_REAL
 
 
 def save(path: Path, arr: np.ndarray) -> None:
@@ -96,13 +97,56 @@ def test_error_empty_or_wrong_folder(tmp_path):
         RaindropPairs(tmp_path)
     wrong = tmp_path / "wrong"
     save(wrong / "a.png", np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(FileNotFoundError, match=r"no data/ or gt/ folder.*expected <root>/data/N_rain\.png"):
+    with pytest.raises(FileNotFoundError, match=r"no paired folders.*<root>/data/N_rain\.png.*rain/\+clean"):
         RaindropPairs(wrong)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         RaindropPairs(tmp_path / "nowhere")
     save(tmp_path / "data" / "rainy_one.png", np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match=r"rainy_one\.png: unexpected file name"):
         RaindropPairs(tmp_path)
+
+
+@pytest.mark.parametrize("rain_dir,clean_dir,rain_name,clean_name", [
+    ("rain", "clean", "{}_rain.png", "{}_clean.png"),  # as ../shared/real/train_pairs
+    ("input", "target", "{}.png", "{}.png"),
+    ("input", "gt", "{}_input.jpg", "{}.png"),
+])
+def test_other_pair_layouts(tmp_path, rain_dir, clean_dir, rain_name, clean_name):
+    from agan.evaluate import PAIR_LAYOUTS
+
+    assert (rain_dir, clean_dir) in PAIR_LAYOUTS  # one list of layouts for agan eval and training
+    for root in (tmp_path / "flat", tmp_path / "split" / "test_a"):
+        for i in (2, 10, 1):
+            rain, clean = pair_image(i)
+            save(root / rain_dir / rain_name.format(i), rain)
+            save(root / clean_dir / clean_name.format(i), clean)
+    ds = RaindropPairs(tmp_path / "flat")
+    assert ds.ids == ["1", "2", "10"] and ds.rain_dir == tmp_path / "flat" / rain_dir
+    item = ds[2]
+    assert item["rain"].shape == (3, 28, 40) and item["mask"].sum() == 25
+    assert torch.allclose(item["clean"], torch.full((3, 28, 40), 100 / 255.0))
+    assert RaindropPairs(tmp_path / "split", split="test_a").ids == ["1", "2", "10"]
+    with pytest.raises(FileNotFoundError, match=r"pass split"):
+        RaindropPairs(tmp_path / "split")
+    # validation on full images of any size (--val-data), the split folder found by itself
+    cfg = Config.preset("cpu", crop_size=32, val_size=0)
+    val = build_dataset(cfg.replace(val_data=str(tmp_path / "flat")), "val")
+    assert len(val) == 3 and val[0]["rain"].shape == (3, 28, 40)
+    val = build_dataset(cfg.replace(val_data=str(tmp_path / "split")), "val")
+    assert len(val) == 3 and val.base == tmp_path / "split" / "test_a"
+    (tmp_path / "flat" / clean_dir / clean_name.format(10)).unlink()
+    with pytest.raises(ValueError, match=rf"{rain_name.format(10)}: no partner .*{clean_name.format(10)}"):
+        RaindropPairs(tmp_path / "flat")
+
+
+@pytest.mark.skipif(not (SHARED_REAL / "train_pairs").is_dir(), reason="no ../shared/real/train_pairs")
+def test_shared_real_pairs_validate_at_full_size():
+    cfg = Config.preset("cpu", crop_size=32, val_size=0, val_data=str(SHARED_REAL / "train_pairs"))
+    val = build_dataset(cfg, "val")
+    assert len(val) >= 1 and val.rain_dir.name == "rain" and val.clean_dir.name == "clean"
+    item = val[0]
+    h, w = item["rain"].shape[1:]
+    assert h > 32 and w > 32 and h % 4 == 0 and w % 4 == 0 and item["clean"].shape == item["rain"].shape
 
 
 def test_random_crops_flip_and_crop_size_check(tmp_path):
@@ -196,3 +240,18 @@ def test_cli_synth_layout_and_overwrite(tmp_path, capsys):
     assert not (out / "data" / "2_rain.png").exists()  # stale pairs of the old run are gone
     assert main(["synth", "--out", str(tmp_path / "x"), "--param", "tilt_deg=99"]) == 2
     assert "tilt_deg" in capsys.readouterr().err
+
+
+def test_mask_source_drops_marks_the_drawn_drop_layer_not_the_difference():
+    from agan.data import DROP_MASK_ALPHA, SyntheticRaindrops
+    from agan.images import difference_mask
+
+    params = {"haze": [0.3, 0.3], "frame_px": 240}  # a strong veil: the difference mask marks it too
+    diff = SyntheticRaindrops(2, 48, seed=3, params=params)[0]
+    drops = SyntheticRaindrops(2, 48, seed=3, params=params, mask_source="drops")[0]
+    assert torch.equal(diff["rain"], drops["rain"])  # same pair, only M differs
+    assert torch.equal(drops["mask"], (drops["alpha"] >= DROP_MASK_ALPHA).float())
+    assert torch.equal(diff["mask"], difference_mask(diff["rain"], diff["clean"]))
+    assert not torch.equal(diff["mask"], drops["mask"])
+    with pytest.raises(ValueError, match="mask_source"):
+        SyntheticRaindrops(2, 48, mask_source="alpha")

@@ -216,8 +216,77 @@ def test_find_splits(tmp_path):
     assert [s for s, _, _ in find_splits(tmp_path / "ds" / "test_b")] == ["test_b"]
     with pytest.raises(ValueError, match="no split test_c; available: test_a, test_b, train"):
         find_splits(tmp_path / "ds", ["test_c"])
-    with pytest.raises(FileNotFoundError, match="expected data/ and gt/"):
+    with pytest.raises(FileNotFoundError, match="no paired folders: looked for data/"):
         find_splits(tmp_path)
+
+
+LAYOUTS = [("rain", "clean", "{}_rain.png", "{}_clean.png"),  # e.g. ../shared/real/train_pairs
+           ("input", "target", "{}.png", "{}.png"),
+           ("input", "gt", "{}_input.png", "{}_gt.png")]
+
+
+def make_pairs(folder, rain_dir, clean_dir, rain_name, clean_name, ids=(3, 1, 10), size=(21, 30), seed=0):
+    """folder/<rain_dir>/<rain_name % id> + folder/<clean_dir>/<clean_name % id>; rain = clean + noise."""
+    rng = np.random.default_rng(seed)
+    for i in ids:
+        gt = rand_img(rng, *size)
+        write(folder / clean_dir / clean_name.format(i), gt)
+        write(folder / rain_dir / rain_name.format(i), noisy(rng, gt, 15))
+    return folder
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda x: f"{x[0]}+{x[1]}")
+def test_other_pair_layouts_are_found_and_scored(tmp_path, layout):
+    from agan.evaluate import PAIR_LAYOUTS
+
+    rain_dir, clean_dir = layout[:2]
+    assert (rain_dir, clean_dir) in PAIR_LAYOUTS
+    flat = make_pairs(tmp_path / "flat", *layout)
+    assert find_splits(flat) == [("flat", flat / rain_dir, flat / clean_dir)]
+    split = make_pairs(tmp_path / "ds" / "test_a", *layout).parent
+    make_pairs(tmp_path / "ds" / "test_b", *layout, ids=(5,))
+    assert [s for s, _, _ in find_splits(split)] == ["test_a", "test_b"]
+
+    r = evaluate_model(lambda img: img, flat, progress=False)  # the identity model scores the baseline
+    assert [row["id"] for row in r.rows] == [1, 3, 10] and r.splits == ["flat"]
+    for row in r.rows:
+        rain = np.asarray(Image.open(flat / rain_dir / row["input"]))
+        gt = np.asarray(Image.open(flat / clean_dir / row["gt"]))
+        assert (row["psnr"], row["ssim"]) == (row["input_psnr"], row["input_ssim"]) == score_pair(rain, gt)
+    # ready outputs: the rainy inputs beside gt_dir are found for the baseline
+    pred = tmp_path / "pred"
+    for i in (1, 3, 10):
+        write(pred / f"{i}.png", np.asarray(Image.open(flat / clean_dir / layout[3].format(i))))
+    r = evaluate_folders(pred, flat / clean_dir, progress=False)
+    assert r.psnr == math.inf and r.protocol["input"] == str(flat / rain_dir)
+    baseline = evaluate_model(lambda img: img, flat, progress=False).psnr
+    assert r.means()["input_psnr"] == pytest.approx(baseline)
+
+
+def test_cli_eval_real_pair_layout_and_one_line_error(tmp_path, capsys):
+    from agan.cli import main
+
+    make_pairs(tmp_path / "pairs", *LAYOUTS[0], ids=(0, 1))
+    rc = main(["eval", "--pred", str(tmp_path / "pairs" / "rain"), "--gt", str(tmp_path / "pairs" / "clean")])
+    assert rc == 0 and "input PSNR" in capsys.readouterr().out
+    (tmp_path / "empty" / "photos").mkdir(parents=True)
+    rc = main(["eval", "--weights", str(tmp_path / "w.pt"), "--data", str(tmp_path / "empty")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("agan eval: error: ")
+    assert str(tmp_path / "empty") in err and "Traceback" not in err
+    for layout in ("data/+gt/", "rain/+clean/", "input/+target/", "input/+gt/"):
+        assert layout in err
+
+
+def test_cli_eval_help_names_every_layout(capsys):
+    from agan.cli import main
+    from agan.evaluate import PAIR_LAYOUTS
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for a, b in PAIR_LAYOUTS:
+        assert f"{a}/+{b}/" in text or f"{{{a},{b}}}" in text, (a, b)
 
 
 # ---------------------------------------------------------------------------------------------- folders, models

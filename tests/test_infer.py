@@ -305,3 +305,60 @@ def test_precision_auto_resolves_per_device_and_is_the_cli_default(tmp_path, sma
         out = tmp_path / f"out{len(args)}"
         assert main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu", *args]) == 0
         np.testing.assert_array_equal(read_image(out / "1_rain.png"), expected)
+
+
+# ---------------------------------------------------------------------------------------------- size
+class Shift(torch.nn.Module):
+    """O = x + 0.1 everywhere; records the sizes it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(()))
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape[-2:]))
+        return GeneratorOutput([x.mean(1, keepdim=True)], x, x, x + 0.1 + self.p)
+
+
+def test_size_runs_g_reduced_and_keeps_the_input_detail():
+    """O = I + up(G(down(I)) - down(I)): G sees the longer side reduced to `size`; a G that changes nothing
+    gives back the input exactly (all its detail), a G that adds 0.1 gives I + 0.1."""
+    x = torch.rand(1, 3, 120, 180)
+    m = Shift()
+    O, maps = derain_tensor(m, x, size=60)
+    assert m.shapes == [(40, 60)] and O.shape == x.shape and maps[0].shape == (1, 1, 120, 180)
+    torch.testing.assert_close(O, x + 0.1, atol=1e-6, rtol=0)
+    m.shapes.clear()
+    O_full, _ = derain_tensor(m, x, size=0)
+    assert m.shapes == [(120, 180)]
+    m.shapes.clear()
+    derain_tensor(m, x, size=500)  # never enlarged
+    assert m.shapes == [(120, 180)]
+    with pytest.raises(ValueError, match="size must be >= 0"):
+        derain_tensor(m, x, size=-1)
+
+
+def test_size_defaults_to_the_checkpoints_derain_size(tmp_path, small):
+    p = tmp_path / "g.pt"
+    atomic_save({"format": "agan-generator", "config": small_cfg(derain_size=32).to_dict(), "G": small.state_dict()}, p)
+    g = load_generator(p, "cpu")
+    assert g.derain_size == 32
+    img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    out, _ = derain(img, model=g)
+    ref, _ = derain(img, model=g, size=32)
+    full, _ = derain(img, model=g, size=0)
+    assert np.array_equal(out, ref) and not np.array_equal(out, full)
+
+
+def test_cli_derain_size_option(tmp_path, kit_ckpt, capsys):
+    img = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    assert main(["derain", str(tmp_path / "a.png"), "--weights", str(kit_ckpt), "--out", str(tmp_path / "o"),
+                 "--size", "32", "--precision", "fp32"]) == 0
+    g = load_generator(kit_ckpt, "cpu")
+    ref, _ = derain(img, model=g, size=32)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")), ref)
+    assert main(["derain", str(tmp_path / "a.png"), "--weights", str(kit_ckpt), "--out", str(tmp_path / "o2"),
+                 "--size", "big"]) == 2
+    assert "--size must be model, full or a number" in capsys.readouterr().err and not (tmp_path / "o2").exists()

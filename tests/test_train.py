@@ -6,6 +6,7 @@ import math
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -432,3 +433,40 @@ def test_a_dead_discriminator_is_logged(tmp_path, monkeypatch):
     alive = run(tiny(iterations=4, log_every=2, val_every=0, sample_every=0), tmp_path / "alive")
     assert all(r["D_range"] > 0 for r in rows(alive.out_dir / "metrics.jsonl") if r["split"] == "train")
     assert "idle" not in (alive.out_dir / "train.log").read_text()
+
+
+def test_real_val_is_scored_like_agan_derain_beside_the_synthetic_split(tmp_path):
+    """--real-val: real pairs (rain/ + clean/, any size) scored whole at every validation point, through
+    agan.infer.derain_tensor at derain_size, beside the synthetic split and the input's own score."""
+    from agan.evaluate import score_pair
+    from agan.images import write_image
+    from agan.infer import derain_tensor
+
+    real = tmp_path / "real"
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        clean = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)  # not a multiple of 4, not square
+        rain = np.clip(clean.astype(int) + rng.integers(-40, 40, clean.shape), 0, 255).astype(np.uint8)
+        write_image(real / "rain" / f"{i}_rain.png", rain)
+        write_image(real / "clean" / f"{i}_clean.png", clean)
+    cfg = tiny(real_val=str(real), derain_size=24)
+    res = run(cfg, tmp_path / "run")
+    real_rows = [r for r in rows(res.out_dir / "metrics.jsonl") if r["split"] == "real"]
+    assert [r["step"] for r in real_rows] == [0, 2]
+    pairs = [tuple(np.array(Image.open(real / k / f"{i}_{k}.png")) for k in ("rain", "clean")) for i in range(2)]
+    ident = np.mean([score_pair(r, c) for r, c in pairs], 0)
+    x = [torch.from_numpy(r).permute(2, 0, 1)[None].float() / 255 for r, _ in pairs]
+    outs = [derain_tensor(res.G.eval(), xi, precision="auto", size=24)[0] for xi in x]
+    got = np.mean([score_pair(o[0].permute(1, 2, 0).numpy(), c) for o, (_, c) in zip(outs, pairs)], 0)
+    last = real_rows[-1]
+    assert last["psnr_input"] == pytest.approx(ident[0]) and last["ssim_input"] == pytest.approx(ident[1])
+    assert last["psnr"] == pytest.approx(got[0], abs=1e-6) and last["ssim"] == pytest.approx(got[1], abs=1e-6)
+    log = (res.out_dir / "train.log").read_text()
+    assert "step 2: real PSNR" in log and "2 real pairs" in log and "; real PSNR" in log.splitlines()[-1]
+
+
+def test_real_val_folder_without_pairs_is_one_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises((FileNotFoundError, ValueError), match="empty"):
+        run(tiny(real_val=str(tmp_path / "empty")), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="tile size in pixels (default: automatic, 512 for images over 1024x1024; 0 = never tile)")
     p.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
+    p.add_argument("--size", default="model", metavar="N|full|model",
+                   help="the longer side (px) at which the network runs: model (default: the scale the weights "
+                        "were trained for, e.g. 240 for the cpu preset, full resolution for gen.pkl), full, or N; "
+                        "only the network's change is enlarged back, so finer detail stays the input's")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto (default): bf16 on CPUs with native bf16 (avx512_bf16/AMX), fp16 on CUDA, else "
@@ -67,6 +71,15 @@ def _collect(inputs: list[str], recursive: bool) -> tuple[list[Path], list[tuple
     return files, failed
 
 
+def _size(text: str) -> int | None:
+    """--size: 'model' -> None (the weights' own), 'full' -> 0, N -> N (>= 16)."""
+    if text in ("model", "full"):
+        return None if text == "model" else 0
+    if not text.isdigit() or int(text) < 16:
+        raise ValueError(f"--size must be model, full or a number of pixels >= 16, got {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
@@ -80,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
+    size = _size(args.size)
     model = load_generator(args.weights, device=args.device)  # a bad file stops here (exit 2)
     resolved_inputs = {f.resolve() for f in files}
     claimed: dict[Path, Path] = {}
@@ -105,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             image, alpha = read_image_alpha(f)  # (H, W, 3) uint8, alpha (H, W) or None
             out, maps = derain(image, model=model, tile=args.tile, overlap=args.overlap,
-                               precision=args.precision)
+                               precision=args.precision, size=size)
             if alpha is not None and target.suffix.lower() in ALPHA_SUFFIXES:
                 out = np.dstack([out, alpha])  # (H, W, 4): the input's alpha restored
             lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp")

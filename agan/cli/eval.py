@@ -8,30 +8,35 @@ import argparse
 EPILOG = """examples:
   agan eval --weights runs/cpu/checkpoint.pt --data ~/Raindrop            # every split (test_a, test_b)
   agan eval --weights gen.pkl --data ~/Raindrop --split test_a --cast wrap  # the authors' script exactly
+  agan eval --weights runs/cpu/checkpoint.pt --data ../shared/real/train_pairs  # rain/ + clean/ pairs
   agan eval --pred out/ --gt ~/Raindrop/test_a/gt --csv scores.csv        # ready outputs vs ground truth
 
 Protocol (SPEC 6): top-left crop to a multiple of 4; output x255 -> uint8 (--cast clip: clip and
 round, default; wrap: the released script's unclipped cast, out-of-range values wrap around);
 Y = 0.299 R + 0.587 G + 0.114 B (--color y, default; y-matlab: 16-235 Y; rgb: no conversion);
 PSNR (data range 255) and SSIM (scikit-image: 7x7 uniform window, K1 0.01, K2 0.03); mean over
-images. Files pair by their leading number (N_rain.png <-> N_clean.png) or by stem. The identity
-baseline (rainy input vs ground truth) is printed beside the model's numbers."""
+images. --data DIR holds inputs + ground truth as data/+gt/ (Raindrop), rain/+clean/, input/+target/
+or input/+gt/, itself or in split folders (DIR/test_a/...). Files pair by their leading number
+(N_rain.png <-> N_clean.png) or by stem. The identity baseline (rainy input vs ground truth) is
+printed beside the model's numbers."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR / SSIM of a model or of ready outputs (the authors' protocol)",
-                       description="Score a generator on a Raindrop-layout folder (--weights W --data DIR), or a "
-                                   "folder of ready outputs against ground truth (--pred DIR --gt DIR).",
+                       description="Score a generator on a folder of rainy / clean pairs (--weights W --data "
+                                   "DIR), or a folder of ready outputs against ground truth (--pred DIR "
+                                   "--gt DIR).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", metavar="W", help="checkpoint: kit .pt, the authors' gen.pkl, or a state dict")
-    p.add_argument("--data", metavar="DIR", help="DIR/{data,gt} or DIR/<split>/{data,gt} (test_a, test_b, ...)")
+    p.add_argument("--data", metavar="DIR", help="DIR/{data,gt} or DIR/<split>/{data,gt} (test_a, test_b, "
+                                                 "...); also rain/+clean/, input/+target/, input/+gt/")
     p.add_argument("--split", action="append", default=None, metavar="NAME",
                    help="evaluate only this split of --data (repeatable; default all but train)")
     p.add_argument("--pred", metavar="DIR", help="folder of ready outputs to score")
     p.add_argument("--gt", metavar="DIR", help="ground-truth folder for --pred")
     p.add_argument("--input", metavar="DIR", default="auto",
-                   help="rainy inputs for the baseline with --pred (default: GT/../data when present; "
-                        "'none' to skip)")
+                   help="rainy inputs for the baseline with --pred (default: the inputs folder beside GT, "
+                        "e.g. GT/../data for gt/, GT/../rain for clean/, when present; 'none' to skip)")
     p.add_argument("--cast", choices=("clip", "wrap"), default="clip", help="output -> uint8 (default clip)")
     p.add_argument("--color", choices=("y", "y-matlab", "rgb"), default="y", help="channel scored (default y)")
     p.add_argument("--csv", metavar="PATH", help="write per-image scores to this CSV file")
