@@ -1,10 +1,12 @@
-"""Clean backgrounds for the raindrop renderer: scikit-image's bundled colour photos, procedural street
-scenes (a cached bank), or a folder of the user's photos; random crops (``view``: the fraction of the photo
-in view) with flips and colour jitter. Item i of a seeded stream depends only on (seed, i).
+"""Clean backgrounds for the raindrop renderer: outdoor photos bundled with the package
+(``agan/assets/backgrounds``, licences in its README.md), scikit-image's bundled colour photos, procedural
+street scenes (a cached bank), or a folder of the user's photos; random crops (``view``: the fraction of
+the photo in view) with flips and colour jitter. Item i of a seeded stream depends only on (seed, i).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from functools import cache, lru_cache
 from pathlib import Path
@@ -12,7 +14,40 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["N_PROCEDURAL", "SKIMAGE_PHOTOS", "BackgroundSource", "backgrounds", "procedural_scene"]
+__all__ = ["BUNDLED_DIR", "MIX_BUNDLED", "MIX_PROCEDURAL", "MIX_SKIMAGE", "N_PROCEDURAL", "SKIMAGE_PHOTOS",
+           "BackgroundSource", "backgrounds", "bundled_photos", "procedural_scene"]
+
+
+# outdoor photographs shipped in this package (package data; see the folder's README.md for licences)
+BUNDLED_DIR = Path(__file__).parent / "assets" / "backgrounds"
+BUNDLED_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+# the default mix of BackgroundSource(): fractions of bundled photos, scikit-image photos, procedural scenes
+MIX_BUNDLED, MIX_SKIMAGE, MIX_PROCEDURAL = 0.6, 0.2, 0.2
+
+
+@cache
+def _bundled_files(folder: Path) -> tuple[Path, ...]:
+    """The bundled photos in ``folder`` (sorted); warns once when there are none (a trimmed install)."""
+    files = ()
+    if folder.is_dir():
+        files = tuple(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in BUNDLED_EXTENSIONS))
+    if not files:
+        warnings.warn(f"{folder}: the bundled background photos are missing (a trimmed install?); the default "
+                      "backgrounds fall back to scikit-image's photos + procedural scenes", stacklevel=3)
+    return files
+
+
+def bundled_photos() -> tuple[str, ...]:
+    """File names of the bundled background photos (empty, with a warning, if the folder is missing)."""
+    return tuple(p.name for p in _bundled_files(BUNDLED_DIR))
+
+
+@lru_cache(maxsize=None)
+def _bundled_photo(path: Path) -> np.ndarray:
+    from agan.images import read_image
+
+    return read_image(path)
 
 
 # colour photographs shipped inside scikit-image (no download needed)
@@ -146,11 +181,16 @@ def _jitter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 
 class BackgroundSource:
-    """Clean backgrounds B.  ``folder=None``: scikit-image's bundled colour photos and procedural
-    scenes (half each); ``folder``: the images of that folder (recursively: e.g. a Raindrop ``gt``).
-    ``sample(rng, size)`` -> (H, W, 3) uint8, a random crop with flip and colour jitter."""
+    """Clean backgrounds B.  ``folder=None``: the built-in mix, a fraction ``MIX_BUNDLED`` of the photos
+    bundled with the package (``BUNDLED_DIR``), ``MIX_SKIMAGE`` of scikit-image's colour photos and
+    ``MIX_PROCEDURAL`` of procedural scenes (``mix``: other fractions, renormalised over what exists); if
+    the bundled folder is missing (warned once) it falls back to the old mix, scikit-image photos with
+    probability ``photo_fraction``, else procedural scenes.  ``folder``: the images of that folder
+    (recursively: e.g. a Raindrop ``gt``).  ``sample(rng, size)`` -> (H, W, 3) uint8, a random crop with
+    flip and colour jitter; ``sample_with_origin`` also says which image it came from."""
 
-    def __init__(self, folder: str | Path | None = None, photo_fraction: float = 0.5, cache: int = 64):
+    def __init__(self, folder: str | Path | None = None, photo_fraction: float = 0.5, cache: int = 64,
+                 mix: tuple[float, float, float] | None = None):
         self.folder = Path(folder) if folder else None
         self.photo_fraction = photo_fraction
         if self.folder is not None:
@@ -165,6 +205,19 @@ class BackgroundSource:
             self._read = lru_cache(maxsize=cache)(self._read_file)
         else:
             self.photos = [n for n in SKIMAGE_PHOTOS if _skimage_photo(n) is not None]
+            self.bundled = list(_bundled_files(BUNDLED_DIR))
+            if self.bundled:
+                b, s, p = mix if mix is not None else (MIX_BUNDLED, MIX_SKIMAGE, MIX_PROCEDURAL)
+                if min(b, s, p) < 0 or b + s + p <= 0:
+                    raise ValueError(f"mix must be 3 fractions >= 0 with a positive sum, got {mix}")
+                s = s if self.photos else 0.0
+                total = b + s + p
+                if total <= 0:  # only scikit-image photos asked for, and there are none
+                    b, p, total = 0.0, 1.0, 1.0
+                self.mix = (b / total, s / total, p / total)
+            else:  # the old mix
+                s = photo_fraction if self.photos else 0.0
+                self.mix = (0.0, s, 1.0 - s)
 
     @staticmethod
     def _read_file(path: Path) -> np.ndarray:
@@ -173,18 +226,48 @@ class BackgroundSource:
         return read_image(path)
 
     def describe(self) -> str:
-        return str(self.folder) if self.folder else f"builtin (skimage {', '.join(self.photos)} + procedural)"
+        if self.folder is not None:
+            return str(self.folder)
+        b, s, p = self.mix
+        parts = [f"{b:.0%} bundled photos ({len(self.bundled)})"] if self.bundled else []
+        if s > 0:
+            parts.append(f"{s:.0%} skimage ({', '.join(self.photos)})")
+        parts.append(f"{p:.0%} procedural")
+        fallback = "" if self.bundled else ", bundled photos missing"
+        return f"builtin ({' + '.join(parts)}{fallback})"
+
+    def _pick(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """The source image and its origin ('folder:<path>', 'bundled:<file>', 'skimage:<name>' or
+        'procedural:<k>').  Without the bundle: the old draws exactly (same rng calls, same images)."""
+        if self.folder is not None:
+            path = self.files[int(rng.integers(len(self.files)))]
+            return self._read(path), f"folder:{path}"
+        b, s, _ = self.mix
+        if self.bundled:
+            u = rng.random()
+            if u < b:
+                path = self.bundled[int(rng.integers(len(self.bundled)))]
+                return _bundled_photo(path), f"bundled:{path.name}"
+            take_photo = u < b + s
+        else:
+            take_photo = bool(self.photos) and rng.random() < s
+        if take_photo:
+            name = self.photos[int(rng.integers(len(self.photos)))]
+            return _skimage_photo(name), f"skimage:{name}"
+        k = int(rng.integers(N_PROCEDURAL))
+        return _procedural_bank(k), f"procedural:{k}"
+
+    def sample_with_origin(self, rng: np.random.Generator, size: int | tuple[int, int],
+                           view: tuple[float, float] = (0.5, 1.0)) -> tuple[np.ndarray, str]:
+        """Like :meth:`sample` (the same draws from ``rng``, the same array), plus where the image came
+        from: 'bundled:<file>', 'skimage:<name>', 'procedural:<k>' or 'folder:<path>'."""
+        h, w = (size, size) if isinstance(size, int) else size
+        img, origin = self._pick(rng)
+        return _jitter(rng, _crop_resize(rng, img, h, w, view)), origin
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, int],
                view: tuple[float, float] = (0.5, 1.0)) -> np.ndarray:
-        h, w = (size, size) if isinstance(size, int) else size
-        if self.folder is not None:
-            img = self._read(self.files[int(rng.integers(len(self.files)))])
-        elif self.photos and rng.random() < self.photo_fraction:
-            img = _skimage_photo(self.photos[int(rng.integers(len(self.photos)))])
-        else:
-            img = _procedural_bank(int(rng.integers(N_PROCEDURAL)))
-        return _jitter(rng, _crop_resize(rng, img, h, w, view))
+        return self.sample_with_origin(rng, size, view)[0]
 
     __call__ = sample
 

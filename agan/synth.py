@@ -87,30 +87,34 @@ class SynthParams:
     scene_m            depth of the fronto-parallel scene plane that the background shows, m
     drop_gain          brightness gain of the light gathered by a drop
     tir_brightness     fraction of the background that a totally-internally-reflecting pixel shows
-    haze               veil of the wet glass: I <- (1 - h) I + h * haze colour
-    exposure           global gain of the rainy shot relative to the clean one
+    drop_haze          light the water scatters inside a drop: D <- (1 - v) D + v * haze colour (real drops are
+                       bright, translucent blobs: on the real pairs Y inside M is 10-37 levels above the clean shot)
+    haze               veil of the wet glass over the whole image: I <- (1 - h) I + h * haze colour
+    exposure           global gain of the rainy shot relative to the clean one (real pairs, away from drops:
+                       0.90-1.03, 3-9 levels darker)
     view               fraction of the background photo (its shorter side) that the output shows; the
                        crop is resized to the output size. Small crops of a large frame (the paper trains
                        on 224 crops of 720x480 shots) show ~0.3 of the scene, whole shots 1.0
     n_water, max_drops refractive index of water; safety cap on drops per image
     """
 
-    coverage: Range = (0.2, 0.5)  # expected fraction of the glass covered by drops (Boolean model)
-    radius_mm: Range = (1.0, 6.0)  # footprint radius a of one drop, mm
+    coverage: Range = (0.15, 0.4)  # expected fraction of the glass covered by drops (Boolean model)
+    radius_mm: Range = (0.8, 3.0)  # footprint radius a of one drop, mm
     size_exponent: float = 2.0  # p(a) ~ a^-k on radius_mm: many small drops, few large ones
-    contact_angle_deg: Range = (30.0, 55.0)  # tau, angle between glass and cap at the footprint edge
+    contact_angle_deg: Range = (25.0, 45.0)  # tau, angle between glass and cap at the footprint edge
     merge_prob: float = 0.3  # probability that a drop has 1-3 merged satellites (irregular footprint)
-    glass_mm: Range = (60.0, 200.0)  # d_g, distance lens -> glass along the optical axis, mm
+    glass_mm: Range = (25.0, 60.0)  # d_g, lens -> glass along the optical axis, mm (a few cm: big, defocused drops)
     tilt_deg: Range = (0.0, 25.0)  # psi, pane tilt about the x axis (0 = upright window, ~35 = windshield)
-    focal_mm: Range = (24.0, 50.0)  # 35 mm-equivalent focal length (fov = 2 atan(18 / f))
+    focal_mm: Range = (24.0, 40.0)  # 35 mm-equivalent focal length (fov = 2 atan(18 / f))
     frame_px: int | None = 720  # width of the full camera frame; the output is a crop of it (None = output)
-    f_number: Range = (5.0, 20.0)  # 35 mm-equivalent f-number N (aperture q = f / N); smaller = blurrier
+    f_number: Range = (8.0, 20.0)  # 35 mm-equivalent f-number N (aperture q = f / N); smaller = blurrier
     focus_m: Range = (3.0, 15.0)  # focus distance S, m
     scene_m: Range = (4.0, 8.0)  # depth of the scene plane that B shows, m
     drop_gain: Range = (0.95, 1.2)  # brightness gain of the light a drop gathers (Hao et al.: ~1.2)
     tir_brightness: Range = (0.05, 0.25)  # TIR pixels show this fraction of the background behind them
-    haze: Range = (0.03, 0.15)  # veil of the wet glass: I <- (1 - h) I + h * haze colour
-    exposure: Range = (0.97, 1.08)  # global gain of the rainy shot vs the clean one
+    drop_haze: Range = (0.1, 0.4)  # scattered light inside drops: D <- (1 - v) D + v * haze colour
+    haze: Range = (0.0, 0.04)  # veil of the wet glass: I <- (1 - h) I + h * haze colour
+    exposure: Range = (0.92, 1.02)  # global gain of the rainy shot vs the clean one
     view: Range = (0.5, 1.0)  # fraction of the background photo in view (crop of it resized to the output)
     n_water: float = 1.333  # refractive index of water
     max_drops: int = 4000  # safety cap on the number of drops per image
@@ -121,6 +125,7 @@ class SynthParams:
         "glass_mm": (5.0, 5000.0), "tilt_deg": (0.0, 75.0), "focal_mm": (5.0, 600.0),
         "f_number": (0.5, 200.0), "focus_m": (0.1, 1e4), "scene_m": (0.1, 1e4),
         "drop_gain": (0.0, 5.0), "tir_brightness": (0.0, 1.0), "haze": (0.0, 0.9), "exposure": (0.1, 5.0),
+        "drop_haze": (0.0, 1.0),
         "view": (0.01, 1.0),
     }
 
@@ -288,7 +293,7 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
     # --- camera, glass, focus: one draw per image ------------------------------------------------
     s = {k: _u(rng, getattr(p, k)) for k in ("coverage", "contact_angle_deg", "glass_mm", "tilt_deg",
                                              "focal_mm", "f_number", "focus_m", "scene_m", "drop_gain",
-                                             "tir_brightness", "haze", "exposure")}
+                                             "tir_brightness", "haze", "exposure", "drop_haze")}
     tau_lo, tau_hi = np.radians(p.contact_angle_deg)
     frame = float(p.frame_px or W)
     fpx = s["focal_mm"] / SENSOR_MM * frame  # focal length in pixels
@@ -437,6 +442,8 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
     if tir.any():  # TIR: no scene light; a little light of the glass behind the drop
         ti = np.flatnonzero(tir)
         D[ti] = s["tir_brightness"] * B[np.clip(ys[ti] - m, 0, H - 1), np.clip(xs[ti] - m, 0, W - 1)]
+    haze_col = np.array([0.86, 0.89, 0.95]) * float(np.clip(B.mean() * 1.3 + 0.25, 0.5, 1.0))  # (3,) bluish white
+    D = (1.0 - s["drop_haze"]) * D + s["drop_haze"] * haze_col  # light scattered in the water: translucent drops
 
     layer = np.zeros((Hc * Wc, 4), np.float32)
     layer[:, 3] = alpha_c
@@ -450,7 +457,6 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
         blurred = b_top[m:m + H, m:m + W] * (1 - wgt) + b_bot[m:m + H, m:m + W] * wgt
     ab = np.clip(blurred[..., 3:], 0.0, 1.0)
     I = blurred[..., :3] + B * (1.0 - ab)
-    haze_col = np.array([0.86, 0.89, 0.95]) * float(np.clip(B.mean() * 1.3 + 0.25, 0.5, 1.0))
     # glass haze and exposure: I <- exposure * ((1 - h) I + h * haze colour), then quantise
     gain = np.float32(255.0 * s["exposure"] * (1.0 - s["haze"]))
     offset = (255.0 * s["exposure"] * s["haze"] * haze_col + 0.5).astype(np.float32)
