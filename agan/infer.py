@@ -14,8 +14,9 @@ Large images are processed in overlapping tiles (memory stays bounded by one til
       ``tile=0`` never tiles.
 
     from agan.infer import derain, load_generator
-    G = load_generator("runs/cpu/checkpoint.pt")       # kit checkpoint, authors' gen.pkl, or a state dict
+    G = load_generator("runs/cpu/checkpoint.pt")       # kit checkpoint, authors' gen.pkl, a state dict or .safetensors
     out, maps = derain(Image.open("rain.png"), model=G)  # PIL -> PIL; maps: A_1..A_N, HxW float arrays
+    out, maps = derain(Image.open("rain.png"))           # the kit's default model (agan/weights/)
 """
 
 from __future__ import annotations
@@ -73,13 +74,18 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
 
     Accepts (a) kit checkpoints: ``{"format": "agan-checkpoint" | "agan-generator", "config": {...},
     "G": state_dict, ...}``; (b) the authors' ``gen.pkl`` (BGR layout, converted by
-    ``agan.models.authors``); (c) a bare state dict of ``agan.models.Generator`` (N = 4 steps assumed).
+    ``agan.models.authors``); (c) a bare state dict of ``agan.models.Generator`` (N = 4 steps assumed);
+    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.release.load_release``: sha256 checked).
     """
     from .config import Config
     from .models import build_generator
     from .models.authors import import_authors_state_dict, is_authors_state_dict
 
     path = Path(path)
+    if path.suffix.lower() == ".safetensors":  # a release (agan.release: fp16 weights + JSON sidecar)
+        from .release import load_release
+
+        return load_release(path, device=pick_device(device) if isinstance(device, str) else device)
     ckpt = safe_load(path, map_location="cpu")
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a generator checkpoint (holds a {type(ckpt).__name__}, expected a dict)")
@@ -260,8 +266,11 @@ def _model_for(model, weights, device) -> torch.nn.Module:
         model, weights = None, model
     if model is not None:
         return model
-    if weights is None:
-        raise ValueError("derain needs a model (a Generator) or weights (a checkpoint file)")
+    if weights is None:  # neither: the kit's packaged model (agan.release), said once per process
+        from .release import announce_default, default_weights
+
+        weights = default_weights()
+        announce_default(weights)
     p = Path(weights).resolve()
     key = (str(p), p.stat().st_mtime_ns if p.exists() else 0, str(pick_device(device) if isinstance(device, str) else device))
     if key not in _CACHE:  # notebooks call derain(img, weights=...) repeatedly: load once
@@ -309,7 +318,8 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     image: PIL image, numpy HxWx3 (uint8, or float in [0, 1]), or tensor (3, H, W) / (B, 3, H, W)
         (uint8 or float in [0, 1]). Any size: padded to a multiple of 4 and cropped back.
     model / weights: a Generator, or a checkpoint file (kit checkpoint, the authors' gen.pkl, a state
-        dict; loaded once and cached).
+        dict, a kit release .safetensors; loaded once and cached). Neither: the kit's default model
+        (``agan/weights/agan-synthetic.safetensors``, trained on synthetic drops only; said once on stderr).
     Returns the output as the input's kind (PIL -> PIL RGB; uint8 -> uint8; float -> float32, clipped to
     [0, 1] unless ``clip=False`` gives G's raw O; tensor -> tensor on the input's device, same dims) and
     the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy

@@ -137,13 +137,17 @@ def test_derain_kinds_keep_size_and_type(small):
     assert t8.dtype == torch.uint8 and torch.equal(t8.permute(1, 2, 0), torch.from_numpy(out))
 
 
-def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt):
+def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt, tmp_path, monkeypatch):
+    import agan.release
+
     img = np.random.default_rng(1).integers(0, 256, (21, 30, 3), dtype=np.uint8)
     a, _ = derain(img, weights=kit_ckpt, device="cpu")
     b, _ = derain(img, model=small)
     np.testing.assert_array_equal(a, b)
     assert small.training is False
-    with pytest.raises(ValueError, match="needs a model"):
+    # neither model nor weights: the kit's default model, here not installed (tests/test_release.py: installed)
+    monkeypatch.setattr(agan.release, "DEFAULT_WEIGHTS", tmp_path / "agan-synthetic.safetensors")
+    with pytest.raises(FileNotFoundError, match="default model is not installed"):
         derain(img)
     with pytest.raises(ValueError, match="HxWx3"):
         derain(np.zeros((4, 4, 5), np.uint8), model=small)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 EPILOG = """examples:
+  agan derain photo.jpg --out derained/                     # the kit's default model
   agan derain photo.jpg --weights runs/cpu/checkpoint.pt --out derained/
   agan derain data/test_a/data --weights gen.pkl --out out/ --save-attention
   agan derain big.png --weights ckpt.pt --out out/ --tile 512 --overwrite
@@ -26,12 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("derain", help="remove raindrops from images or folders of images",
                        description="Run a trained generator on image files or folders: reflect-pads to a "
                                    "multiple of 4 and crops back (every pixel kept), tiles large images with "
-                                   "blended seams. Weights: a kit checkpoint, the authors' gen.pkl, or a "
-                                   "Generator state dict.",
+                                   "blended seams. Weights: a kit checkpoint, a kit release (.safetensors), the "
+                                   "authors' gen.pkl, or a Generator state dict; without --weights, the kit's "
+                                   "default model (agan/weights/agan-synthetic.safetensors).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    p.add_argument("--weights", required=True, metavar="W", help="checkpoint file (kit .pt or authors' gen.pkl)")
+    p.add_argument("--weights", default=None, metavar="W",
+                   help="checkpoint file (kit .pt, kit release .safetensors, or the authors' gen.pkl); default: "
+                        "the kit's own model, agan/weights/agan-synthetic.safetensors (installed with the "
+                        "package, trained on synthetic drops only)")
     p.add_argument("--save-attention", action="store_true", help="also write the attention maps A_1..A_N")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--tile", type=int, default=None, metavar="N",
@@ -94,7 +99,13 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
     size = _size(args.size)
-    model = load_generator(args.weights, device=args.device)  # a bad file stops here (exit 2)
+    weights = args.weights
+    if weights is None:  # the kit's packaged model; missing: one line, exit 2
+        from agan.release import announce_default, default_weights
+
+        weights = default_weights()
+        announce_default(weights)
+    model = load_generator(weights, device=args.device)  # a bad file stops here (exit 2)
     resolved_inputs = {f.resolve() for f in files}
     claimed: dict[Path, Path] = {}
     skipped, done = [], 0

@@ -7,6 +7,7 @@ import argparse
 
 EPILOG = """examples:
   agan eval --weights runs/cpu/checkpoint.pt --data ~/Raindrop            # every split (test_a, test_b)
+  agan eval --data ~/Raindrop                                             # the kit's default model
   agan eval --weights gen.pkl --data ~/Raindrop --split test_a --cast wrap  # the authors' script exactly
   agan eval --weights runs/cpu/checkpoint.pt --data ../shared/real/train_pairs  # rain/ + clean/ pairs
   agan eval --pred out/ --gt ~/Raindrop/test_a/gt --csv scores.csv        # ready outputs vs ground truth
@@ -24,10 +25,13 @@ printed beside the model's numbers."""
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR / SSIM of a model or of ready outputs (the authors' protocol)",
                        description="Score a generator on a folder of rainy / clean pairs (--weights W --data "
-                                   "DIR), or a folder of ready outputs against ground truth (--pred DIR "
+                                   "DIR; --data alone: the kit's default model), or a folder of ready outputs against ground truth (--pred DIR "
                                    "--gt DIR).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", metavar="W", help="checkpoint: kit .pt, the authors' gen.pkl, or a state dict")
+    p.add_argument("--weights", metavar="W",
+                   help="checkpoint: kit .pt, kit release .safetensors, the authors' gen.pkl, or a state dict; "
+                        "with --data and no --weights: the kit's default model (agan/weights/agan-synthetic."
+                        "safetensors, trained on synthetic drops only)")
     p.add_argument("--data", metavar="DIR", help="DIR/{data,gt} or DIR/<split>/{data,gt} (test_a, test_b, "
                                                  "...); also rain/+clean/, input/+target/, input/+gt/")
     p.add_argument("--split", action="append", default=None, metavar="NAME",
@@ -68,9 +72,15 @@ def run(args: argparse.Namespace) -> int:
     if model_mode == folder_mode:
         raise ValueError("give either --weights W --data DIR, or --pred DIR --gt DIR")
     if model_mode:
-        if not (args.weights and args.data):
+        if not args.data:
             raise ValueError("--weights and --data go together")
-        result = evaluate_model(args.weights, args.data, splits=args.split, cast=args.cast, color=args.color,
+        weights = args.weights
+        if weights is None:  # --data alone: the kit's packaged model
+            from agan.release import announce_default, default_weights
+
+            weights = default_weights()
+            announce_default(weights)
+        result = evaluate_model(weights, args.data, splits=args.split, cast=args.cast, color=args.color,
                                 device=args.device, tile=args.tile, precision=args.precision,
                                 out_dir=args.save_outputs)
     else:

@@ -1,0 +1,308 @@
+"""agan.release: the kit's own model in the box (fp16 safetensors + JSON sidecar), the default weights of
+derain() / agan derain / agan eval, and scripts/export_release.py."""
+
+import copy
+import importlib.util
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import agan.release as release
+from agan.checkpoint import CheckpointError, atomic_save
+from agan.cli import main
+from agan.config import Config
+from agan.infer import derain, load_generator
+from agan.models import build_generator, count_parameters
+from agan.release import export_release, load_release, sha256_file, sidecar_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_cfg(**kw):
+    return Config.preset("cpu", **{"width": 0.125, "steps": 2, **kw})
+
+
+def save_generator(path: Path, cfg: Config, seed: int = 0, step: int = 2) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    G = build_generator(cfg).eval()
+    atomic_save({"format": "agan-generator", "version": 1, "config": cfg.to_dict(), "step": step,
+                 "G": G.state_dict()}, path)
+    return G
+
+
+def fp16_rounded(G: torch.nn.Module) -> torch.nn.Module:
+    """G with every float weight cast to fp16 and back: what a release holds."""
+    R = copy.deepcopy(G)
+    with torch.no_grad():
+        for t in R.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    return R.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(release .safetensors path, the original G) of a tiny random-init model with derain_size 96."""
+    d = tmp_path_factory.mktemp("release")
+    G = save_generator(d / "generator.pt", tiny_cfg(derain_size=96))
+    path = export_release(d / "generator.pt", d / "out", {"seed": 0, "note": "tiny"})
+    return path, G
+
+
+@pytest.fixture
+def default_is(monkeypatch):
+    """Point the packaged default at a path; the once-per-process notice re-armed."""
+    def point(path):
+        monkeypatch.setattr(release, "DEFAULT_WEIGHTS", Path(path))
+        monkeypatch.setattr(release, "_announced", False)
+    return point
+
+
+# ---------------------------------------------------------------------------------------------- format
+def test_export_writes_fp16_safetensors_and_sidecar(tiny):
+    from safetensors import safe_open
+
+    path, G = tiny
+    assert path.name == "agan-synthetic.safetensors" and path.is_file()
+    info = json.loads(sidecar_path(path).read_text())
+    assert info["format"] == "agan-release" and info["weights"] == path.name
+    assert info["sha256"] == sha256_file(path) and info["bytes"] == path.stat().st_size
+    assert info["parameters"] == count_parameters(G) and info["dtype"] == "float16"
+    assert Config.from_dict(info["config"]) == tiny_cfg(derain_size=96)
+    assert info["seed"] == 0 and info["note"] == "tiny" and info["step"] == 2  # card fields + the checkpoint's step
+    with safe_open(str(path), framework="pt") as f:
+        assert set(f.keys()) == set(G.state_dict())
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+        assert Config.from_dict(json.loads(f.metadata()["config"])) == tiny_cfg(derain_size=96)
+
+
+def test_load_release_equals_the_fp16_rounded_original(tiny):
+    path, G = tiny
+    R = fp16_rounded(G)
+    for loaded in (load_release(path), load_generator(path, device="cpu")):
+        assert not loaded.training and loaded.derain_size == 96 and loaded.steps == 2
+        sd, ref = loaded.state_dict(), R.state_dict()
+        assert all(sd[k].dtype == torch.float32 and torch.equal(sd[k], ref[k]) for k in ref)
+        x = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            a, b = loaded(x), R(x)
+        assert torch.equal(a.O, b.O) and all(torch.equal(p, q) for p, q in zip(a.attention, b.attention))
+    # the rounding is real but small: the release is not the fp32 original bit for bit
+    assert any(not torch.equal(v, G.state_dict()[k]) for k, v in R.state_dict().items())
+
+
+def test_export_refuses_to_overwrite(tmp_path):
+    save_generator(tmp_path / "generator.pt", tiny_cfg())
+    path = export_release(tmp_path / "generator.pt", tmp_path / "w", {})
+    digest = sha256_file(path)
+    save_generator(tmp_path / "generator.pt", tiny_cfg(), seed=1)  # different weights
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_release(tmp_path / "generator.pt", tmp_path / "w", {})
+    assert sha256_file(path) == digest
+    sidecar_path(path).unlink()  # the weights alone are enough to refuse
+    with pytest.raises(FileExistsError):
+        export_release(tmp_path / "generator.pt", tmp_path / "w", {})
+    export_release(tmp_path / "generator.pt", tmp_path / "w", {}, overwrite=True)
+    assert sha256_file(path) != digest and json.loads(sidecar_path(path).read_text())["sha256"] == sha256_file(path)
+    with pytest.raises(ValueError, match="sha256"):
+        export_release(tmp_path / "generator.pt", tmp_path / "w2", {"sha256": "x"})  # reserved field
+
+
+def test_export_takes_kit_checkpoints_only(tmp_path):
+    atomic_save({"autoencoder.conv1.weight": torch.zeros(1)}, tmp_path / "bare.pt")
+    with pytest.raises(CheckpointError, match="not a kit checkpoint"):
+        export_release(tmp_path / "bare.pt", tmp_path / "w", {})
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("where", ["header", "data"])
+def test_checksum_mismatch_is_one_line_naming_the_file(tiny, tmp_path, where):
+    path = tmp_path / tiny[0].name
+    blob = bytearray(tiny[0].read_bytes())
+    # a flipped header byte would make the file unreadable: the checksum must be checked first
+    blob[12 if where == "header" else len(blob) - 3] ^= 0x01
+    path.write_bytes(bytes(blob))
+    sidecar_path(path).write_text(sidecar_path(tiny[0]).read_text())
+    for load in (load_release, load_generator):
+        with pytest.raises(CheckpointError) as e:
+            load(path)
+        msg = str(e.value)
+        assert "\n" not in msg and str(path) in msg and "checksum does not match" in msg
+
+
+def test_missing_sidecar_is_a_checkpoint_error(tiny, tmp_path):
+    path = tmp_path / tiny[0].name
+    path.write_bytes(tiny[0].read_bytes())
+    with pytest.raises(CheckpointError, match="sidecar"):
+        load_release(path)
+
+
+def test_a_cpu_preset_release_is_well_under_15_mb(tmp_path):
+    cfg = Config.preset("cpu")
+    n = count_parameters(build_generator(cfg))
+    assert 2 * n < 0.5 * release.MAX_BYTES  # fp16: 2 bytes a parameter (3.4 M parameters: 6.9 MB)
+    save_generator(tmp_path / "generator.pt", cfg)
+    path = export_release(tmp_path / "generator.pt", tmp_path / "w", {})
+    assert 2 * n < path.stat().st_size < 2 * n + 64 * 1024 < release.MAX_BYTES  # + the header (names, config)
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+def test_derain_without_weights_uses_the_default_once(tiny, default_is, capsys):
+    path, _ = tiny
+    default_is(path)
+    img = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    a, maps = derain(img, device="cpu")
+    b, _ = derain(img, device="cpu")
+    ref, _ = derain(img, model=load_release(path))  # derain_size 96: runs reduced, change enlarged
+    np.testing.assert_array_equal(a, ref)
+    np.testing.assert_array_equal(b, ref)
+    assert len(maps) == 2
+    err = capsys.readouterr().err
+    assert err.count("using the kit's default model") == 1 and "trained on synthetic drops only" in err
+    assert err.count("\n") == 1
+
+
+def test_cli_derain_without_weights_uses_the_default(tiny, default_is, tmp_path, capsys):
+    from PIL import Image
+
+    path, _ = tiny
+    default_is(path)
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (33, 40, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    assert main(["derain", str(tmp_path / "a.png"), "--out", str(tmp_path / "o1"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "using the kit's default model (" in err and "trained on synthetic drops only" in err
+    assert main(["derain", str(tmp_path / "a.png"), "--out", str(tmp_path / "o2"), "--device", "cpu",
+                 "--weights", str(path)]) == 0
+    assert "default model" not in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o1" / "a.png")),
+                                  np.asarray(Image.open(tmp_path / "o2" / "a.png")))
+
+
+def test_missing_default_is_one_clear_error(default_is, tmp_path, capsys):
+    from PIL import Image
+
+    default_is(tmp_path / "nowhere" / "agan-synthetic.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"the kit's default model is not installed \(.*\): pass --weights"):
+        release.default_weights()
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        derain(np.zeros((8, 8, 3), np.uint8))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    for argv in (["derain", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")],
+                 ["eval", "--data", str(tmp_path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "default model is not installed" in err and "--weights" in err
+        assert err.startswith(f"agan {argv[0]}: error: ")
+
+
+def test_cli_eval_data_alone_uses_the_default(tiny, default_is, tmp_path, capsys):
+    from PIL import Image
+
+    path, _ = tiny
+    default_is(path)
+    rng = np.random.default_rng(3)
+    for sub in ("rain", "clean"):
+        (tmp_path / "pairs" / sub).mkdir(parents=True)
+    clean = rng.integers(0, 256, (24, 28, 3), dtype=np.uint8)
+    Image.fromarray(clean).save(tmp_path / "pairs" / "clean" / "0_clean.png")
+    Image.fromarray(np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)).save(
+        tmp_path / "pairs" / "rain" / "0_rain.png")
+    assert main(["eval", "--data", str(tmp_path / "pairs"), "--device", "cpu"]) == 0
+    out = capsys.readouterr()
+    assert "default model" in out.err and "PSNR" in out.out
+    assert main(["eval", "--weights", str(path)]) == 2  # --weights still needs --data
+    assert "go together" in capsys.readouterr().err
+
+
+def test_derain_help_names_the_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["derain", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "agan/weights/agan-synthetic.safetensors" in out
+
+
+# ---------------------------------------------------------------------------------------------- export script
+def _script():
+    spec = importlib.util.spec_from_file_location("export_release", ROOT / "scripts" / "export_release.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fake_run(run: Path, done: bool = True) -> Config:
+    cfg = tiny_cfg(iterations=40, seed=3, real_val="pairs/real", derain_size=128)
+    (run / "checkpoints").mkdir(parents=True)
+    cfg.save(run / "config.json")
+    save_generator(run / "checkpoints" / "generator.pt", cfg, step=40)
+    rows = [{"step": 0, "split": "val", "psnr": 8.0, "ssim": 0.1, "psnr_input": 23.0, "ssim_input": 0.8},
+            {"step": 20, "split": "train", "L_G": 1.0},
+            {"step": 40, "split": "val", "psnr": 24.25, "ssim": 0.8123, "psnr_input": 23.0, "ssim_input": 0.8},
+            {"step": 40, "split": "real", "psnr": 18.5, "ssim": 0.7321, "psnr_input": 17.95, "ssim_input": 0.7204}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    log = ["run x: model agan, variant AA+AD, G 1 params, D 1 params, device cpu, precision bf16 autocast, "
+           "10 training items, optimizer adam (lr G 0.001, D 0.0005, cosine), steps 0->40",
+           "step 40: real PSNR 18.50 dB, SSIM 0.7321 (input 17.95 dB, 0.7204; 4 real pairs, pairs/real)",
+           "stopped: step 20 in 10.5 s; last val PSNR 8.00 dB / SSIM 0.1000 (input 23.00 / 0.8000)",
+           "resumed from x/checkpoints/last.pt at step 20"]
+    if done:
+        log.append("done: step 40 in 20.0 s; last val PSNR 24.25 dB / SSIM 0.8123 (input 23.00 / 0.8000)")
+    (run / "train.log").write_text("\n".join(log) + "\n")
+    return cfg
+
+
+def test_export_script_writes_release_json_and_card(tmp_path, capsys):
+    cfg = fake_run(tmp_path / "run")
+    (tmp_path / "fail.md").write_text("- reflections on wet roads are left as they are\n")
+    out = tmp_path / "weights"
+    script = _script()
+    assert script.main([str(tmp_path / "run"), "--out", str(out), "--failures", str(tmp_path / "fail.md")]) == 0
+    info = json.loads((out / "agan-synthetic.json").read_text())
+    assert info["iterations"] == 40 and info["seed"] == 3 and info["preset"] == "cpu"
+    assert info["wall_time_s"] == 30.5 and info["wall_time_segments"] == 2  # stopped + resumed to the end
+    assert info["trained_on"] == {"device": "cpu", "precision": "bf16 autocast"}
+    assert info["machine"]["cpu"] and info["machine"]["platform"]
+    assert info["metrics"]["synthetic_val"]["psnr"] == 24.25 and info["metrics"]["synthetic_val"]["step"] == 40
+    assert info["metrics"]["real"] == {"step": 40, "psnr": 18.5, "ssim": 0.7321, "psnr_input": 17.95,
+                                       "ssim_input": 0.7204, "data": "pairs/real", "pairs": 4}
+    assert Config.from_dict(info["config"]) == cfg
+    card = (out / "MODEL_CARD.md").read_text()
+    for section in ("## What it is", "## Data", "## Recipe", "## Measured", "## Known failure cases", "## Licence"):
+        assert section in card
+    assert "Synthetic only" in card and "agan/assets/backgrounds" in card and "MIT" in card
+    assert "| 23.00 | 24.25 | +1.25 | 0.8000 | 0.8123 |" in card  # synthetic held-out vs input
+    assert "| 17.95 | 18.50 | +0.55 | 0.7204 | 0.7321 |" in card  # real pairs vs input
+    assert "reflections on wet roads" in card and info["sha256"] in card and "128 px" in card
+    assert load_release(out / "agan-synthetic.safetensors").derain_size == 128
+    # the card's command rebuilds the run's config
+    from agan.cli import build_parser
+    from agan.cli.train import build_config
+
+    line = next(ln for ln in card.splitlines() if ln.startswith("agan train "))
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    assert build_config(args)[0] == cfg
+    capsys.readouterr()
+    assert script.main([str(tmp_path / "run"), "--out", str(out)]) == 2  # no overwrite
+    assert "exists" in capsys.readouterr().err
+    assert script.main([str(tmp_path / "run"), "--out", str(out), "--overwrite"]) == 0
+    assert "see the README" in (out / "MODEL_CARD.md").read_text().replace("See", "see")  # default section
+
+
+def test_export_script_refuses_an_unfinished_run(tmp_path, capsys):
+    fake_run(tmp_path / "run", done=False)
+    assert _script().main([str(tmp_path / "run"), "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "done: step N in S s" in err and err.count("\n") == 1
+    assert not (tmp_path / "w").exists()
+
+
+def test_reproduce_command_quotes_json_like_strings():
+    cfg = tiny_cfg(data="1e-3", extra={"synth": {"view": [0.3, 0.6]}})
+    cmd = release.reproduce_command(cfg)
+    from agan.cli import build_parser
+    from agan.cli.train import build_config
+
+    assert build_config(build_parser().parse_args(shlex.split(cmd)[1:]))[0] == cfg
