@@ -240,9 +240,30 @@ def _series(records: Iterable[Mapping], key: str, x_key: str) -> tuple[list[floa
     return xs, ys
 
 
-# legend text for the trainer's validation keys (metrics.jsonl rows with "split": "val")
+# legend text for the trainer's validation keys (metrics.jsonl rows with "split": "val"; the rows with
+# "split": "real", the real pairs of Config.real_val, are read as real_<key>: see _real_keys)
 _CURVE_LABELS = {"psnr": "output O", "ssim": "output O", "psnr_input": "rainy input I", "ssim_input": "rainy input I",
                  "psnr_raw": "O of the raw G (ema on)", "ssim_raw": "O of the raw G (ema on)"}
+# ... and beside real pairs, where "output O" alone would not say which images
+_CURVE_LABELS_WITH_REAL = {**_CURVE_LABELS, "psnr": "val (synthetic)", "ssim": "val (synthetic)",
+                           "psnr_input": "synthetic input", "ssim_input": "synthetic input",
+                           "real_psnr": "real pairs", "real_ssim": "real pairs",
+                           "real_psnr_input": "real input", "real_ssim_input": "real input"}
+# one colour per set of images (output solid, its rainy input dashed); the loss terms keep the default cycle
+_CURVE_COLORS = {"val_psnr": "C0", "val_ssim": "C0", "psnr": "C0", "ssim": "C0", "psnr_raw": "C2", "ssim_raw": "C2",
+                 "real_psnr": "C3", "real_ssim": "C3"}
+
+
+def _real_keys(records: Iterable[Mapping], x_key: str) -> tuple[list[Mapping], bool]:
+    """Rows with ``"split": "real"`` (the real pairs' validation) with their keys renamed ``real_<key>``, so that
+    their psnr / ssim never join the synthetic validation's; the other rows as they are. Also: were there any."""
+    out, any_real = [], False
+    for rec in records:
+        if rec.get("split") == "real":
+            any_real = True
+            rec = {(k if k in (x_key, "split") else f"real_{k}"): v for k, v in rec.items()}
+        out.append(rec)
+    return out, any_real
 
 
 def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Sequence[str] | None = None,
@@ -250,13 +271,19 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
                      ax_size: float = 3.2, title: str | None = None):
     """Curves of a metrics log: one panel per group of keys (default: generator terms, discriminator terms,
     validation PSNR, validation SSIM), each against ``x_key``. Keys absent from the log are skipped;
-    ``keys`` restricts what is drawn. Returns the Figure."""
+    ``keys`` restricts what is drawn. The validation panels show the synthetic split and, where the log has
+    ``"split": "real"`` rows (``Config.real_val``), the real pairs (keys ``real_psnr``, ``real_ssim``) beside
+    it; each set's rainy input (``*_input``) is dashed in its colour. Returns the Figure."""
     records = read_metrics(metrics) if isinstance(metrics, (str, os.PathLike)) else list(metrics)
+    records, any_real = _real_keys(records, x_key)
+    labels = _CURVE_LABELS_WITH_REAL if any_real else _CURVE_LABELS
     if groups is None:
         groups = {"generator": ("L_G", "L_ATT", "L_M", "L_P", "L_GAN"),
                   "discriminator": ("L_D", "L_map"),
-                  "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "psnr_raw", "psnr_input"),
-                  "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "ssim_raw", "ssim_input")}
+                  "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "psnr_raw", "psnr_input",
+                                           "real_psnr", "real_psnr_input"),
+                  "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "ssim_raw", "ssim_input",
+                                      "real_ssim", "real_ssim_input")}
     panels = []
     for name, group_keys in groups.items():
         lines = [(k, *_series(records, k, x_key)) for k in group_keys if keys is None or k in keys]
@@ -270,7 +297,10 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
     fig, axes = plt.subplots(1, len(panels), figsize=(ax_size * 1.3 * len(panels), ax_size), squeeze=False)
     for ax, (name, lines) in zip(axes[0], panels):
         for key, xs, ys in lines:
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=_CURVE_LABELS.get(key, key))
+            dashed = key.endswith("_input")
+            color = _CURVE_COLORS.get(key[: -len("_input")] if dashed else key)
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=labels.get(key, key),
+                    linestyle="--" if dashed else "-", **({"color": color} if color else {}))
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(x_key)
         ax.legend(fontsize=8)

@@ -109,6 +109,17 @@ def test_runner_plans_both_parameter_files():
         assert train[1]["RUN_DIR"] == f"../runs/{name}"
 
 
+def test_reproduce_scores_training_on_the_real_pairs_when_present():
+    """Both parameter files let 04_training find ../shared/real/train_pairs itself (skipped, said so, without)."""
+    rn = _run_notebooks_module()
+    for name in ("cpu", "paper"):
+        jobs = rn.plan(rn.load_params(ROOT / "params" / f"{name}.yaml"), rn.discover(), {}, None)
+        train = next(j for j in jobs if j[0].stem == "04_training")
+        assert train[1]["REAL_VAL"] == "auto"
+    src = "".join(_source(c) for c in _load(NB_DIR / "04_training.ipynb")["cells"] if c["cell_type"] == "code")
+    assert "default_real_dir()" in src and '"real_val": real_val' in src
+
+
 def test_runner_rejects_unknown_parameters(tmp_path):
     rn = _run_notebooks_module()
     params = rn.load_params(ROOT / "params" / "cpu.yaml")

@@ -95,6 +95,35 @@ def test_read_metrics_and_loss_curves(tmp_path):
         viz.read_metrics(tmp_path / "missing.jsonl")
 
 
+def test_loss_curves_show_the_real_pairs_beside_the_synthetic_validation(tmp_path):
+    """metrics.jsonl of a run with Config.real_val: "split": "real" rows next to the "val" ones."""
+    log = tmp_path / "metrics.jsonl"
+    recs = [{"step": s, "L_G": 1.0, "L_D": 1.3} for s in (1, 2)]
+    for s, (v, r) in zip((0, 2), ((20.0, 19.0), (22.0, 18.5))):
+        recs.append({"step": s, "split": "val", "psnr": v, "ssim": 0.7, "psnr_input": 20.5, "ssim_input": 0.72})
+        recs.append({"step": s, "split": "real", "psnr": r, "ssim": 0.6, "psnr_input": 19.5, "ssim_input": 0.65})
+    log.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    fig = viz.plot_loss_curves(log)
+    assert [ax.get_title() for ax in fig.axes] == ["generator", "discriminator", "validation PSNR (dB)",
+                                                   "validation SSIM"]
+    for ax in fig.axes[2:]:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert list(lines) == ["val (synthetic)", "synthetic input", "real pairs", "real input"]
+        assert [text.get_text() for text in ax.get_legend().get_texts()] == list(lines)
+        assert lines["real input"].get_linestyle() == "--" and lines["real pairs"].get_linestyle() == "-"
+        real_color = lines["real pairs"].get_color()
+        assert lines["real input"].get_color() == real_color != lines["val (synthetic)"].get_color()
+    psnr = {line.get_label(): line for line in fig.axes[2].get_lines()}
+    np.testing.assert_allclose(psnr["val (synthetic)"].get_ydata(), [20.0, 22.0])  # the real rows stay apart
+    np.testing.assert_allclose(psnr["real pairs"].get_ydata(), [19.0, 18.5])
+    np.testing.assert_allclose(psnr["real pairs"].get_xdata(), [0, 2])
+    np.testing.assert_allclose(psnr["real input"].get_ydata(), [19.5, 19.5])
+    only = viz.plot_loss_curves(recs, keys=["real_psnr"])  # the real series are keys real_<key>
+    assert [line.get_label() for line in only.axes[0].get_lines()] == ["real pairs"]
+    old = viz.plot_loss_curves([r for r in recs if r.get("split") != "real"])  # a log from before real_val
+    assert [line.get_label() for line in old.axes[2].get_lines()] == ["output O", "rainy input I"]
+
+
 def test_table1_has_the_papers_numbers_and_the_kits():
     measured = {"AA+AD": {"psnr": 25.5, "psnr_std": 0.25, "ssim": 0.81, "ssim_std": 0.01},
                 "A": (23.0, 0.7), "input": {"psnr": 21.0, "ssim": 0.75}}
