@@ -88,7 +88,7 @@ class SynthParams:
     drop_gain          brightness gain of the light gathered by a drop
     tir_brightness     fraction of the background that a totally-internally-reflecting pixel shows
     drop_haze          light the water scatters inside a drop: D <- (1 - v) D + v * haze colour (real drops are
-                       bright, translucent blobs: on the real pairs Y inside M is 10-37 levels above the clean shot)
+                       bright, translucent blobs: on the real pairs RGB inside M is +40/+43/+50 above the clean shot)
     haze               veil of the wet glass over the whole image: I <- (1 - h) I + h * haze colour
     exposure           global gain of the rainy shot relative to the clean one (real pairs, away from drops:
                        0.90-1.03, 3-9 levels darker)
@@ -107,13 +107,13 @@ class SynthParams:
     tilt_deg: Range = (0.0, 25.0)  # psi, pane tilt about the x axis (0 = upright window, ~35 = windshield)
     focal_mm: Range = (24.0, 40.0)  # 35 mm-equivalent focal length (fov = 2 atan(18 / f))
     frame_px: int | None = 720  # width of the full camera frame; the output is a crop of it (None = output)
-    f_number: Range = (8.0, 20.0)  # 35 mm-equivalent f-number N (aperture q = f / N); smaller = blurrier
+    f_number: Range = (10.0, 24.0)  # 35 mm-equivalent f-number N (aperture q = f / N); smaller = blurrier
     focus_m: Range = (3.0, 15.0)  # focus distance S, m
     scene_m: Range = (4.0, 8.0)  # depth of the scene plane that B shows, m
     drop_gain: Range = (0.95, 1.2)  # brightness gain of the light a drop gathers (Hao et al.: ~1.2)
     tir_brightness: Range = (0.05, 0.25)  # TIR pixels show this fraction of the background behind them
-    drop_haze: Range = (0.1, 0.4)  # scattered light inside drops: D <- (1 - v) D + v * haze colour
-    haze: Range = (0.0, 0.04)  # veil of the wet glass: I <- (1 - h) I + h * haze colour
+    drop_haze: Range = (0.4, 0.8)  # scattered light inside drops: D <- (1 - v) D + v * haze colour
+    haze: Range = (0.0, 0.02)  # veil of the wet glass: I <- (1 - h) I + h * haze colour
     exposure: Range = (0.92, 1.02)  # global gain of the rainy shot vs the clean one
     view: Range = (0.5, 1.0)  # fraction of the background photo in view (crop of it resized to the output)
     n_water: float = 1.333  # refractive index of water
@@ -442,7 +442,7 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
     if tir.any():  # TIR: no scene light; a little light of the glass behind the drop
         ti = np.flatnonzero(tir)
         D[ti] = s["tir_brightness"] * B[np.clip(ys[ti] - m, 0, H - 1), np.clip(xs[ti] - m, 0, W - 1)]
-    haze_col = np.array([0.86, 0.89, 0.95]) * float(np.clip(B.mean() * 1.3 + 0.25, 0.5, 1.0))  # (3,) bluish white
+    haze_col = np.array([0.90, 0.92, 0.95]) * float(np.clip(B.mean() * 1.3 + 0.25, 0.5, 1.0))  # (3,) bluish white
     D = (1.0 - s["drop_haze"]) * D + s["drop_haze"] * haze_col  # light scattered in the water: translucent drops
 
     layer = np.zeros((Hc * Wc, 4), np.float32)
