@@ -6,11 +6,13 @@ Reference: Qian et al., CVPR 2018 -- the attention maps A_t of the attentive-rec
 the image model I = (1 - M) B + R rendered by ``agan.synth``.
 
     state = explore("synthetic:0", model)          # run G once: I, A_1..A_N, O (+ B and M when known)
+    state = explore("synthetic:0")                 # ... with the kit's default model (agan.release)
     attention_at(state, t=2)                       # A_2 as an HxW array
     difference_mask_at(state.rain, state.clean, 30)   # M at a threshold, and its coverage
     res = synthesise(0, size=128, coverage=0.2, f_number=8)   # the synthesiser's drop parameters
     fig = render_view(state, t=4, threshold=30)
     build_explorer(model)                          # the widgets (a VBox) for a notebook
+    build_explorer()                               # ... opened on the kit's default model
 """
 
 from __future__ import annotations
@@ -126,9 +128,25 @@ def synthesise(index: int = 0, size: int = 128, seed: int = 0, **drops: float):
     return make_pair(seed, index, size, params)
 
 
-def explore(name: str, model, size: int = 128, seed: int = 0, params: Any = None,
+def _generator(model, device: Any = "auto"):
+    """``model`` as a generator: a module as it is, a path loaded (``agan.infer.load_generator``), None: the
+    kit's default model (``agan.release.default_weights()``; FileNotFoundError, one line, when not installed)."""
+    if model is None:
+        from .release import announce_default, default_weights
+
+        model = default_weights()
+        announce_default(model)
+    if isinstance(model, (str, os.PathLike)):
+        from .infer import load_generator
+
+        return load_generator(model, device)
+    return model
+
+
+def explore(name: str, model=None, size: int = 128, seed: int = 0, params: Any = None,
             device: str = "auto") -> ExplorerState:
-    """Load an example and run the generator ``model`` (a Generator or a checkpoint path) on it once."""
+    """Load an example and run the generator ``model`` on it once (a Generator or a checkpoint path; None:
+    the kit's default model)."""
     from .infer import derain
 
     rain, clean, exact = load_example(name, size, seed, params)
@@ -222,14 +240,16 @@ def render_view(state: ExplorerState, t: int | None = None, threshold: int = 30,
 # ----------------------------------------------------------------------------------------------
 # the widgets
 # ----------------------------------------------------------------------------------------------
-def build_explorer(model, examples: list[str] | None = None, size: int = 128, seed: int = 0,
+def build_explorer(model=None, examples: list[str] | None = None, size: int = 128, seed: int = 0,
                    device: str = "auto"):
     """An ipywidgets VBox: pick an example, slide the time step t, the mask threshold and (for synthetic
-    examples) the synthesiser's drop parameters. Every control calls the functions above."""
+    examples) the synthesiser's drop parameters. Every control calls the functions above. ``model``: a
+    Generator or a checkpoint path; None (the default): the kit's default model."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
 
+    model = _generator(model, device)  # loaded once, not at every redraw
     examples = examples or list_examples()
     n_steps = max(1, getattr(model, "steps", 0) or 1)
     pick = W.Dropdown(options=examples, value=examples[0], description="image")

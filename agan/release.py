@@ -38,7 +38,7 @@ from .checkpoint import CheckpointError, atomic_write_text, safe_load
 
 __all__ = ["DEFAULT_NAME", "DEFAULT_WEIGHTS", "RELEASE_FORMAT", "announce_default", "default_weights",
            "export_release", "load_release", "machine_description", "render_model_card",
-           "reproduce_command", "run_card_fields", "sha256_file", "sidecar_path"]
+           "reproduce_command", "resolve_weights", "run_card_fields", "sha256_file", "sidecar_path"]
 
 RELEASE_FORMAT = "agan-release"
 RELEASE_VERSION = 1
@@ -96,6 +96,36 @@ def announce_default(path: str | os.PathLike | None = None) -> None:
     _announced = True
     print(f"using the kit's default model ({_shown(Path(path or DEFAULT_WEIGHTS))}, trained on synthetic "
           f"drops only)", file=sys.stderr, flush=True)
+
+
+def resolve_weights(weights: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None
+                    ) -> tuple[Path | None, str]:
+    """Which generator the notebooks (and the explorer) show -> ``(path or None, one line saying which)``.
+
+    In this order: ``weights`` when given (a kit checkpoint, the authors' gen.pkl or a release
+    ``.safetensors``; a name that is not a file raises FileNotFoundError, never silently replaced); else the
+    kit's default model (:func:`default_weights`); only when that is not installed, the run's
+    ``run_dir/checkpoints/generator.pt`` when it exists; else ``None``: the caller falls back to an
+    untrained generator (or skips), and the line says so. ``""`` counts as not given.
+    """
+    if weights not in (None, ""):
+        p = Path(weights)
+        if not p.is_file():
+            raise FileNotFoundError(f"WEIGHTS {str(weights)!r}: no such file (a kit checkpoint, gen.pkl or "
+                                    f".safetensors; \"\" for the kit's default model)")
+        return p, f"{p} (WEIGHTS)"
+    try:
+        p = default_weights()
+        return p, f"the kit's default model ({_shown(p)}, trained on synthetic drops only)"
+    except FileNotFoundError:
+        missing = f"the kit's default model, {_shown(Path(DEFAULT_WEIGHTS))}, is not installed"
+    if run_dir not in (None, ""):
+        ckpt = Path(run_dir) / "checkpoints" / "generator.pt"
+        if ckpt.is_file():
+            return ckpt, f"{ckpt} (the run in RUN_DIR: {missing})"
+        return None, (f"{missing} and there is no run at {ckpt} (set WEIGHTS, or run 04_training / "
+                      f"`make reproduce`)")
+    return None, f"{missing} (set WEIGHTS)"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -148,3 +148,78 @@ def test_papermill_injects_parameters(tmp_path, monkeypatch):
                    for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
     assert "image 48x48" in text  # the notebook reports the size it really ran at
     assert "fitting A_1..A_4 to M for 3 steps" in text
+
+
+# ---------------------------------------------------------------------------------------------- the model shown
+MODEL_NOTEBOOKS = ["00_quickstart", "02_attention_maps", "03_autoencoder_and_losses", "07_explorer"]
+
+
+@pytest.fixture
+def kit_files(tmp_path, monkeypatch):
+    """(a tiny kit checkpoint in a run folder, a release of it, a function that installs or removes the
+    kit's default model): the packaged default is pointed at tmp_path, never at agan/weights."""
+    import torch
+
+    import agan.release as release
+    from agan.checkpoint import atomic_save
+    from agan.config import Config
+    from agan.models import build_generator
+
+    cfg = Config.preset("cpu", width=0.125, steps=2)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "run" / "checkpoints" / "generator.pt"
+    ckpt.parent.mkdir(parents=True)
+    atomic_save({"format": "agan-generator", "version": 1, "config": cfg.to_dict(), "step": 2,
+                 "G": build_generator(cfg).state_dict()}, ckpt)
+    shipped = release.export_release(ckpt, tmp_path / "weights", {})
+
+    def install(yes: bool) -> None:
+        monkeypatch.setattr(release, "DEFAULT_WEIGHTS", shipped if yes else tmp_path / "absent.safetensors")
+    return ckpt, shipped, install
+
+
+def test_resolve_weights_order(kit_files, tmp_path):
+    """WEIGHTS (a file) -> the kit's default model -> only where that is not installed, RUN_DIR's run -> None."""
+    from agan.infer import load_generator
+    from agan.release import resolve_weights
+
+    ckpt, shipped, install = kit_files
+    run_dir = ckpt.parent.parent
+    own = tmp_path / "gen.pkl"
+    own.write_bytes(b"")  # resolve_weights only picks the file; load_generator reads it
+    install(True)
+    assert resolve_weights(str(own), str(run_dir)) == (own, f"{own} (WEIGHTS)")
+    assert resolve_weights(ckpt, None)[0] == ckpt  # a kit checkpoint or a release as WEIGHTS, too
+    for weights in ("", None):  # not given: the default model wins over the run
+        path, about = resolve_weights(weights, str(run_dir))
+        assert path == shipped and about.startswith("the kit's default model") and "synthetic" in about
+    assert load_generator(path, device="cpu").steps == 2
+    with pytest.raises(FileNotFoundError, match="WEIGHTS 'nowhere.pt': no such file"):
+        resolve_weights("nowhere.pt", str(run_dir))  # a typo is never silently replaced by the default
+    install(False)
+    path, about = resolve_weights("", str(run_dir))
+    assert path == ckpt and "RUN_DIR" in about and "not installed" in about and "\n" not in about
+    path, about = resolve_weights("", str(tmp_path / "no-run"))
+    assert path is None and "not installed" in about and "no run at" in about and "\n" not in about
+    assert resolve_weights(None, None) == (None, resolve_weights("", "")[1])
+    assert resolve_weights(own, None)[0] == own  # WEIGHTS still works without the default
+
+
+@pytest.mark.parametrize("name", MODEL_NOTEBOOKS)
+def test_notebooks_choose_their_model_through_resolve_weights(name):
+    """Each notebook declares WEIGHTS = "" and RUN_DIR, asks resolve_weights(WEIGHTS, RUN_DIR) once, prints
+    which model it uses, and no longer builds a RUN_DIR checkpoint path itself."""
+    path = NB_DIR / f"{name}.ipynb"
+    rn = _run_notebooks_module()
+    params = rn.notebook_parameters(path)
+    assert params["WEIGHTS"] == "" and "RUN_DIR" in params
+    code = [_source(c) for c in _load(path)["cells"] if c["cell_type"] == "code"]
+    calls = [(i, node) for i, src in enumerate(code) for node in ast.walk(ast.parse(src))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "resolve_weights"]
+    assert len(calls) == 1, f"{name}: expected one resolve_weights(...) call"
+    i, call = calls[0]
+    assert [a.id for a in call.args] == ["WEIGHTS", "RUN_DIR"] and not call.keywords
+    assert "from agan.release import resolve_weights" in code[i]
+    assert "{about}" in code[i] and "print(" in code[i]  # the one line saying which weights are used
+    assert not any('"checkpoints"' in src or "generator.pt" in src for src in code), \
+        f"{name}: the model is chosen by agan.release.resolve_weights, not by a path built here"
