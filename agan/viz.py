@@ -30,6 +30,8 @@ __all__ = [
     "TABLE1_MEANING",
     "TABLE1_ORDER",
     "ProjectPaths",
+    "add_caption",
+    "attention_overlay",
     "attention_strip",
     "attention_to_display",
     "image_grid",
@@ -133,10 +135,11 @@ def attention_to_display(A: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # figures
 # ----------------------------------------------------------------------------------------------
-def _new_figure(rows: int, cols: int, ax_size: float):
+def _new_figure(rows: int, cols: int, ax_size: float | tuple[float, float]):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(rows, cols, figsize=(ax_size * cols, ax_size * rows), squeeze=False)
+    w, h = (ax_size, ax_size) if np.isscalar(ax_size) else ax_size
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -180,10 +183,11 @@ def _is_map(item: Any) -> bool:
 
 
 def image_grid(rows: Sequence[Sequence[Any]], *, col_titles: Sequence[str] | None = None,
-               row_titles: Sequence[str] | None = None, ax_size: float = 2.2, cmap: str = "jet",
-               title: str | None = None):
+               row_titles: Sequence[str] | None = None, ax_size: float | tuple[float, float] = 2.2,
+               cmap: str = "jet", title: str | None = None):
     """A grid of images (rows x columns). An entry may be an image (see ``to_display``), a 2-D map
-    (drawn with ``cmap`` on its own range) or None (blank). Returns the Figure."""
+    (drawn with ``cmap`` on its own range) or None (blank). ``ax_size``: inches per panel, one number
+    (square panels) or (width, height). Returns the Figure."""
     n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
     if n_rows == 0 or n_cols == 0:
         raise ValueError("image_grid needs at least one image")
@@ -208,6 +212,40 @@ def image_grid(rows: Sequence[Sequence[Any]], *, col_titles: Sequence[str] | Non
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def attention_overlay(image: Any, A: Any, *, vmin: float = 0.0, vmax: float = 1.0, cmap: str = "jet",
+                      alpha: float = 0.65) -> np.ndarray:
+    """An attention map drawn over its image -> HxWx3 float array in [0, 1].
+
+    The map is coloured with ``cmap`` on the scale ``vmin..vmax`` (values outside are clipped) and laid
+    over ``image`` with an opacity that grows with the map: ``alpha * (A - vmin) / (vmax - vmin)``, so
+    where A is 0 the image shows through untouched and where A reaches ``vmax`` the colour covers it at
+    ``alpha``. ``A`` must have the image's height and width (``attention_to_display`` shapes)."""
+    import matplotlib
+
+    img = to_display(image)
+    a = attention_to_display(A)
+    if a.shape != img.shape[:2]:
+        raise ValueError(f"map {a.shape} and image {img.shape[:2]} differ in size")
+    if not vmax > vmin:
+        raise ValueError(f"vmax must be > vmin, got vmin={vmin}, vmax={vmax}")
+    v = np.clip((a - vmin) / (vmax - vmin), 0.0, 1.0)
+    colour = matplotlib.colormaps[cmap](v)[..., :3]
+    w = (alpha * v)[..., None]
+    return np.clip(img * (1.0 - w) + colour * w, 0.0, 1.0)
+
+
+def add_caption(fig, text: str, *, fontsize: float = 9.0, width: int | None = None):
+    """Write ``text`` under the figure (``fig.text`` below its bottom edge: ``save_figure``'s tight bounding box
+    takes it in), each paragraph (``\n``-separated) wrapped to the figure's width. Returns the Text."""
+    import textwrap
+
+    if width is None:  # characters of ~0.55 em that fit across the figure
+        width = max(60, int(fig.get_size_inches()[0] * 72 / (0.55 * fontsize)))
+    wrapped = "\n".join(textwrap.fill(par, width, break_on_hyphens=False, break_long_words=False)
+                         for par in text.split("\n"))
+    return fig.text(0.005, -0.005, wrapped, ha="left", va="top", fontsize=fontsize)
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
