@@ -9,6 +9,7 @@ Presets
     cpu    the same topology, narrower and on small crops, so that a useful run fits in
            ~15 minutes on 2 CPU cores; without L_P (ImageNet VGG16 weights cannot be downloaded
            offline; the log says so), unless ``vgg_weights`` is given on the command line.
+    release  the cpu preset trained 16000 steps: the kit's shipped model (agan/weights).
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ class Config:
     # weights; 0 = full resolution. A model trained on drops drawn as in a frame_px-wide frame sees real drops
     # at that scale: O = I + up(G(down(I)) - down(I)) keeps the finer detail of the input (agan.infer)
     derain_size: int = 0
+    # how agan derain applies G's change D = G(I) - I at that scale (both off = the paper's O, used as G gives it):
+    # derain_smooth  sigma (px at G's scale) of a Gaussian that smooths D first: defocused drops change an image
+    #                smoothly, so D's finer part is G's reconstruction error (blur, noise), not drops
+    # derain_blend   "attention": D weighted by clip(A_N, 0, 1), the attention map of paper Sec. 4.1, so that
+    #                regions G did not find drops in stay as they were; "none": D everywhere
+    derain_smooth: float = 0.0
+    derain_blend: str = "none"
     val_size: int = 16
     # real rainy/clean pairs (a folder in any layout agan eval reads, any image size) scored at every
     # validation point at full resolution, as agan derain would derain them (derain_size), beside the
@@ -129,6 +137,10 @@ class Config:
             raise ValueError("width, arn_width and disc_width must be > 0")
         if self.derain_size < 0:
             raise ValueError(f"derain_size must be >= 0 (0 = full resolution), got {self.derain_size}")
+        if self.derain_smooth < 0:
+            raise ValueError(f"derain_smooth must be >= 0 (0 = off), got {self.derain_smooth}")
+        if self.derain_blend not in ("none", "attention"):
+            raise ValueError(f"derain_blend must be 'none' or 'attention', got {self.derain_blend!r}")
         if self.num_workers < -1:
             raise ValueError(f"num_workers must be >= 0, or -1 (auto), got {self.num_workers}")
         if self.steps < 1:
@@ -243,10 +255,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         # at *equal* steps the stand-in helped (+1.81 vs +1.60; README). --vgg-weights turns L_P on.
         perceptual_weight=0.0,
         vgg_weights="random",
-        # 64-px renders with the paper's crop geometry: a 224 crop of a 720-wide shot is 0.31 of the frame
-        # and ~0.47 of its height, so the drops are drawn as in a 208-px frame (720 * 64 / 224) and the
-        # crop shows 0.3-0.6 of the background photo (default 0.5-1.0: whole photos squeezed into 64 px)
-        extra={"synth": {"frame_px": 208, "view": [0.3, 0.6]}},
+        # 64-px crops of a 240-px-wide frame (a 720x480 shot at 1/3): the drops are drawn at the size they have
+        # in a 720x480 photo reduced to 240 px, and agan derain runs G at that scale (derain_size), enlarging
+        # only its change, so a real photo's drops look to G as in training and its finer detail stays the
+        # input's. The crop shows 0.3-0.6 of the background photo (default 0.5-1.0: whole photos in 64 px)
+        extra={"synth": {"frame_px": 240, "view": [0.3, 0.6]}},
+        derain_size=240,
+        # G's change smoothed (sigma 2 px at 240 = 6 px at 720, below the drops' defocus) and weighted by A_N: on
+        # the real pairs and on synthetic 720x480 frames this kept SSIM at or above the input's (docs/real_photos.md)
+        derain_smooth=2.0,
+        derain_blend="attention",
+        # M = the drawn drop layer: the synthesiser knows it exactly (the paper's |rain - clean| >= 30 stays the
+        # rule for real pairs: mask_source applies to synthetic data only)
+        mask_source="drops",
         lr_g=1e-3,
         # D at half G's rate: at 1e-3 the narrow D died (stuck at D = 1/2) in some runs, one of them with a
         # 3/8-width G; at 5e-4 it was alive at the end of the runs we made before this G, and of 5 of 6 seeds
@@ -266,3 +287,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         sample_every=500,
     ),
 }
+# the kit's shipped model (agan/weights): the cpu preset's recipe, trained longer (cosine over 16000 steps,
+# ~1 h 45 min on one CPU core, or minutes on a GPU); scripts/export_release.py writes it from the run
+PRESETS["release"] = {**copy.deepcopy(PRESETS["cpu"]), "iterations": 16000, "val_every": 1000, "sample_every": 2000,
+                      "ckpt_every": 500}

@@ -36,7 +36,7 @@ from .fast import fast_forward, resolve_precision
 from .models.generator import Generator
 
 __all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "CHECKPOINT_FORMATS", "derain", "derain_tensor", "load_generator",
-           "model_size"]
+           "model_size", "set_derain_config"]
 
 CHECKPOINT_FORMATS = ("agan-checkpoint", "agan-generator")
 AUTO_TILE_PIXELS = 1024 * 1024  # images larger than this are tiled when tile=None ...
@@ -105,7 +105,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
         except RuntimeError as e:
             raise CheckpointError(f"{path}: weights do not match the config's generator "
                                   f"(width {cfg.width}, steps {cfg.steps}, variant {cfg.variant})") from e
-        model.derain_size = cfg.derain_size  # the scale its drops were trained at (derain_tensor's size)
+        set_derain_config(model, cfg)
     elif is_authors_state_dict(ckpt):
         model = Generator()
         try:
@@ -184,36 +184,68 @@ def _ramp(n: int, overlap: int, left: bool, right: bool) -> Tensor:
     return w
 
 
+def set_derain_config(model, cfg) -> None:
+    """Store how ``model`` derains by default (``Config.derain_size``, ``derain_smooth``, ``derain_blend``)."""
+    model.derain_size, model.derain_smooth, model.derain_blend = cfg.derain_size, cfg.derain_smooth, cfg.derain_blend
+
+
 def model_size(model) -> int:
     """The longer image side (px) at which ``model`` runs by default: what its weights were trained for
     (``Config.derain_size``, set by :func:`load_generator`); 0 = full resolution."""
     return int(getattr(model, "derain_size", 0) or 0)
 
 
+def _gaussian(t: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (B, C, H, W), reflect-padded (replicate when too small to reflect)."""
+    r = max(1, math.ceil(3 * sigma))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=t.dtype, device=t.device) / sigma) ** 2)
+    k = (k / k.sum()).repeat(t.shape[1], 1)  # (C, 2r + 1)
+    mode = "reflect" if min(t.shape[-2:]) > r else "replicate"
+    t = F.conv2d(F.pad(t, (r, r, 0, 0), mode=mode), k[:, None, None, :], groups=t.shape[1])
+    return F.conv2d(F.pad(t, (0, 0, r, r), mode=mode), k[:, None, :, None], groups=t.shape[1])
+
+
 def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, precision: str = "fp32",
-                  device: str | torch.device | None = None, size: int | None = None) -> tuple[Tensor, list[Tensor]]:
-    """G on a batch (B, 3, H, W) in [0, 1] of any size -> (O raw, [A_1..A_N]) at (B, ., H, W) on x's device.
+                  device: str | torch.device | None = None, size: int | None = None, smooth: float | None = None,
+                  blend: str | None = None) -> tuple[Tensor, list[Tensor]]:
+    """G on a batch (B, 3, H, W) in [0, 1] of any size -> (O, [A_1..A_N]) at (B, ., H, W) on x's device.
 
     ``tile``: None = automatic (tiles of 512 above 1024 x 1024 pixels), 0 = whole image, N = tiles of N
     (rounded up to a multiple of 4) overlapping by ``overlap`` pixels with blended seams.
-    ``size``: the longer side (px) at which G runs; None = the model's own (:func:`model_size`), 0 = full
-    resolution. An image larger than that is reduced to it, G removes the drops there, and only G's
-    *change* is enlarged back, so detail finer than that scale stays the input's:
-        O = I + up(G(down(I)) - down(I)),    A_t = up(A_t(down(I)))
-    (defocused drops are smooth blobs: their change lives at the reduced scale).
+    ``size``, ``smooth``, ``blend``: None = the model's own (``Config.derain_size`` / ``derain_smooth`` /
+    ``derain_blend``, stored by :func:`load_generator`; 0 / 0 / "none" for the authors' gen.pkl).
+    ``size`` is the longer side (px) at which G runs (0 = full resolution): an image larger than that is
+    reduced to it (I_s), G runs there, and only G's change is enlarged back, so detail finer than that scale
+    stays the input's. With ``smooth`` (sigma, px at G's scale) and ``blend="attention"`` the change is
+    first smoothed and weighted by the last attention map:
+        D = G(I_s) - I_s,   D <- blur_smooth(D),   D <- clip(A_N, 0, 1) * D,   O = I + up(D),   A_t = up(A_t)
+    With all three off, O is G's raw output (the paper's O).
     """
     size = model_size(model) if size is None else int(size)
-    if size < 0:
-        raise ValueError(f"size must be >= 0 (0 = full resolution), got {size}")
+    smooth = float(getattr(model, "derain_smooth", 0.0) or 0.0) if smooth is None else float(smooth)
+    blend = getattr(model, "derain_blend", "none") or "none" if blend is None else blend
+    if size < 0 or smooth < 0 or blend not in ("none", "attention"):
+        raise ValueError(f"size must be >= 0 (0 = full resolution), smooth >= 0 and blend 'none' or 'attention'; "
+                         f"got size={size}, smooth={smooth}, blend={blend!r}")
     H, W = x.shape[-2:]
-    if 0 < size < max(H, W):
+    reduce = 0 < size < max(H, W)
+    if not reduce and smooth == 0 and blend == "none":
+        return _derain_full(model, x, tile, overlap, precision, device)
+    small = x
+    if reduce:
         s = size / max(H, W)
         hs, ws = max(4, round(H * s)), max(4, round(W * s))
         small = F.interpolate(x, (hs, ws), mode="bilinear", antialias=True, align_corners=False)  # (B, 3, hs, ws)
-        O, maps = derain_tensor(model, small, tile, overlap, precision, device, size=0)
+    O, maps = _derain_full(model, small, tile, overlap, precision, device)
+    D = O - small  # (B, 3, hs, ws): G's change
+    if smooth > 0:
+        D = _gaussian(D, smooth)
+    if blend == "attention" and maps:
+        D = D * maps[-1].clamp(0, 1)  # (B, 1, hs, ws) broadcast over the colours
+    if reduce:
         up = lambda t: F.interpolate(t, (H, W), mode="bilinear", align_corners=False)  # noqa: E731
-        return x + up(O - small), [up(a) for a in maps]
-    return _derain_full(model, x, tile, overlap, precision, device)
+        D, maps = up(D), [up(a) for a in maps]
+    return x + D, maps
 
 
 def _derain_full(model, x: Tensor, tile: int | None, overlap: int, precision: str,
@@ -312,7 +344,8 @@ def _to_batch(image) -> tuple[Tensor, str, dict]:
 
 
 def derain(image, model=None, weights=None, device: str | torch.device = "auto", tile: int | None = None,
-           overlap: int = 32, precision: str = "fp32", clip: bool = True, size: int | None = None):
+           overlap: int = 32, precision: str = "fp32", clip: bool = True, size: int | None = None,
+           smooth: float | None = None, blend: str | None = None):
     """Remove raindrops from one image -> ``(output, [A_1, ..., A_N])``.
 
     image: PIL image, numpy HxWx3 (uint8, or float in [0, 1]), or tensor (3, H, W) / (B, 3, H, W)
@@ -325,7 +358,8 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy
     input, tensors shaped like the input with one channel for tensors. Variant "A" and the baselines
     (Eigen13, Pix2Pix) have no maps ([]).
-    ``tile`` / ``overlap`` / ``size`` (the scale G runs at): see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of
+    ``tile`` / ``overlap`` / ``size`` (the scale G runs at) / ``smooth`` / ``blend`` (how G's change is applied):
+    see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of
     the plain path) | bf16 | fp16 | auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; what
     ``agan derain`` uses).
     """
@@ -344,7 +378,7 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     model.eval()
     try:
         O, maps = derain_tensor(model, x.cpu() if kind != "tensor" else x, tile=tile, overlap=overlap,
-                                precision=precision, device=dev, size=size)
+                                precision=precision, device=dev, size=size, smooth=smooth, blend=blend)
     finally:
         model.train(was_training)
     if kind == "tensor":

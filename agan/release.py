@@ -225,11 +225,13 @@ def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 
     The sha256 of the weights file is checked against the sidecar before anything is read from it
     (mismatch: :class:`~agan.checkpoint.CheckpointError`); the generator is built from the config stored
-    in the weights file, the fp16 tensors are loaded as float32, strictly; ``derain_size`` is set.
+    in the weights file, the fp16 tensors are loaded as float32, strictly; how it derains
+    (``derain_size``, ``derain_smooth``, ``derain_blend``) is set from that config.
     """
     from safetensors import SafetensorError, safe_open
 
     from . import pick_device
+    from .infer import set_derain_config
     from .config import Config
     from .models import build_generator
 
@@ -260,7 +262,7 @@ def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the config's generator (width {cfg.width}, "
                               f"steps {cfg.steps}, variant {cfg.variant})") from e
-    model.derain_size = cfg.derain_size
+    set_derain_config(model, cfg)
     return model.to(pick_device(device) if isinstance(device, str) else device).eval()
 
 

@@ -31,7 +31,7 @@ CHECKPOINT_FORMAT, GENERATOR_FORMAT, VERSION = "agan-checkpoint", "agan-generato
 RUN_FILES = ("config.json", "metrics.jsonl", "train.log", "checkpoints", "samples")
 # keys a resumed run may change; any other difference means "a different run"
 RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every", "ckpt_every",
-                  "sample_every", "real_val", "derain_size"}  # the last two change what is scored, not what is trained
+                  "sample_every", "real_val", "derain_size", "derain_smooth", "derain_blend"}  # real_val on: what is scored
 
 
 

@@ -380,7 +380,8 @@ class Trainer:
 
     def real_validate(self, G: torch.nn.Module | None = None) -> dict[str, float]:
         """Mean PSNR / SSIM (Y, authors' protocol) of ``G`` on the real pairs of ``cfg.real_val``, each derained
-        whole, as ``agan derain`` does (``agan.infer.derain_tensor`` at ``cfg.derain_size``), and of the input."""
+        whole, as ``agan derain`` does (``agan.infer.derain_tensor`` with ``cfg.derain_size`` / ``derain_smooth`` /
+        ``derain_blend``), and of the input."""
         from .evaluate import score_pair
         from .infer import derain_tensor
 
@@ -390,7 +391,8 @@ class Trainer:
         try:
             for rain, clean in self.real_pairs:
                 x = torch.from_numpy(rain).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
-                O, _ = derain_tensor(G, x, precision="auto", device=self.device, size=self.cfg.derain_size)
+                O, _ = derain_tensor(G, x, precision="auto", device=self.device, size=self.cfg.derain_size,
+                                     smooth=self.cfg.derain_smooth, blend=self.cfg.derain_blend)
                 scores.append(score_pair(O[0].permute(1, 2, 0).numpy(), clean))
         finally:
             G.train()

@@ -366,3 +366,46 @@ def test_cli_derain_size_option(tmp_path, kit_ckpt, capsys):
     assert main(["derain", str(tmp_path / "a.png"), "--weights", str(kit_ckpt), "--out", str(tmp_path / "o2"),
                  "--size", "big"]) == 2
     assert "--size must be model, full or a number" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+class Dark(torch.nn.Module):
+    """O = 0.2 x (a strong change); A_N = 1 on the left half, 0 on the right (attention found drops on the left)."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        A = torch.zeros_like(x[:, :1])
+        A[..., : x.shape[-1] // 2] = 1.0
+        return GeneratorOutput([A], x, x, 0.2 * x + self.p)
+
+
+def test_blend_attention_keeps_regions_without_drops_and_smooth_blurs_the_change():
+    """D = G(I_s) - I_s; blend="attention": D * clip(A_N, 0, 1); smooth: D Gaussian-blurred; O = I + up(D)."""
+    x = torch.rand(1, 3, 40, 64)
+    O, _ = derain_tensor(Dark(), x, size=0, blend="attention")
+    torch.testing.assert_close(O[..., :32], 0.2 * x[..., :32])  # left: G's output
+    torch.testing.assert_close(O[..., 32:], x[..., 32:])  # right: the input, untouched
+    Os, _ = derain_tensor(Dark(), x, size=0, smooth=3.0)
+    D = Os - x
+    assert D.abs().max() > 0.05 and torch.diff(D, dim=-1).abs().mean() < 0.3 * torch.diff(-0.8 * x, dim=-1).abs().mean()
+    torch.testing.assert_close(D.mean(), (-0.8 * x).mean(), atol=2e-3, rtol=0)  # a blur keeps the mean (reflect pad)
+    # all off at full size: the raw O of G, bit for bit
+    O_raw, _ = derain_tensor(Dark(), x, size=0, smooth=0, blend="none")
+    assert torch.equal(O_raw, 0.2 * x)
+    with pytest.raises(ValueError, match="blend"):
+        derain_tensor(Dark(), x, blend="max")
+
+
+def test_derain_config_travels_with_the_checkpoint(tmp_path, small):
+    p = tmp_path / "g.pt"
+    cfg = small_cfg(derain_size=32, derain_smooth=1.5, derain_blend="attention")
+    atomic_save({"format": "agan-generator", "config": cfg.to_dict(), "G": small.state_dict()}, p)
+    g = load_generator(p, "cpu")
+    assert (g.derain_size, g.derain_smooth, g.derain_blend) == (32, 1.5, "attention")
+    img = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    a, _ = derain(img, model=g)
+    b, _ = derain(img, model=g, size=32, smooth=1.5, blend="attention")
+    c, _ = derain(img, model=g, size=32, smooth=0, blend="none")
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the longer side (px) at which the network runs: model (default: the scale the weights "
                         "were trained for, e.g. 240 for the cpu preset, full resolution for gen.pkl), full, or N; "
                         "only the network's change is enlarged back, so finer detail stays the input's")
+    p.add_argument("--smooth", default="model", metavar="S|model",
+                   help="sigma (px at the network's scale) of the Gaussian that smooths the network's change before "
+                        "it is applied: model (default: the weights' own, e.g. 2 for the kit's model, 0 for gen.pkl)")
+    p.add_argument("--blend", default="model", choices=("model", "none", "attention"),
+                   help="attention: the change is weighted by the last attention map clip(A_N, 0, 1), so regions "
+                        "without drops stay as they were; none: applied everywhere; model (default): the weights' own")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto (default): bf16 on CPUs with native bf16 (avx512_bf16/AMX), fp16 on CUDA, else "
@@ -85,6 +91,16 @@ def _size(text: str) -> int | None:
     return int(text)
 
 
+def _smooth(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"--smooth must be model or a number of pixels >= 0, got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
@@ -99,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
     size = _size(args.size)
+    smooth = None if args.smooth == "model" else _smooth(args.smooth)
+    blend = None if args.blend == "model" else args.blend
     weights = args.weights
     if weights is None:  # the kit's packaged model; missing: one line, exit 2
         from agan.release import announce_default, default_weights
@@ -130,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             image, alpha = read_image_alpha(f)  # (H, W, 3) uint8, alpha (H, W) or None
             out, maps = derain(image, model=model, tile=args.tile, overlap=args.overlap,
-                               precision=args.precision, size=size)
+                               precision=args.precision, size=size, smooth=smooth, blend=blend)
             if alpha is not None and target.suffix.lower() in ALPHA_SUFFIXES:
                 out = np.dstack([out, alpha])  # (H, W, 4): the input's alpha restored
             lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp")
