@@ -14,8 +14,9 @@ from agan.models import Generator, GeneratorOutput, build_generator
 from agan.models.authors import export_authors_state_dict
 
 
-def small_cfg(**kw):
-    return Config.preset("cpu", **{"width": 0.125, "steps": 2, **kw})
+def small_cfg(**kw):  # applies G's output as it is (the paper's O), unless a test asks otherwise
+    return Config.preset("cpu", **{"width": 0.125, "steps": 2, "derain_size": 0, "derain_smooth": 0.0,
+                                   "derain_blend": "none", **kw})
 
 
 @pytest.fixture(scope="module")

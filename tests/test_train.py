@@ -456,7 +456,8 @@ def test_real_val_is_scored_like_agan_derain_beside_the_synthetic_split(tmp_path
     pairs = [tuple(np.array(Image.open(real / k / f"{i}_{k}.png")) for k in ("rain", "clean")) for i in range(2)]
     ident = np.mean([score_pair(r, c) for r, c in pairs], 0)
     x = [torch.from_numpy(r).permute(2, 0, 1)[None].float() / 255 for r, _ in pairs]
-    outs = [derain_tensor(res.G.eval(), xi, precision="auto", size=24)[0] for xi in x]
+    outs = [derain_tensor(res.G.eval(), xi, precision="auto", size=24, smooth=cfg.derain_smooth,
+                          blend=cfg.derain_blend)[0] for xi in x]
     got = np.mean([score_pair(o[0].permute(1, 2, 0).numpy(), c) for o, (_, c) in zip(outs, pairs)], 0)
     last = real_rows[-1]
     assert last["psnr_input"] == pytest.approx(ident[0]) and last["ssim_input"] == pytest.approx(ident[1])
