@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,10 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--machine", default=None, metavar="TEXT",
                    help="describe the training machine when this is not it (default: this machine's CPU model)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing release of that name")
+    p.add_argument("--measure", type=int, default=12, metavar="N",
+                   help="score the exported file on N synthetic 480x720 frames (and --real) for the card; 0 = skip")
+    p.add_argument("--real", default=os.path.relpath(ROOT.parent / "shared" / "real" / "train_pairs"), metavar="DIR",
+                   help="real rain/clean pairs scored for the card when the folder exists (default ../shared/real/"
+                        "train_pairs; never needed)")
     args = p.parse_args(argv)
 
     from agan.checkpoint import CheckpointError, atomic_write_text
-    from agan.release import MAX_BYTES, export_release, render_model_card, run_card_fields, sidecar_path
+    from agan.release import (MAX_BYTES, export_release, measure_release, render_model_card, run_card_fields,
+                              sidecar_path)
 
     try:
         run_dir, out = Path(args.run_dir), Path(args.out)
@@ -47,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         weights = export_release(run_dir / "checkpoints" / "generator.pt", out, fields, name=args.name,
                                  overwrite=args.overwrite)
         info = json.loads(sidecar_path(weights).read_text(encoding="utf-8"))
+        if args.measure:  # the card's numbers, measured on the exported file itself
+            info["measured"] = measure_release(weights, args.real or None, n_synthetic=args.measure)
+            atomic_write_text(sidecar_path(weights), json.dumps(info, indent=2) + "\n")
         atomic_write_text(card, render_model_card(info, failures))
     except (CheckpointError, OSError, ValueError) as e:
         print(f"export_release: error: {e}", file=sys.stderr)
