@@ -1,7 +1,8 @@
 """Table 1 from one call: train the six rows under one budget, evaluate them, tabulate mean ± std.
 
-Reference: Qian et al., CVPR 2018, Table 1 (SPEC 5): Eigen13, Pix2Pix, A, A+D, A+AD, AA+AD on
-Raindrop test_a, PSNR / SSIM with the authors' protocol (SPEC 6, ``agan.evaluate``).
+Reference: Qian et al., CVPR 2018, Sec. 6, Table 1 (docs/paper.md#table-1): Eigen13, Pix2Pix, A, A+D, A+AD,
+AA+AD on Raindrop test_a, PSNR / SSIM with the authors' protocol (docs/paper.md#evaluation-protocol,
+``agan.evaluate``).
 
     from agan.ablate import run_ablation
     table = run_ablation("cpu", seeds=3, out_dir="runs/ablation-cpu")   # -> AblationTable

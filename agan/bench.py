@@ -223,7 +223,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
 
 
 # ----------------------------------------------------------------------------------------------
-# one training step: D update then G update (paper Eqs. 8-9)
+# one training step: D update then G update (paper Eqs. 8-9, then Eq. 7)
 # ----------------------------------------------------------------------------------------------
 
 

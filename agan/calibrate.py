@@ -2,7 +2,8 @@
 
 Compares real rainy/clean pairs (../shared/real/train_pairs, never bundled) with synthetic drops
 rendered onto the *same* clean images, so only the drops differ:
-    coverage   fraction of pixels in the SPEC 4 difference mask M (|rain - clean| >= 30, any channel)
+    coverage   fraction of pixels in the difference mask M (|rain - clean| >= 30, any channel;
+               docs/paper.md#raindrop-mask)
     drops      connected components of M (skimage.measure.label, 8-connectivity) of >= ``min_area`` px:
                count per image, median area, histogram over log2 area bins
     psnr       PSNR (dB, data range 255, RGB) of the rainy image against the clean one
@@ -259,8 +260,8 @@ def single_image_stats(rain: np.ndarray, min_area: int = 20, window: int = 5,
 def realism_stats(rain: np.ndarray, clean: np.ndarray, min_area: int = 20, threshold: int = 30,
                   soft: int = 5, exclude_px: float = 9.0, band: int = 16) -> dict[str, Any]:
     """Realism statistics of one aligned (rain, clean) uint8 RGB pair; Y = BT.601 luma in grey levels,
-    dY = Y(rain) - Y(clean), M = |rain - clean| >= ``threshold`` in any channel (SPEC 4), "drops" =
-    the 8-connected components of M of >= ``min_area`` px, D = their union.
+    dY = Y(rain) - Y(clean), M = |rain - clean| >= ``threshold`` in any channel (docs/paper.md#raindrop-mask),
+    "drops" = the 8-connected components of M of >= ``min_area`` px, D = their union.
 
     n_drops, diam_p25/p50/p75, diam_area_p50
         number of drops; percentiles of their equivalent diameters sqrt(4 area / pi), px; the

@@ -5,7 +5,8 @@
     cfg.save("runs/x/config.json"); Config.load("runs/x/config.json")
 
 Presets
-    paper  SPEC constants: full width, N = 4 steps, 224x224 crops, batch 2, ImageNet VGG16.
+    paper  the paper's constants (docs/paper.md#losses): full width, N = 4 steps, 224x224 crops, batch 2,
+           ImageNet VGG16.
     cpu    the same topology, narrower and on small crops, so that a useful run fits in
            ~15 minutes on 2 CPU cores; without L_P (ImageNet VGG16 weights cannot be downloaded
            offline; the log says so), unless ``vgg_weights`` is given on the command line.
@@ -68,7 +69,7 @@ class Config:
     crop_size: int = 224
     batch_size: int = 2
     flip: bool = True
-    mask_threshold: int = 30  # M: |rain - clean| >= 30/255 in any channel (SPEC 4)
+    mask_threshold: int = 30  # M: |rain - clean| >= 30/255 in any channel (docs/paper.md#raindrop-mask)
     mask_dilate: bool = False  # optional 3x3 dilation of M
     # M for synthetic pairs: "difference" (the paper's rule for real data: |rain - clean| >= mask_threshold, which
     # also marks the glass's haze) | "drops" (the exact drop layer the synthesiser drew: blur(alpha) >= 0.3)

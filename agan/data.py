@@ -1,7 +1,8 @@
 """Datasets: the Raindrop dataset folders (and ``agan synth`` output) and on-the-fly synthetic drops.
 
-Reference: Qian et al., CVPR 2018, Sec. 3 (the Raindrop dataset: 861 train pairs, test_a, test_b)
-and SPEC 4 (the raindrop mask M) and 6 (crop to a multiple of 4).
+Reference: Qian et al., CVPR 2018, Sec. 5 (the Raindrop dataset: 861 train pairs, test_a, test_b;
+docs/paper.md#dataset), the raindrop mask M (docs/paper.md#raindrop-mask) and the crop to a multiple
+of 4 (docs/paper.md#evaluation-protocol).
 
 Every item is a dict
     rain   (3, H, W) float32 in [0, 1]   the image I with raindrops

@@ -1,9 +1,9 @@
-"""The authors' evaluation protocol (SPEC 6) and its switches: PSNR / SSIM on the Y channel.
+"""The authors' evaluation protocol and its switches: PSNR / SSIM on the Y channel.
 
 References
     Qian et al., "Attentive Generative Adversarial Network for Raindrop Removal from A Single Image",
-    CVPR 2018, Sec. 5 (PSNR / SSIM on Raindrop test_a); the released evaluation script (protocol only,
-    summarised in SPEC 6; no code copied).
+    CVPR 2018, Sec. 6 and Table 1 (PSNR / SSIM on Raindrop test_a); the released evaluation script
+    (protocol only, summarised in docs/paper.md#evaluation-protocol; no code copied).
     Wang, Bovik, Sheikh, Simoncelli, "Image quality assessment: from error visibility to structural
     similarity", IEEE TIP 2004 (SSIM).
 

@@ -2,8 +2,8 @@
 widgets) and one function that wires them to ipywidgets.
 
 Reference: Qian et al., CVPR 2018 -- the attention maps A_t of the attentive-recurrent network
-(Sec. 4.1, Figs. 3/8), the raindrop mask M of SPEC 4 (|I - B| >= threshold in any channel), and
-the image model I = (1 - M) B + R rendered by ``agan.synth``.
+(Sec. 4.1, Figs. 3/8), the raindrop mask M (|I - B| >= threshold in any channel; docs/paper.md#raindrop-mask)
+and the image model I = (1 - M) B + R rendered by ``agan.synth``.
 
     state = explore("synthetic:0", model)          # run G once: I, A_1..A_N, O (+ B and M when known)
     state = explore("synthetic:0")                 # ... with the kit's default model (agan.release)
@@ -170,7 +170,8 @@ def attention_at(state: ExplorerState, t: int) -> np.ndarray:
 
 def difference_mask_at(rain: np.ndarray, clean: np.ndarray, threshold: int = 30, dilate: bool = False
                        ) -> tuple[np.ndarray, float]:
-    """M at ``threshold`` (0..255, SPEC 4: |rain - clean| >= threshold in any channel) -> (HxW bool, coverage)."""
+    """M at ``threshold`` (0..255: |rain - clean| >= threshold in any channel) -> (HxW bool, coverage);
+    docs/paper.md#raindrop-mask."""
     from .images import difference_mask
 
     if clean is None:

@@ -8,7 +8,7 @@ The plain ``agan.models.Generator.forward`` stays the reference (and the baselin
     * no ``torch.cat`` in the recurrent loop: the inputs of head_in, [I, A_{t-1}], and of the ConvLSTM,
       [X_t, H_{t-1}], live in pre-allocated buffers that each step writes into (``out=`` / in-place);
     * the ConvLSTM gate conv is re-ordered from (i, f, g, o) to (i, f, o, g), so one in-place sigmoid and
-      one in-place tanh cover all four gates (paper Eq. 2 without peepholes);
+      one in-place tanh cover all four gates (paper Eq. 3 without peepholes);
     * in-place ReLUs and residual adds (no new full-resolution tensor per activation);
     * reduced precision: bf16 on CPUs with native bf16 dot products (avx512_bf16 / AMX), fp16 on CUDA;
       weights are cast once and cached (re-cast automatically when G's parameters change);

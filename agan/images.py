@@ -113,7 +113,9 @@ def to_uint8(t: Tensor) -> np.ndarray:
 
 def difference_mask(rain: Tensor | np.ndarray, clean: Tensor | np.ndarray, threshold: int = 30,
                     dilate: bool = False) -> Tensor:
-    """The raindrop mask M of SPEC 4: 1 where |rain - clean| >= threshold/255 in any channel.
+    """The raindrop mask M: 1 where |rain - clean| >= threshold/255 in any channel.
+
+    The paper's rule for aligned pairs: docs/paper.md#raindrop-mask.
 
     Accepts float tensors in [0, 1] of shape (..., 3, H, W) or uint8 arrays HxWx3.
     Returns a float tensor (..., 1, H, W) of 0/1; ``dilate`` applies a 3x3 max filter.

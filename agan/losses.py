@@ -1,7 +1,7 @@
-"""The four losses of Attentive GAN (paper Sec. 4, Eqs. 4-8), one small module each.
+"""The four losses of Attentive GAN (paper Sec. 4, Eqs. 4-9; docs/paper.md#losses), one small module each.
 
-    L_G = 10^-2 L_GAN(O) + L_ATT({A}, M) + L_M({S}, {T}) + L_P(O, T)          (paper Eq. 8)
-    L_D = -log D(R) - log(1 - D(O)) + gamma L_map(O, R, A_N)                  (paper Eq. 9)
+    L_G = 10^-2 L_GAN(O) + L_ATT({A}, M) + L_M({S}, {T}) + L_P(O, T)          (paper Eq. 7)
+    L_D = -log D(R) - log(1 - D(O)) + gamma L_map(O, R, A_N)                  (paper Eqs. 8-9)
 
 Names used by logging and plots: ``LOSS_NAMES``.  Constants are the paper's; variants seen in
 other recipes (theta = 0.6, map target = mask M, VGG layer weights 1/0.6/0.4/0.2) are options.
@@ -147,7 +147,7 @@ class PerceptualLoss(nn.Module):
 
 
 class GeneratorAdversarialLoss(nn.Module):
-    """The generator's GAN term of Eq. 8: weight * log(1 - D(O)), weight = 10^-2.
+    """The generator's GAN term of paper Eq. 7: weight * log(1 - D(O)), weight = 10^-2.
 
     Computed from D's logit z: log(1 - sigmoid(z)) = -softplus(z), stable for any z.
     ``non_saturating=True`` gives the common -weight * log D(O) instead (not the paper).
@@ -165,7 +165,7 @@ class GeneratorAdversarialLoss(nn.Module):
 
 
 class DiscriminatorLoss(nn.Module):
-    """L_D = -log D(R) - log(1 - D(O)) + gamma L_map     (paper Eqs. 9-10; gamma = 0.05)
+    """L_D = -log D(R) - log(1 - D(O)) + gamma L_map     (paper Eqs. 8-9; gamma = 0.05)
 
         L_map(O, R, A_N) = L_MSE(D_map(O), A_N) + L_MSE(D_map(R), 0)
 

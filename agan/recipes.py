@@ -11,7 +11,7 @@ and logs the returned terms under the names of ``recipe.loss_names``. A recipe i
 with :func:`register_recipe`). Rules for ``d_loss``: call D *once* (real and fake concatenated:
 DistributedDataParallel expects one forward per backward) and feed it detached fakes.
 
-AganRecipe (paper Sec. 4, SPEC 4), variants of Table 1 (``cfg.variant``):
+AganRecipe (paper Sec. 4, Eqs. 4-9; docs/paper.md#losses), variants of Table 1 (``cfg.variant``):
     A       autoencoder only, no D:  L_G = L_M + L_P     (every "+ L_P": unless cfg.perceptual_weight = 0)
     A+D     + plain D:               L_G = 0.01 log(1 - D(O)) + L_M + L_P;  L_D = -log D(R) - log(1 - D(O))
     A+AD    + attentive D:           L_D += gamma L_map, D_map's target for fakes is the mask M (no A_N)

@@ -231,8 +231,8 @@ def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     from safetensors import SafetensorError, safe_open
 
     from . import pick_device
-    from .infer import set_derain_config
     from .config import Config
+    from .infer import set_derain_config
     from .models import build_generator
 
     path = Path(path)

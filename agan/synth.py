@@ -6,9 +6,10 @@ References (textbook optics, no code copied):
     environment construction and intensity-based correlation", IEEE IV 2009.
     Z. Hao et al., "Learning from synthetic photorealistic raindrop for single image raindrop removal",
     ICCV-W 2019.   F. Pizzati et al., "Model-based occlusion disentanglement", ECCV 2020.
-    Summary of the geometry used here: ../shared/RAINDROP_OPTICS.md.
+    The synthesiser is the kit's addition, not the paper's: docs/paper.md#kit-additions.
 
-Image model (SPEC 1):  I = blur(D * alpha) + B * (1 - blur(alpha)),  i.e. I = (1 - M) B + R.
+Image model (paper Sec. 3, Eq. 1; docs/paper.md#image-model):
+    I = blur(D * alpha) + B * (1 - blur(alpha)),  i.e. I = (1 - M) B + R.
     B      clean background, treated as a fronto-parallel scene plane at depth ``scene_m``
     alpha  exact (anti-aliased) coverage of the drop footprints on the glass, seen from the camera
     D      drop appearance: each drop pixel's ray is refracted by the flat glass/water interface
@@ -209,7 +210,7 @@ class SynthResult:
     clean: np.ndarray  # (H, W, 3) uint8, the background B
     alpha: np.ndarray  # (H, W) float32, blur(alpha): the weight of the drop layer in I (soft coverage)
     mask: np.ndarray  # (H, W) bool, binary drop mask: ray-hit footprint test (footprint >= 0.5)
-    diff_mask: np.ndarray  # (H, W) bool, SPEC 4: |rain - clean| >= 30 in any channel
+    diff_mask: np.ndarray  # (H, W) bool, the paper's M: |rain - clean| >= 30 in any channel
     params: dict[str, Any] = field(default_factory=dict)  # sampled values, JSON-serialisable
     footprint: np.ndarray | None = None  # (H, W) float32, sharp anti-aliased coverage (before defocus)
 
@@ -462,7 +463,8 @@ def render(clean: np.ndarray, seed: int | np.random.Generator, params: SynthPara
     offset = (255.0 * s["exposure"] * s["haze"] * haze_col + 0.5).astype(np.float32)
     rain = np.clip(I * gain + offset, 0, 255).astype(np.uint8)
     ad = np.maximum(rain, clean) - np.minimum(rain, clean)  # |rain - clean| in uint8
-    diff = np.maximum(np.maximum(ad[..., 0], ad[..., 1]), ad[..., 2]) >= diff_threshold  # SPEC 4
+    # the paper's M, docs/paper.md#raindrop-mask
+    diff = np.maximum(np.maximum(ad[..., 0], ad[..., 1]), ad[..., 2]) >= diff_threshold
     footprint = alpha_c.reshape(Hc, Wc)[m:m + H, m:m + W].astype(np.float32)
 
     sampled = {k: round(v_, 6) for k, v_ in s.items()}

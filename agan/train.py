@@ -1,9 +1,9 @@
 """The training loop of Attentive GAN (paper Sec. 4) and its ablations, on one device or many.
 
 Reference: R. Qian et al., "Attentive Generative Adversarial Network for Raindrop Removal from A
-Single Image", CVPR 2018, Sec. 4 (losses: SPEC 4). The authors released no training code; the
-optimiser is the kit's documented choice (Adam 5e-4, betas 0.5/0.99; or RMSprop 2e-5 G / 1e-5 D
-with generator pre-training).
+Single Image", CVPR 2018, Sec. 4 (losses: Eqs. 4-9, docs/paper.md#losses). The authors released no
+training code; the optimiser is the kit's documented choice (Adam 5e-4, betas 0.5/0.99; or RMSprop
+2e-5 G / 1e-5 D with generator pre-training).
 
 Per step (``agan.recipes`` says what each model kind computes):
     1. G forward:                     A_1..A_N, S1, S2, O = G(I)

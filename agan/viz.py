@@ -3,7 +3,7 @@ loss curves from ``metrics.jsonl`` and the paper's Table 1 next to the kit's num
 
 Reference: Qian et al., CVPR 2018 -- Fig. 3/8 (attention maps A_1..A_N across the recurrent
 steps), Fig. 4 (multi-scale outputs S_1, S_2, O), Table 1 (ablations, PSNR/SSIM on test_a;
-the numbers below are the paper's, SPEC section 5).
+the numbers below are the paper's, docs/paper.md#table-1).
 
 Conventions: images are tensors (3, H, W) / (1, 3, H, W) in [0, 1], HxWx3 uint8/float arrays or
 PIL images; ``to_display`` turns any of them into an HxWx3 float array in [0, 1]. Attention maps
@@ -46,7 +46,7 @@ __all__ = [
     "write_table1",
 ]
 
-# Paper Table 1 (Raindrop test_a, PSNR / SSIM), SPEC section 5: variant -> (PSNR, SSIM)
+# Paper Table 1 (Sec. 6; Raindrop test_a, PSNR / SSIM), docs/paper.md#table-1: variant -> (PSNR, SSIM)
 PAPER_TABLE1: dict[str, tuple[float, float]] = {
     "Eigen13": (28.59, 0.6726),
     "Pix2Pix": (30.14, 0.8299),

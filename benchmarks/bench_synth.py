@@ -3,8 +3,9 @@
     python benchmarks/bench_synth.py [--size 224] [--n 200] [--seed 0]
 
 Times ``agan.synth.make_pair`` (background crop + jitter + ray-traced drops + defocus + masks) and,
-separately, the dataset item (the same plus uint8 -> float tensors and the SPEC 4 mask).  The
-procedural background bank and scikit-image photos are warmed up first (a one-off cost).
+separately, the dataset item (the same plus uint8 -> float tensors and the mask M of
+docs/paper.md#raindrop-mask).  The procedural background bank and scikit-image photos are warmed up
+first (a one-off cost).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ references in one of the paired layouts ``agan eval`` reads: data/+gt/ (Raindrop
 input/+target/ or input/+gt/, itself or in split folders; files pair by their leading number
 (0_rain.png <-> 0_clean.png). Each photo is derained at full resolution by the public API
 ``agan.infer.derain`` (no resizing), and both the input and the output are scored against the clean
-photo with ``agan.evaluate.score_pair``: the authors' protocol (Qian et al., CVPR 2018, Sec. 5), i.e.
-top-left crop to a multiple of 4, Y channel, PSNR (data range 255) and SSIM (7x7 uniform window).
+photo with ``agan.evaluate.score_pair``: the authors' protocol (Qian et al., CVPR 2018, Sec. 6;
+docs/paper.md#evaluation-protocol), i.e. top-left crop to a multiple of 4, Y channel, PSNR (data range
+255) and SSIM (7x7 uniform window).
 Without --weights, derain's default model is used (weights=None).
 """
 

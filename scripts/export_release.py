@@ -39,8 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from agan.checkpoint import CheckpointError, atomic_write_text
-    from agan.release import (MAX_BYTES, export_release, measure_release, render_model_card, run_card_fields,
-                              sidecar_path)
+    from agan.release import (
+        MAX_BYTES,
+        export_release,
+        measure_release,
+        render_model_card,
+        run_card_fields,
+        sidecar_path,
+    )
 
     try:
         run_dir, out = Path(args.run_dir), Path(args.out)

@@ -31,7 +31,8 @@ def assert_same_training_state(a: dict, b: dict) -> None:
 
 
 def closed_form_authors_state_dict() -> dict[str, torch.Tensor]:
-    """SPEC 2.4: every tensor of the authors' layout filled by a closed form, no RNG (float64).
+    """Every tensor of the authors' layout filled by a closed form, no RNG (float64);
+    docs/paper.md#golden-import-test.
 
     k-th key with n elements: u = frac(|sin(idx*12.9898 + k*78.233)| * 43758.5453),
     value = (2u - 1) * scale; scale = sqrt(6 / (n / shape[0])) for weights, 0.1 for biases.

@@ -1,4 +1,4 @@
-"""The golden import test (SPEC 2.4) and the authors' checkpoint layout."""
+"""The golden import test (docs/paper.md#golden-import-test) and the authors' checkpoint layout."""
 
 import json
 

@@ -41,7 +41,8 @@ def no_tf32():
 
 
 def test_golden_import_on_device(authors_sd, reference_outputs):
-    """SPEC 2.4's float64 reference outputs, from the imported weights in float32 on the device."""
+    """The golden test's float64 reference outputs (docs/paper.md#golden-import-test), from the imported
+    weights in float32 on the device."""
     G = Generator().to(DEV)
     G.load_state_dict(import_authors_state_dict({k: v.float() for k, v in authors_sd.items()}))
     x = torch.from_numpy(np.ascontiguousarray(reference_outputs["input"][:, ::-1])).float().to(DEV)

@@ -45,7 +45,7 @@ def test_pairs_by_numeric_id(tmp_path):
         assert item["rain"].dtype == torch.float32 and item["rain"].shape == (3, 28, 40)  # multiple of 4
         assert torch.allclose(item["clean"], torch.full((3, 28, 40), 10 * i / 255.0))
         assert item["mask"].shape == (1, 28, 40)
-        assert item["mask"][0, :5, :5].all() and item["mask"].sum() == 25  # SPEC 4 difference mask
+        assert item["mask"][0, :5, :5].all() and item["mask"].sum() == 25  # M: docs/paper.md#raindrop-mask
 
 
 def test_jpg_and_split_layout(tmp_path):

@@ -45,7 +45,7 @@ def test_result_fields_and_spec_mask():
     assert r.alpha.shape == (40, 56) and r.alpha.dtype == np.float32
     assert 0.0 <= r.alpha.min() and r.alpha.max() <= 1.0
     assert r.mask.dtype == bool and r.diff_mask.dtype == bool
-    expected = difference_mask(r.rain, r.clean, 30)[0].numpy() > 0  # SPEC 4
+    expected = difference_mask(r.rain, r.clean, 30)[0].numpy() > 0  # docs/paper.md#raindrop-mask
     np.testing.assert_array_equal(r.diff_mask, expected)
     json.dumps(r.params)  # JSON-serialisable
     assert r.params["n_drops"] > 0

@@ -130,7 +130,7 @@ def test_table1_has_the_papers_numbers_and_the_kits():
     rows = viz.table1_rows(measured)
     assert [r["variant"] for r in rows] == ["Eigen13", "Pix2Pix", "A", "A+D", "A+AD", "AA+AD", "input"]
     full = rows[5]
-    assert (full["paper_psnr"], full["paper_ssim"]) == (31.57, 0.9023)  # SPEC 5
+    assert (full["paper_psnr"], full["paper_ssim"]) == (31.57, 0.9023)  # paper Table 1, docs/paper.md#table-1
     assert (full["kit_psnr"], full["kit_psnr_std"], full["kit_ssim"]) == (25.5, 0.25, 0.81)
     assert rows[2]["kit_psnr"] == 23.0 and rows[2]["kit_ssim_std"] is None
     assert rows[1]["kit_psnr"] is None

@@ -12,8 +12,9 @@ EPILOG = """examples:
   agan eval --weights runs/cpu/checkpoint.pt --data ../shared/real/train_pairs  # rain/ + clean/ pairs
   agan eval --pred out/ --gt ~/Raindrop/test_a/gt --csv scores.csv        # ready outputs vs ground truth
 
-Protocol (SPEC 6): top-left crop to a multiple of 4; output x255 -> uint8 (--cast clip: clip and
-round, default; wrap: the released script's unclipped cast, out-of-range values wrap around);
+Protocol (docs/paper.md#evaluation-protocol): top-left crop to a multiple of 4; output x255 -> uint8
+(--cast clip: clip and round, default; wrap: the released script's unclipped cast, out-of-range values
+wrap around);
 Y = 0.299 R + 0.587 G + 0.114 B (--color y, default; y-matlab: 16-235 Y; rgb: no conversion);
 PSNR (data range 255) and SSIM (scikit-image: 7x7 uniform window, K1 0.01, K2 0.03); mean over
 images. --data DIR holds inputs + ground truth as data/+gt/ (Raindrop), rain/+clean/, input/+target/

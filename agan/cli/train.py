@@ -16,7 +16,8 @@ Per step: a discriminator update (L_D with gamma*L_map) then a generator update
 DIR/train.log, DIR/samples/*.png and DIR/checkpoints/{last.pt,generator.pt}.
 
 Presets: cpu (narrow network, 64x64 crops, no L_P: ImageNet VGG16 cannot be downloaded offline;
-~15 min on 2 CPU cores), paper (SPEC constants, 224x224 crops, ImageNet VGG16; for a GPU).
+~15 min on 2 CPU cores), paper (the paper's constants, docs/paper.md#losses; 224x224 crops, ImageNet
+VGG16; for a GPU).
 The paper gives no optimiser: the default is Adam (lr 5e-4, betas 0.5/0.99); --optimizer rmsprop
 uses lr 2e-5 (G) / 1e-5 (D) with generator-only pre-training for the first 10% of the steps (change
 with --set pretrain_steps=N).

@@ -4,7 +4,7 @@ The authors released generator weights (PyTorch 0.3.1, Python 2.7, legacy serial
 licence: the kit never bundles them. A user who has the file loads it with
 ``load_authors_generator(path)`` or ``agan derain --weights gen.pkl``.
 
-Two differences between their layout and ours (SPEC 2.3):
+Two differences between their layout and ours (docs/paper.md#checkpoint-layout):
 1. Names: ``det_conv0`` ... ``output`` (see ``KEY_MAP``); their four LSTM gate convs
    ``conv_i/f/g/o`` are one fused conv ``arn.lstm.gates`` here (gate order i, f, g, o).
 2. Colour order: their network works in **BGR** (images read with OpenCV), ours in RGB. On import

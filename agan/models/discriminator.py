@@ -1,7 +1,7 @@
-"""The attentive discriminator (paper Sec. 4.3) and the plain variant used by ablation "A+D".
+"""The attentive discriminator (paper Sec. 4.2) and the plain variant used by ablation "A+D".
 
-Which description the kit follows: the **authors' released code as they meant it** (SPEC 3), not
-the paper's text. The paper says "7 conv layers of 3x3, features from the third-last layer
+Which description the kit follows (docs/paper.md#discriminator): the **authors' released code as they
+meant it**, not the paper's text. The paper says "7 conv layers of 3x3, features from the third-last layer
 multiplied by the attention map"; the released file has six 5x5 conv+ReLU layers, an attention
 head D_map, the features multiplied by D_map, two stride-4 convs and two fully connected layers
 (its forward calls one layer twice and cannot run as released; we run the intended graph).

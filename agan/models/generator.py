@@ -1,8 +1,8 @@
 """The Attentive GAN generator: attentive-recurrent network + contextual autoencoder.
 
 Reference: R. Qian, R. T. Tan, W. Yang, J. Su, J. Liu, "Attentive Generative Adversarial Network
-for Raindrop Removal from A Single Image", CVPR 2018 (arXiv 1711.10098), Sec. 4.1 and Fig. 2.
-Layer tables: ../shared/SPEC.md sections 2.1 and 2.2 (kept in this repo's README).
+for Raindrop Removal from A Single Image", CVPR 2018 (arXiv 1711.10098), Sec. 4.1 and Figs. 2-4.
+Layer tables: docs/paper.md#attentive-recurrent-network and docs/paper.md#contextual-autoencoder.
 
 Code <-> paper names
     I      input image with raindrops              ``image``      (B, 3, H, W), RGB in [0, 1]
@@ -85,7 +85,7 @@ class ResidualBlock(nn.Module):
 
 
 class ConvLSTMCell(nn.Module):
-    """Convolutional LSTM without peepholes (paper Eq. 2 without the W_c* peephole terms).
+    """Convolutional LSTM without peepholes (paper Eq. 3 without the W_c* peephole terms).
 
         i_t = sigma(W_i * [X_t, H_{t-1}] + b_i)      f_t = sigma(W_f * [X_t, H_{t-1}] + b_f)
         g_t = tanh(W_g * [X_t, H_{t-1}] + b_g)       o_t = sigma(W_o * [X_t, H_{t-1}] + b_o)
@@ -146,7 +146,7 @@ class AttentiveRecurrentNetwork(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# Contextual autoencoder (paper Sec. 4.2, Fig. 4)
+# Contextual autoencoder (paper Sec. 4.1, Fig. 4)
 # ----------------------------------------------------------------------------------------------
 
 
