@@ -34,8 +34,8 @@ test: $(STAMP)
 		--nbval-cell-timeout=600 notebooks --ignore=notebooks/executed
 
 # Run the notebooks with papermill (params/$(PRESET).yaml): trains the preset, runs the ablations,
-# regenerates figures/ (PNG) and figures/table1.{csv,md}; executed copies + run.log + summary.json in
-# notebooks/executed/ (git-ignored). Needs nothing from ../shared.
+# regenerates figures/ (PNG) and figures/table1.{csv,md}; executed copies (each also as NAME.html) + run.log +
+# summary.json in notebooks/executed/ (git-ignored). Needs nothing from ../shared.
 reproduce: $(STAMP)
 	$(BIN)/python -m agan info --preset $(PRESET)
 	$(BIN)/python scripts/run_notebooks.py --params params/$(PRESET).yaml

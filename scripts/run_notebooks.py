@@ -5,12 +5,14 @@
     python scripts/run_notebooks.py --params params/paper.yaml
     python scripts/run_notebooks.py --only 02 03 -p SIZE=64   # a subset, with extra parameters
 
-Executed copies go to notebooks/executed/ (git-ignored), one log line per notebook goes to
+Executed copies go to notebooks/executed/ (git-ignored), each also as HTML beside it
+(notebooks/executed/NAME.html, nbconvert; readable without Jupyter), one log line per notebook goes to
 notebooks/executed/run.log and the timings to notebooks/executed/summary.json. The stored
 notebooks are never modified. The parameters file (see params/cpu.yaml) has ``common`` values,
-per-notebook blocks under ``notebooks``, an optional ``order`` and ``timeout_s`` (per notebook,
-also the per-cell limit). A notebook receives only the names its ``parameters`` cell declares;
-a name that no notebook declares is an error (a typo would otherwise be silently ignored).
+per-notebook blocks under ``notebooks``, an optional ``order``, ``timeout_s`` (per notebook,
+also the per-cell limit) and ``html`` (default true; ``--no-html`` turns it off). A notebook
+receives only the names its ``parameters`` cell declares; a name that no notebook declares is
+an error (a typo would otherwise be silently ignored).
 Exit status: 0 when every notebook ran, 1 when one failed (the run stops there unless
 ``--keep-going``), 2 for a bad command line or parameters file.
 """
@@ -43,9 +45,11 @@ def load_params(path: Path) -> dict:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise TypeError(f"{path}: expected a mapping with common/notebooks/order/timeout_s")
-    unknown = set(data) - {"preset", "order", "timeout_s", "common", "notebooks"}
+    unknown = set(data) - {"preset", "order", "timeout_s", "common", "notebooks", "html"}
     if unknown:
         raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}")
+    if not isinstance(data.get("html", True), bool):
+        raise TypeError(f"{path}: html must be true or false, got {data['html']!r}")
     return data
 
 
@@ -126,7 +130,20 @@ def check_kernel(kernel_name: str = "python3") -> str:
     return exe
 
 
-def run(jobs, out_dir: Path, keep_going: bool = False) -> list[dict]:
+def write_html(executed: Path) -> Path:
+    """Write an executed notebook as HTML beside it (NAME.ipynb -> NAME.html, nbconvert's HTML exporter:
+    the outputs, figures included, as they were computed). Returns the HTML path."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    out = executed.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> list[dict]:
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -145,8 +162,14 @@ def run(jobs, out_dir: Path, keep_going: bool = False) -> list[dict]:
         seconds = time.perf_counter() - t0
         if seconds > timeout and status == "ok":
             status, error = "over-time", f"took {seconds:.0f}s > {timeout}s"
+        page = ""
+        if html and out.is_file():  # also for a failed notebook: the page shows where it stopped
+            try:
+                page = str(_shown(write_html(out)))
+            except Exception as e:  # noqa: BLE001 -- the HTML copy is a convenience: say so, keep the run's status
+                log.warning("%s: no HTML copy (%s: %s)", nb.stem, type(e).__name__, e)
         results.append({"notebook": nb.stem, "status": status, "seconds": round(seconds, 1), "timeout_s": timeout,
-                            "parameters": injected, "output": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
+                            "parameters": injected, "output": str(_shown(out)), "html": page,
                             "error": error})
         (log.info if status == "ok" else log.error)("%s: %s in %.1fs%s", nb.stem, status, seconds,
                                                     f" -- {error} (see {out})" if error else "")
@@ -154,6 +177,10 @@ def run(jobs, out_dir: Path, keep_going: bool = False) -> list[dict]:
         if status != "ok" and not keep_going:
             break
     return results
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="inject NAME=VALUE (YAML) into every notebook that declares NAME")
     ap.add_argument("--out", type=Path, default=NOTEBOOKS / "executed", help="folder for executed copies")
     ap.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
+    ap.add_argument("--no-html", action="store_true",
+                    help="do not write NAME.html beside each executed copy (the parameters file's html: false)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     args = ap.parse_args(argv)
 
@@ -189,12 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     check_kernel()
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     t0 = time.perf_counter()
-    results = run(jobs, args.out, args.keep_going)
+    results = run(jobs, args.out, args.keep_going, html=params.get("html", True) and not args.no_html)
     total = time.perf_counter() - t0
     print("\nnotebook                     status      seconds")
     for r in results:
         print(f"{r['notebook']:28s} {r['status']:10s} {r['seconds']:8.1f}")
     print(f"{'total':28s} {'':10s} {total:8.1f}")
+    pages = [r["html"] for r in results if r.get("html")]
+    if pages:
+        print(f"executed notebooks and their HTML pages in {_shown(args.out)}/")
     ok = len(results) == len(jobs) and all(r["status"] == "ok" for r in results)
     return 0 if ok else 1
 

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 EXPECTED = ["00_quickstart", "01_raindrop_formation", "02_attention_maps", "03_autoencoder_and_losses",
-            "04_training", "05_ablations", "06_figures", "07_explorer"]
+            "04_training", "05_ablations", "06_figures", "07_explorer", "08_discriminator"]
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 COLAB = "https://colab.research.google.com/github/agan-kit/agan/blob/main/notebooks/{}.ipynb"
 
@@ -148,6 +148,52 @@ def test_papermill_injects_parameters(tmp_path, monkeypatch):
                    for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
     assert "image 48x48" in text  # the notebook reports the size it really ran at
     assert "fitting A_1..A_4 to M for 3 steps" in text
+
+
+def test_runner_writes_html_beside_each_executed_notebook(tmp_path, monkeypatch):
+    """`make reproduce` leaves NAME.ipynb and NAME.html (nbconvert) side by side in the output folder; both
+    parameter files ask for it, and --no-html / html: false turn it off."""
+    pytest.importorskip("papermill")
+    pytest.importorskip("nbconvert")
+    import nbformat
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    rn = _run_notebooks_module()
+    src = tmp_path / "nb" / "99_tiny.ipynb"
+    src.parent.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A tiny notebook"),
+                                         nbformat.v4.new_code_cell("print('six times seven is', 6 * 7)")],
+                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nbformat.write(nb, str(src))
+    out = tmp_path / "executed"
+    results = rn.run([(src, {}, 120)], out)
+    assert results[0]["status"] == "ok", results
+    html = out / "99_tiny.html"
+    assert (out / "99_tiny.ipynb").is_file() and html.is_file() and results[0]["html"] == str(html)
+    page = html.read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html") and "A tiny notebook" in page
+    assert "six times seven is 42" in page  # the executed output, not just the source
+    assert json.loads((out / "summary.json").read_text())[0]["html"] == str(html)
+
+    html.unlink()
+    assert rn.run([(src, {}, 120)], out, html=False)[0]["html"] == "" and not html.exists()
+    for name in ("cpu", "paper"):
+        assert rn.load_params(ROOT / "params" / f"{name}.yaml")["html"] is True
+    (tmp_path / "p.yaml").write_text("html: maybe\n")
+    with pytest.raises(TypeError, match="html must be true or false"):
+        rn.load_params(tmp_path / "p.yaml")
+
+
+def test_discriminator_notebook_installs_its_own_checkout_on_colab():
+    """08's Colab cell installs the checkout it sits in (found beside the notebook, in Drive, or cloned from
+    the one public URL that README.md also names), never a fixed pip URL."""
+    code = [_source(c) for c in _load(NB_DIR / "08_discriminator.ipynb")["cells"] if c["cell_type"] == "code"]
+    install = code[0]
+    assert '"google.colab" in sys.modules' in install and '"install", "-q", "-e", str(root)' in install
+    url = next(line.split('"')[1] for line in install.splitlines() if line.strip().startswith("REPO_URL ="))
+    assert url in (ROOT / "README.md").read_text(), "README.md must name the same repository URL as the cell"
+    assert "git+" not in install and 'os.chdir(root / "notebooks")' in install
 
 
 # ---------------------------------------------------------------------------------------------- the model shown
