@@ -10,7 +10,6 @@ Presets
     cpu    the same topology, narrower and on small crops, so that a useful run fits in
            ~15 minutes on 2 CPU cores; without L_P (ImageNet VGG16 weights cannot be downloaded
            offline; the log says so), unless ``vgg_weights`` is given on the command line.
-    release  the cpu preset trained 16000 steps: the kit's shipped model (agan/weights).
 """
 
 from __future__ import annotations
@@ -288,7 +287,3 @@ PRESETS: dict[str, dict[str, Any]] = {
         sample_every=500,
     ),
 }
-# the kit's shipped model (agan/weights): the cpu preset's recipe, trained longer (cosine over 16000 steps,
-# ~1 h 45 min on one CPU core, or minutes on a GPU); scripts/export_release.py writes it from the run
-PRESETS["release"] = {**copy.deepcopy(PRESETS["cpu"]), "iterations": 16000, "val_every": 1000, "sample_every": 2000,
-                      "ckpt_every": 500}
