@@ -210,3 +210,24 @@ def test_bench_rejects_bad_arguments(capsys):
 
     assert main(["bench", "--quick", "--paths", "plain,turbo", "--device", "cpu"]) == 2
     assert "turbo" in capsys.readouterr().err
+
+
+def test_malloc_tuning_never_fixes_the_threshold_back(monkeypatch):
+    """glibc's default mmap threshold is dynamic; a mallopt back to 128 KiB would make every later tensor an
+    mmap (training after a derain ran at half speed). Leaving the block only trims."""
+    import agan.fast as fast
+
+    calls = []
+
+    class Libc:
+        def mallopt(self, what, value):
+            calls.append(("mallopt", what, value))
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+
+    monkeypatch.setattr(fast, "_libc", lambda: Libc())
+    with fast.malloc_tuning():
+        pass
+    assert calls == [("mallopt", fast._M_MMAP_THRESHOLD, 1 << 30), ("mallopt", fast._M_TRIM_THRESHOLD, 1 << 30),
+                     ("trim", 0)]
