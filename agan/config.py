@@ -274,9 +274,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # of this one (seed 2's D idled throughout)
         lr_d=5e-4,
         lr_schedule="cosine",
-        # 14-15 min on our 2 cores, where precision "auto" trains under bf16 autocast (5.3-5.9 steps/s: 850-867 s in
-        # make reproduce, 823 s alone); CPUs without native bf16 train in fp32 (bench_train: 1.33x the bf16
-        # step, so ~19 min)
+        # ~13 min on our 2 cores, where precision "auto" trains under bf16 autocast (~6 steps/s: 764 s in make
+        # reproduce, real-pairs validation included; bench_train 0.188 s/step); CPUs without native bf16 train in
+        # fp32 (bench_train: 1.33x the bf16 step, so ~17 min)
         iterations=4600,
         val_size=64,  # 16 crops proved too few: their mean gain swung by +-0.4 dB between seeds
         log_every=25,
