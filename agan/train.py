@@ -188,6 +188,12 @@ def _dataset(cfg: Config, split: str) -> Dataset:
     return build_dataset(cfg, split)
 
 
+# D counts as idle when the spread of its logits over a step's real and fake images stays below this: a dead
+# bottleneck gives exactly 0 at the cpu preset's width, ~1e-9 at the paper's (the last FC layer does not round
+# identical rows identically); a live D's spread is ~0.1-1
+D_IDLE_RANGE = 1e-6
+
+
 def _real_pairs(folder: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (rain, clean) uint8 images of every split in ``folder`` (any layout :func:`agan.evaluate.find_splits`
     reads), paired by id; a clear error when there are none."""
@@ -480,8 +486,9 @@ class Trainer:
                     bar.set_postfix({n.replace("L_", ""): f"{v:.4f}" for n, v in means.items()}, refresh=False)
                     if "D_range" in means:  # say when D stops (or starts again) telling images apart
                         windows += 1
-                        idle_windows += means["D_range"] == 0.0
-                        if (means["D_range"] == 0.0) != d_idle:
+                        idle = means["D_range"] <= D_IDLE_RANGE
+                        idle_windows += idle
+                        if idle != d_idle:
                             d_idle = not d_idle
                             self.log(f"step {self.step}: " + (
                                 "D idle: the same output for every real and fake image since the last log line "
