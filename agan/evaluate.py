@@ -43,6 +43,7 @@ __all__ = [
     "CASTS",
     "COLORS",
     "PAIR_LAYOUTS",
+    "read_pairs",
     "EvalResult",
     "evaluate_folders",
     "evaluate_model",
@@ -286,6 +287,18 @@ def find_splits(data_root, splits: list[str] | None = None) -> list[tuple[str, P
     if len(found) > 1:
         found = [f for f in found if f[0] != "train"] or found
     return found
+
+
+def read_pairs(folder) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (rain, clean) uint8 images of every split in ``folder`` (any layout :func:`find_splits` reads),
+    paired by id; one clear error when there are none. Used by ``--real-val`` and the model card."""
+    from .images import read_image
+
+    pairs = [(read_image(a), read_image(b)) for _, rain_dir, clean_dir in find_splits(folder)
+             for _, a, b in pair_by_id(rain_dir, clean_dir, "rainy image", "clean image")]
+    if not pairs:
+        raise ValueError(f"{folder}: no rain/clean pairs found")
+    return pairs
 
 
 # ----------------------------------------------------------------------------------------------

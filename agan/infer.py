@@ -354,7 +354,7 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
         dict, a kit release .safetensors; loaded once and cached). Neither: the kit's default model
         (``agan/weights/agan-synthetic.safetensors``, trained on synthetic drops only; said once on stderr).
     Returns the output as the input's kind (PIL -> PIL RGB; uint8 -> uint8; float -> float32, clipped to
-    [0, 1] unless ``clip=False`` gives G's raw O; tensor -> tensor on the input's device, same dims) and
+    [0, 1] unless ``clip=False`` (unclipped: G's raw O when size / smooth / blend are all off); tensor -> tensor on the input's device, same dims) and
     the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy
     input, tensors shaped like the input with one channel for tensors. Variant "A" and the baselines
     (Eigen13, Pix2Pix) have no maps ([]).

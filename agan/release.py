@@ -372,10 +372,9 @@ def measure_release(weights: str | os.PathLike, real_dir: str | os.PathLike | No
     import numpy as np
     from tqdm.auto import tqdm
 
-    from .evaluate import score_pair
+    from .evaluate import read_pairs, score_pair
     from .infer import derain, load_generator
     from .synth import make_pair
-    from .train import _real_pairs
 
     G = load_generator(weights, "cpu")
 
@@ -392,7 +391,7 @@ def measure_release(weights: str | os.PathLike, real_dir: str | os.PathLike | No
     out = {"synthetic": {**score(syn, "synthetic"), "data": f"make_pair({MEASURE_SEED}, i, (480, 720)), "
                                                              f"i < {n_synthetic}"}}
     if real_dir and Path(real_dir).is_dir():
-        out["real"] = {**score(_real_pairs(str(real_dir)), "real pairs"), "data": str(real_dir)}
+        out["real"] = {**score(read_pairs(real_dir), "real pairs"), "data": str(real_dir)}
     return out
 
 

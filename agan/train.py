@@ -38,7 +38,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -46,6 +45,7 @@ from . import distributed as dist_
 from . import pick_device
 from .checkpoint import atomic_save
 from .config import Config
+from .evaluate import read_pairs
 from .recipes import RECIPES, Recipe, get_recipe, register_recipe
 from .runstate import (
     CHECKPOINT_FORMAT,
@@ -194,19 +194,6 @@ def _dataset(cfg: Config, split: str) -> Dataset:
 D_IDLE_RANGE = 1e-6
 
 
-def _real_pairs(folder: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (rain, clean) uint8 images of every split in ``folder`` (any layout :func:`agan.evaluate.find_splits`
-    reads), paired by id; a clear error when there are none."""
-    from .evaluate import find_splits, pair_by_id
-    from .images import read_image
-
-    pairs = [(read_image(a), read_image(b)) for _, rain_dir, clean_dir in find_splits(folder)
-             for _, a, b in pair_by_id(rain_dir, clean_dir, "rainy image", "clean image")]
-    if not pairs:
-        raise ValueError(f"real_val {folder}: no rain/clean pairs found")
-    return pairs
-
-
 class Trainer:
     """One run: models, optimisers, data, logs. ``train()`` is the entry point; tests and notebooks may
     drive ``d_step``/``g_step`` directly."""
@@ -260,7 +247,7 @@ class Trainer:
         if info.is_main and (cfg.val_every > 0 or cfg.sample_every > 0):
             self.val_set = val_set if val_set is not None else _dataset(cfg, "val")
         self._identity: dict[str, float] | None = None
-        self.real_pairs = _real_pairs(cfg.real_val) if info.is_main and cfg.real_val else []
+        self.real_pairs = read_pairs(cfg.real_val) if info.is_main and cfg.real_val else []
         self._real_identity: dict[str, float] | None = None
         if info.is_main:  # everything was built: only now write into the run directory
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
