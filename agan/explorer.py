@@ -1,4 +1,4 @@
-"""The interactive explorer of notebook 07: plain callback functions (tested directly, usable without
+"""The interactive explorer of notebook 08: plain callback functions (tested directly, usable without
 widgets) and one function that wires them to ipywidgets.
 
 Reference: Qian et al., CVPR 2018 -- the attention maps A_t of the attentive-recurrent network

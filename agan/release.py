@@ -123,7 +123,7 @@ def resolve_weights(weights: str | os.PathLike | None = None, run_dir: str | os.
         ckpt = Path(run_dir) / "checkpoints" / "generator.pt"
         if ckpt.is_file():
             return ckpt, f"{ckpt} (the run in RUN_DIR: {missing})"
-        return None, (f"{missing} and there is no run at {ckpt} (set WEIGHTS, or run 04_training / "
+        return None, (f"{missing} and there is no run at {ckpt} (set WEIGHTS, or run 05_training / "
                       f"`make reproduce`)")
     return None, f"{missing} (set WEIGHTS)"
 

@@ -1,4 +1,4 @@
-"""agan.explorer: the callbacks of notebook 07, called directly (no widgets needed except the last test)."""
+"""agan.explorer: the callbacks of notebook 08, called directly (no widgets needed except the last test)."""
 
 import matplotlib
 

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 EXPECTED = ["00_quickstart", "01_raindrop_formation", "02_attention_maps", "03_autoencoder_and_losses",
-            "04_training", "05_ablations", "06_figures", "07_explorer", "08_discriminator"]
+            "04_discriminator", "05_training", "06_ablations", "07_figures", "08_explorer"]  # the paper's order
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 COLAB = "https://colab.research.google.com/github/agan-kit/agan/blob/main/notebooks/{}.ipynb"
 
@@ -105,18 +105,18 @@ def test_runner_plans_both_parameter_files():
         assert sorted(nb.stem for nb, _, _ in jobs) == EXPECTED
         for nb, injected, timeout in jobs:
             assert injected.get("PRESET", name) == name and injected["DEVICE"] == "auto" and timeout > 0
-        train = next(j for j in jobs if j[0].stem == "04_training")
+        train = next(j for j in jobs if j[0].stem == "05_training")
         assert train[1]["RUN_DIR"] == f"../runs/{name}"
 
 
 def test_reproduce_scores_training_on_the_real_pairs_when_present():
-    """Both parameter files let 04_training find ../shared/real/train_pairs itself (skipped, said so, without)."""
+    """Both parameter files let 05_training find ../shared/real/train_pairs itself (skipped, said so, without)."""
     rn = _run_notebooks_module()
     for name in ("cpu", "paper"):
         jobs = rn.plan(rn.load_params(ROOT / "params" / f"{name}.yaml"), rn.discover(), {}, None)
-        train = next(j for j in jobs if j[0].stem == "04_training")
+        train = next(j for j in jobs if j[0].stem == "05_training")
         assert train[1]["REAL_VAL"] == "auto"
-    src = "".join(_source(c) for c in _load(NB_DIR / "04_training.ipynb")["cells"] if c["cell_type"] == "code")
+    src = "".join(_source(c) for c in _load(NB_DIR / "05_training.ipynb")["cells"] if c["cell_type"] == "code")
     assert "default_real_dir()" in src and '"real_val": real_val' in src
 
 
@@ -188,7 +188,7 @@ def test_runner_writes_html_beside_each_executed_notebook(tmp_path, monkeypatch)
 def test_discriminator_notebook_installs_its_own_checkout_on_colab():
     """08's Colab cell installs the checkout it sits in (found beside the notebook, in Drive, or cloned from
     the one public URL that README.md also names), never a fixed pip URL."""
-    code = [_source(c) for c in _load(NB_DIR / "08_discriminator.ipynb")["cells"] if c["cell_type"] == "code"]
+    code = [_source(c) for c in _load(NB_DIR / "04_discriminator.ipynb")["cells"] if c["cell_type"] == "code"]
     install = code[0]
     assert '"google.colab" in sys.modules' in install and '"install", "-q", "-e", str(root)' in install
     url = next(line.split('"')[1] for line in install.splitlines() if line.strip().startswith("REPO_URL ="))
@@ -197,7 +197,7 @@ def test_discriminator_notebook_installs_its_own_checkout_on_colab():
 
 
 # ---------------------------------------------------------------------------------------------- the model shown
-MODEL_NOTEBOOKS = ["00_quickstart", "02_attention_maps", "03_autoencoder_and_losses", "07_explorer"]
+MODEL_NOTEBOOKS = ["00_quickstart", "02_attention_maps", "03_autoencoder_and_losses", "08_explorer"]
 
 
 @pytest.fixture
