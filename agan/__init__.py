@@ -8,7 +8,7 @@ Public API (lower floors never import higher ones):
     agan.checkpoint safe (weights_only) and atomic checkpoint files
 """
 
-from .config import PRESETS, Config
+from agan.config import PRESETS, Config
 
 __version__ = "0.1.0"
 __all__ = ["Config", "PRESETS", "__version__", "pick_device"]

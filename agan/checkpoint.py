@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_path
+from agan.atomic import atomic_path
 
 __all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "safe_load"]
 

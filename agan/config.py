@@ -75,7 +75,7 @@ class Config:
     mask_source: str = "difference"
     # the longer image side (px) at which agan derain / derain() run G on a photo by default, saved with the
     # weights; 0 = full resolution. A model trained on drops drawn as in a frame_px-wide frame sees real drops
-    # at that scale: O = I + up(G(down(I)) - down(I)) keeps the finer detail of the input (agan.infer)
+    # at that scale: O = I + up(G(down(I)) - down(I)) keeps the finer detail of the input (agan.infer.pipeline)
     derain_size: int = 0
     # how agan derain applies G's change D = G(I) - I at that scale (both off = the paper's O, used as G gives it):
     # derain_smooth  sigma (px at G's scale) of a Gaussian that smooths D first: defocused drops change an image

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from .atomic import atomic_path
+from agan.atomic import atomic_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -88,7 +88,7 @@ def _vgg16_features(weights: str) -> nn.Sequential:
     if not os.path.isfile(weights):
         raise VGGWeightsUnavailable(f"{weights}: VGG16 weights file not found (vgg_weights must be "
                                     "'imagenet', 'random' or the path of vgg16-397923af.pth)")
-    from .checkpoint import safe_load
+    from agan.checkpoint import safe_load
 
     sd = safe_load(weights)
     model = vgg16(weights=None)

@@ -4,8 +4,8 @@
 
 Each case runs in a fresh subprocess (so peaks do not mix), which reports its own peak RSS (VmHWM,
 imports and model included; ``ru_maxrss`` is avoided: on Linux a child inherits its parent's value). Whole images run ``G`` (plain) or
-``agan.fast.FastGenerator`` (fp32 / bf16); the 4K case goes through ``agan.infer.derain_tensor(tile=...)``,
-which runs each tile through ``agan.fast.fast_forward``. Targets (issue 7): <= 1 GB at 480x720,
+``agan.infer.fast.FastGenerator`` (fp32 / bf16); the 4K case goes through ``agan.infer.pipeline.derain_tensor(tile=...)``,
+which runs each tile through ``agan.infer.fast.fast_forward``. Targets (issue 7): <= 1 GB at 480x720,
 <= 1.5 GB for 4K through tiles. Random-init paper-width generator; memory does not depend on weights.
 """
 
@@ -25,7 +25,7 @@ torch.manual_seed(0)
 G = Generator().eval()
 t0 = time.perf_counter()
 if case == "4k":
-    from agan.infer import derain_tensor
+    from agan.infer.pipeline import derain_tensor
     x = torch.rand(1, 3, 2160, 3840)
     O, maps = derain_tensor(G, x, tile=tile, precision=prec, device="cpu")
 else:
@@ -35,9 +35,9 @@ else:
         with torch.inference_mode():
             G(x)
     else:
-        from agan.fast import FastGenerator
+        from agan.infer.fast import FastGenerator
         FastGenerator(G, precision=prec)(x)
-from agan.bench import peak_rss_mb
+from agan.experiments.bench import peak_rss_mb
 print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}))
 """
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_synth.py [--size 224] [--n 200] [--seed 0]
 
-Times ``agan.synth.make_pair`` (background crop + jitter + ray-traced drops + defocus + masks) and,
+Times ``agan.synth.renderer.make_pair`` (background crop + jitter + ray-traced drops + defocus + masks) and,
 separately, the dataset item (the same plus uint8 -> float tensors and the mask M of
 docs/paper.md#raindrop-mask).  The procedural background bank and scikit-image photos are warmed up
 first (a one-off cost).
@@ -21,9 +21,9 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402  (after the thread settings above)
 import torch  # noqa: E402
 
-from agan.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank  # noqa: E402
-from agan.data import SyntheticRaindrops  # noqa: E402
-from agan.synth import make_pair  # noqa: E402
+from agan.synth.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank  # noqa: E402
+from agan.data.datasets import SyntheticRaindrops  # noqa: E402
+from agan.synth.renderer import make_pair  # noqa: E402
 
 
 def main() -> None:

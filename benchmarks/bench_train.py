@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--preset cpu] [--steps 30] [--threads 2] [--set key=value ...]
 
-Runs ``agan.train.train`` for ``--steps`` steps (after ``--warmup`` steps of a throw-away run, synthetic
+Runs ``agan.train.loop.train`` for ``--steps`` steps (after ``--warmup`` steps of a throw-away run, synthetic
 data rendered on the fly, validation/checkpoints off) and reports seconds per step: wall clock and
 process CPU time. On a shared machine the wall clock is inflated by other processes; CPU time / threads
 is the better estimate of what an idle machine with that many cores needs. The extrapolation adds the
@@ -31,7 +31,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from agan.config import Config
-    from agan.train import Trainer, train
+    from agan.train.loop import Trainer, train
 
     full = Config.preset(args.preset).override(args.set)
     quiet = {"log_every": 10**9, "val_every": 0, "sample_every": 0, "ckpt_every": 10**9}
@@ -41,7 +41,7 @@ def main() -> None:
         res = train(full.replace(iterations=args.steps, **quiet), f"{tmp}/run", progress=False)
         wall, cpu = (time.perf_counter() - w0) / args.steps, (time.process_time() - c0) / args.steps
         from agan import pick_device
-        from agan.distributed import DistInfo
+        from agan.train.distributed import DistInfo
 
         trainer = Trainer(full, f"{tmp}/val", False, False, False, DistInfo(), pick_device(full.device), None, None)
         trainer.G_eval.load_state_dict(res.G.state_dict())

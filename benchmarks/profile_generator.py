@@ -14,9 +14,9 @@ import math
 
 import torch
 
-from agan.bench import make_runner
+from agan.experiments.bench import make_runner
 from agan.models import Generator
-from agan.summary import parse_size
+from agan.models.summary import parse_size
 
 
 def conv_flops(shapes) -> float | None:

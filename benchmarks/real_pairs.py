@@ -6,8 +6,8 @@ DIR (default: ../shared/real/train_pairs beside the repository) holds rainy phot
 references in one of the paired layouts ``agan eval`` reads: data/+gt/ (Raindrop), rain/+clean/,
 input/+target/ or input/+gt/, itself or in split folders; files pair by their leading number
 (0_rain.png <-> 0_clean.png). Each photo is derained at full resolution by the public API
-``agan.infer.derain`` (no resizing), and both the input and the output are scored against the clean
-photo with ``agan.evaluate.score_pair``: the authors' protocol (Qian et al., CVPR 2018, Sec. 6;
+``agan.infer.pipeline.derain`` (no resizing), and both the input and the output are scored against the clean
+photo with ``agan.evaluation.protocol.score_pair``: the authors' protocol (Qian et al., CVPR 2018, Sec. 6;
 docs/paper.md#evaluation-protocol), i.e. top-left crop to a multiple of 4, Y channel, PSNR (data range
 255) and SSIM (7x7 uniform window).
 Without --weights, derain's default model is used (weights=None).
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from agan.checkpoint import atomic_write_text
-    from agan.evaluate import find_splits, pair_by_id, score_pair, to_uint8_output
+    from agan.evaluation.protocol import find_splits, pair_by_id, score_pair, to_uint8_output
     from agan.images import read_image, write_image
-    from agan.infer import derain
+    from agan.infer.pipeline import derain
 
     pairs_dir = Path(args.pairs)
     if not pairs_dir.is_dir():

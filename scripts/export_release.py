@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from agan.checkpoint import CheckpointError, atomic_write_text
-    from agan.release import (
+    from agan.infer.release import (
         MAX_BYTES,
         export_release,
         measure_release,

@@ -1,4 +1,4 @@
-"""The Table 1 driver (agan.ablate) on a tiny budget: rows train, score, tabulate, and resume."""
+"""The Table 1 driver (agan.experiments.ablate) on a tiny budget: rows train, score, tabulate, and resume."""
 
 import csv
 import json
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from agan.ablate import ROWS, order_agreement, row_config, run_ablation, summarise
-from agan.viz import PAPER_TABLE1
+from agan.experiments.ablate import ROWS, order_agreement, row_config, run_ablation, summarise
+from agan.viz.plots import PAPER_TABLE1
 
 TINY = ["width=0.0625", "disc_width=0.0625", "crop_size=32", "batch_size=2", "val_every=0", "sample_every=0",
         "log_every=1", "ckpt_every=2"]
@@ -42,7 +42,7 @@ def test_tiny_ablation_writes_the_table(tiny_ablation):
         assert table.measured[row]["psnr_std"] is None  # one seed: no spread to report
         assert (out / row / "s0" / "train" / "checkpoints" / "generator.pt").is_file()
     # the identity row is the rainy input scored against the ground truth of the held-out split
-    from agan.evaluate import score_pair
+    from agan.evaluation.protocol import score_pair
     from agan.images import read_image
 
     ident = [score_pair(read_image(out / "heldout" / "data" / f"{i}_rain.png"),
@@ -60,12 +60,12 @@ def test_tiny_ablation_writes_the_table(tiny_ablation):
 
 def test_finished_rows_are_not_retrained(tiny_ablation, monkeypatch):
     out, table = tiny_ablation
-    import agan.train
+    import agan.train.loop
 
     def no_training(*a, **k):
         raise AssertionError("a finished row was retrained")
 
-    monkeypatch.setattr(agan.train, "train", no_training)
+    monkeypatch.setattr(agan.train.loop, "train", no_training)
     again = run_ablation("cpu", 1, out, rows=["Eigen13", "Pix2Pix", "A"], **KW)
     assert again.measured["A"] == table.measured["A"]
     # a config change that cannot continue a run is refused, not silently retrained
@@ -80,10 +80,10 @@ def test_finished_rows_are_not_retrained(tiny_ablation, monkeypatch):
 
 def test_only_the_missing_row_seed_is_trained(tiny_ablation, monkeypatch):
     out, _ = tiny_ablation
-    import agan.train
+    import agan.train.loop
 
-    calls, real = [], agan.train.train
-    monkeypatch.setattr(agan.train, "train", lambda cfg, *a, **k: calls.append((cfg.model, cfg.seed)) or real(cfg, *a, **k))
+    calls, real = [], agan.train.loop.train
+    monkeypatch.setattr(agan.train.loop, "train", lambda cfg, *a, **k: calls.append((cfg.model, cfg.seed)) or real(cfg, *a, **k))
     (out / "Eigen13" / "s0" / "results.json").unlink()  # as if interrupted after training, before scoring
     table = run_ablation("cpu", 1, out, rows=["Eigen13", "Pix2Pix", "A"], **KW)
     assert calls == [("eigen13", 0)]
@@ -117,7 +117,7 @@ def test_bad_arguments_are_clear_errors(tmp_path):
 
 
 def test_heldout_split_is_rendered_once_and_checked(tmp_path):
-    from agan.ablate import HELDOUT_SEED, make_heldout
+    from agan.experiments.ablate import HELDOUT_SEED, make_heldout
 
     folder = make_heldout(tmp_path / "h", 1, (24, 32), progress=False)
     stamp = (folder / "data" / "0_rain.png").stat().st_mtime_ns

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-import agan.backgrounds as bg
-from agan.backgrounds import BUNDLED_DIR, BackgroundSource, backgrounds, bundled_photos
+import agan.synth.backgrounds as bg
+from agan.synth.backgrounds import BUNDLED_DIR, BackgroundSource, backgrounds, bundled_photos
 
 # licences that allow redistribution of (modified) copies, as spelled in the README's table
 FREE_LICENCES = {"CC0-1.0", "CC-BY-2.0", "CC-BY-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "GPL-2.0-or-later",

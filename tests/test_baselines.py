@@ -145,15 +145,15 @@ def _fixed_batch(b=2, size=32):
 
 def _recipe(model, **kw):
     from agan.config import Config
-    from agan.recipes import get_recipe
+    from agan.train.recipes import get_recipe
 
     cfg = Config.preset("cpu", model=model, crop_size=32, **kw)
     return get_recipe(cfg, torch.device("cpu"), log=lambda *a: None)
 
 
 def test_baseline_recipes_are_registered():
-    import agan.recipes_baselines  # noqa: F401
-    from agan.recipes import RECIPES
+    import agan.train.baselines  # noqa: F401
+    from agan.train.recipes import RECIPES
 
     assert {"eigen13", "pix2pix", "agan"} <= set(RECIPES)
 
@@ -239,7 +239,7 @@ def test_pix2pix_d_loss_is_half_the_two_bce():
 
 def test_model_summary_reports_baselines():
     from agan.config import Config
-    from agan.summary import model_summary
+    from agan.models.summary import model_summary
 
     e = model_summary(Config.preset("paper", model="eigen13"), [(32, 48)])
     assert e["parameters"] == {"generator": 754_691}

@@ -14,7 +14,7 @@ from PIL import Image
 
 from agan.checkpoint import atomic_save
 from agan.config import Config
-from agan.evaluate import score_pair
+from agan.evaluation.protocol import score_pair
 from agan.models import build_generator
 
 

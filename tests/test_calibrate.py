@@ -1,4 +1,4 @@
-"""agan.calibrate: the realism statistics on constructed pairs with known answers, the table's plumbing.
+"""agan.synth.calibrate: the realism statistics on constructed pairs with known answers, the table's plumbing.
 Nothing here reads ../shared: the real-data table is exercised on tiny pairs written to tmp_path."""
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from agan.calibrate import format_table, realism_stats, realism_table, single_image_stats
-from agan.synth import SynthParams
+from agan.synth.calibrate import format_table, realism_stats, realism_table, single_image_stats
+from agan.synth.renderer import SynthParams
 
 H, W = 200, 300
 YY, XX = np.mgrid[:H, :W]

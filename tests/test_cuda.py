@@ -56,7 +56,7 @@ def test_golden_import_on_device(authors_sd, reference_outputs):
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
 def test_fast_generator_on_device_matches_plain(precision):
-    from agan.fast import fast_forward, resolve_precision
+    from agan.infer.fast import fast_forward, resolve_precision
 
     torch.manual_seed(0)
     G = Generator(width=0.5).to(DEV).eval()
@@ -92,7 +92,7 @@ def test_training_on_device(tmp_path, precision):
     if precision == "fp16":  # the gradient scalers ran and were saved for --resume
         assert ckpt["scaler_G"] and ckpt["scaler_G"]["scale"] > 0
     # the run's generator.pt loads for inference on the CPU
-    from agan.infer import load_generator
+    from agan.infer.pipeline import load_generator
 
     g = load_generator(res.generator, device="cpu")
     assert next(g.parameters()).device.type == "cpu"
@@ -121,7 +121,7 @@ def test_resume_on_device_is_bit_exact_when_deterministic(tmp_path):
 
 
 def test_derain_on_device_matches_cpu(tmp_path):
-    from agan.infer import derain
+    from agan.infer.pipeline import derain
 
     torch.manual_seed(1)
     G = Generator(width=0.25, steps=2).eval()
@@ -165,7 +165,7 @@ def test_torchrun_on_one_gpu(tmp_path):
     process torchrun sets WORLD_SIZE=1 and no process group is made; nccl DDP needs two GPUs: nccl refuses two
     ranks on one device.)"""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "agan.train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "agan.train.loop",
            "--preset", "cpu", "--iterations", "6", "--out", str(out), "--no-progress",
            "--set", "val_every=6", "--set", "ckpt_every=6", "--set", "sample_every=6", "--set", "val_size=4"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -1,4 +1,4 @@
-"""agan.data: the Raindrop folder reader (pairing, errors, crops, masks), synthetic data, build_dataset,
+"""agan.data.datasets: the Raindrop folder reader (pairing, errors, crops, masks), synthetic data, build_dataset,
 and the ``agan synth`` command."""
 
 from pathlib import Path
@@ -10,8 +10,8 @@ from PIL import Image
 
 from agan.cli import main
 from agan.config import Config
-from agan.data import RaindropPairs, SyntheticRaindrops, build_dataset
-from agan.synth import make_pair
+from agan.data.datasets import RaindropPairs, SyntheticRaindrops, build_dataset
+from agan.synth.renderer import make_pair
 from tests.conftest import SHARED_REAL
 
 
@@ -112,7 +112,7 @@ def test_error_empty_or_wrong_folder(tmp_path):
     ("input", "gt", "{}_input.jpg", "{}.png"),
 ])
 def test_other_pair_layouts(tmp_path, rain_dir, clean_dir, rain_name, clean_name):
-    from agan.evaluate import PAIR_LAYOUTS
+    from agan.evaluation.protocol import PAIR_LAYOUTS
 
     assert (rain_dir, clean_dir) in PAIR_LAYOUTS  # one list of layouts for agan eval and training
     for root in (tmp_path / "flat", tmp_path / "split" / "test_a"):
@@ -231,7 +231,7 @@ def test_cli_synth_layout_and_overwrite(tmp_path, capsys):
     ds = RaindropPairs(out)  # the reader reads the synth layout
     assert len(ds) == 3 and ds[0]["rain"].shape == (3, 24, 32)
     assert torch.equal(ds[1]["rain"], SyntheticRaindrops(3, (24, 32), seed=2, params={
-        **__import__("agan.synth", fromlist=["SynthParams"]).SynthParams().to_dict(), "coverage": [0.3, 0.3]})[1]["rain"])
+        **__import__("agan.synth.renderer", fromlist=["SynthParams"]).SynthParams().to_dict(), "coverage": [0.3, 0.3]})[1]["rain"])
     before = (out / "data" / "0_rain.png").read_bytes()
     assert main(["synth", "--out", str(out), "--n", "2", "--seed", "9"]) == 2
     assert "not empty" in capsys.readouterr().err
@@ -243,7 +243,7 @@ def test_cli_synth_layout_and_overwrite(tmp_path, capsys):
 
 
 def test_mask_source_drops_marks_the_drawn_drop_layer_not_the_difference():
-    from agan.data import DROP_MASK_ALPHA, SyntheticRaindrops
+    from agan.data.datasets import DROP_MASK_ALPHA, SyntheticRaindrops
     from agan.images import difference_mask
 
     params = {"haze": [0.3, 0.3], "frame_px": 240}  # a strong veil: the difference mask marks it too

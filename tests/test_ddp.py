@@ -11,8 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from agan.checkpoint import safe_load
-from agan.distributed import DistInfo
-from agan.train import Trainer, train
+from agan.train.distributed import DistInfo
+from agan.train.loop import Trainer, train
 from tests.test_train import Pairs, tiny
 
 WORLD = 2

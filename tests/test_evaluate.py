@@ -1,4 +1,4 @@
-"""agan.evaluate: the metric protocol against independent computations, pairing, folder/model evaluation."""
+"""agan.evaluation.protocol: the metric protocol against independent computations, pairing, folder/model evaluation."""
 
 import csv
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from agan.evaluate import (
+from agan.evaluation.protocol import (
     evaluate_folders,
     evaluate_model,
     find_splits,
@@ -237,7 +237,7 @@ def make_pairs(folder, rain_dir, clean_dir, rain_name, clean_name, ids=(3, 1, 10
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda x: f"{x[0]}+{x[1]}")
 def test_other_pair_layouts_are_found_and_scored(tmp_path, layout):
-    from agan.evaluate import PAIR_LAYOUTS
+    from agan.evaluation.protocol import PAIR_LAYOUTS
 
     rain_dir, clean_dir = layout[:2]
     assert (rain_dir, clean_dir) in PAIR_LAYOUTS
@@ -280,7 +280,7 @@ def test_cli_eval_real_pair_layout_and_one_line_error(tmp_path, capsys):
 
 def test_cli_eval_help_names_every_layout(capsys):
     from agan.cli import main
-    from agan.evaluate import PAIR_LAYOUTS
+    from agan.evaluation.protocol import PAIR_LAYOUTS
 
     with pytest.raises(SystemExit):
         main(["eval", "--help"])

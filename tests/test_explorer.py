@@ -1,4 +1,4 @@
-"""agan.explorer: the callbacks of notebook 08, called directly (no widgets needed except the last test)."""
+"""agan.viz.explorer: the callbacks of notebook 08, called directly (no widgets needed except the last test)."""
 
 import matplotlib
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from agan import explorer as ex
+from agan.viz import explorer as ex
 from agan.images import to_tensor
 from agan.models import Generator
 
@@ -138,9 +138,9 @@ def test_build_explorer_wires_the_callbacks(G):
 
 
 def test_explorer_opens_on_the_default_model(tmp_path, monkeypatch):
-    """build_explorer() / explore() without a model use the kit's default model (agan.release)."""
+    """build_explorer() / explore() without a model use the kit's default model (agan.infer.release)."""
     pytest.importorskip("ipywidgets")
-    import agan.release as release
+    import agan.infer.release as release
     from agan.checkpoint import atomic_save
     from agan.config import Config
     from agan.models import build_generator

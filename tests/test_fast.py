@@ -1,4 +1,4 @@
-"""agan.fast (FastGenerator, fast_forward, precision helpers) and ``agan bench --quick --json``.
+"""agan.infer.fast (FastGenerator, fast_forward, precision helpers) and ``agan bench --quick --json``.
 
 Exactness only (speed is measured by ``agan bench``, never tested): the fp32 fast path equals the plain
 Generator within 1e-4 max-abs on every output; bf16 is >= 40 dB PSNR from fp32 on a natural photo.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agan.fast import (
+from agan.infer.fast import (
     FastGenerator,
     autocast,
     channels_last,
@@ -215,7 +215,7 @@ def test_bench_rejects_bad_arguments(capsys):
 def test_malloc_tuning_never_fixes_the_threshold_back(monkeypatch):
     """glibc's default mmap threshold is dynamic; a mallopt back to 128 KiB would make every later tensor an
     mmap (training after a derain ran at half speed). Leaving the block only trims."""
-    import agan.fast as fast
+    import agan.infer.fast as fast
 
     calls = []
 

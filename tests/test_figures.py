@@ -1,4 +1,4 @@
-"""agan.figures: results computed once, one function per figure, Table 1, the attention scores of Fig. 3 and
+"""agan.experiments.figures: results computed once, one function per figure, Table 1, the attention scores of Fig. 3 and
 the weights each figure records -- on a tiny exported release and tiny fake ablation runs."""
 
 import json
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import agan.release as release
+import agan.infer.release as release
 from agan import Config
-from agan import figures as F
+from agan.experiments import figures as F
 from agan.checkpoint import atomic_save
 from agan.models import build_generator
-from agan.release import export_release, sha256_file
+from agan.infer.release import export_release, sha256_file
 
 SIZE = (32, 48)  # a whole 3:2 frame, small
 
@@ -105,15 +105,15 @@ def test_release_draws_the_model_figures_and_records_its_weights(kit, ablate, tm
     assert row["kind"] == "checkpoint" and row["path"].endswith("A/s0/train/checkpoints/generator.pt")
     assert row["run_size"] == Config.preset("cpu").extra["synth"]["frame_px"]  # derain_size 0: its drops' frame
     # whole frames with the synthesiser's defaults and frame_px = W
-    from agan.data import DROP_MASK_ALPHA
-    from agan.synth import SynthParams, make_pair, replace
+    from agan.data.datasets import DROP_MASK_ALPHA
+    from agan.synth.renderer import SynthParams, make_pair, replace
 
     assert meta["size"] == [32, 48] and meta["synth"] == {"frame_px": 48}
     pair = make_pair(meta["seed"], 1, SIZE, replace(SynthParams(), frame_px=48))
     assert np.array_equal(res["rain"][1], pair.rain)
     assert np.array_equal(res["drop_mask"][1], pair.alpha >= DROP_MASK_ALPHA)
     # the stored outputs and maps are derain()'s at the model's scale
-    from agan.infer import derain, load_generator
+    from agan.infer.pipeline import derain, load_generator
 
     G = load_generator(kit, device="cpu")
     O, maps = derain(res["rain"][0].astype(np.float32) / 255, model=G, clip=False)
@@ -144,7 +144,7 @@ def test_captions_name_the_weights(kit, tmp_path, monkeypatch):
     F.compute_results(tmp_path, kit, None, n_images=1, size=SIZE, progress=False, n_score=1)
     results = F.load_results(tmp_path)
     captions = {}
-    import agan.viz as viz
+    import agan.viz.plots as viz
 
     real_save = viz.save_figure
 
@@ -190,7 +190,7 @@ def test_without_weights_or_runs_the_model_figures_are_skipped(tmp_path, monkeyp
 
 
 def test_attention_overlay():
-    from agan.viz import attention_overlay
+    from agan.viz.plots import attention_overlay
 
     img = np.full((4, 6, 3), 128, np.uint8)
     A = np.zeros((4, 6))

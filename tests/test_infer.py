@@ -1,4 +1,4 @@
-"""agan.infer (load_generator, derain, tiling) and the ``agan derain`` / ``agan eval`` commands."""
+"""agan.infer.pipeline (load_generator, derain, tiling) and the ``agan derain`` / ``agan eval`` commands."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from PIL import Image
 from agan.checkpoint import CheckpointError, atomic_save
 from agan.cli import main
 from agan.config import Config
-from agan.infer import _starts, derain, derain_tensor, load_generator
+from agan.infer.pipeline import _starts, derain, derain_tensor, load_generator
 from agan.models import Generator, GeneratorOutput, build_generator
 from agan.models.authors import export_authors_state_dict
 
@@ -139,7 +139,7 @@ def test_derain_kinds_keep_size_and_type(small):
 
 
 def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt, tmp_path, monkeypatch):
-    import agan.release
+    import agan.infer.release
 
     img = np.random.default_rng(1).integers(0, 256, (21, 30, 3), dtype=np.uint8)
     a, _ = derain(img, weights=kit_ckpt, device="cpu")
@@ -147,7 +147,7 @@ def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt, tmp_path, monk
     np.testing.assert_array_equal(a, b)
     assert small.training is False
     # neither model nor weights: the kit's default model, here not installed (tests/test_release.py: installed)
-    monkeypatch.setattr(agan.release, "DEFAULT_WEIGHTS", tmp_path / "agan-synthetic.safetensors")
+    monkeypatch.setattr(agan.infer.release, "DEFAULT_WEIGHTS", tmp_path / "agan-synthetic.safetensors")
     with pytest.raises(FileNotFoundError, match="default model is not installed"):
         derain(img)
     with pytest.raises(ValueError, match="HxWx3"):
@@ -293,7 +293,7 @@ def test_cli_eval_with_weights(tmp_path, kit_ckpt, capsys):
 
 
 def test_precision_auto_resolves_per_device_and_is_the_cli_default(tmp_path, small, kit_ckpt):
-    from agan.fast import resolve_precision
+    from agan.infer.fast import resolve_precision
     from agan.images import read_image
 
     img = np.random.default_rng(5).integers(0, 256, (36, 44, 3), dtype=np.uint8)

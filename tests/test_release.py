@@ -1,4 +1,4 @@
-"""agan.release: the kit's own model in the box (fp16 safetensors + JSON sidecar), the default weights of
+"""agan.infer.release: the kit's own model in the box (fp16 safetensors + JSON sidecar), the default weights of
 derain() / agan derain / agan eval, and scripts/export_release.py."""
 
 import copy
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import agan.release as release
+import agan.infer.release as release
 from agan.checkpoint import CheckpointError, atomic_save
 from agan.cli import main
 from agan.config import Config
-from agan.infer import derain, load_generator
+from agan.infer.pipeline import derain, load_generator
 from agan.models import build_generator, count_parameters
-from agan.release import export_release, load_release, sha256_file, sidecar_path
+from agan.infer.release import export_release, load_release, sha256_file, sidecar_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -313,7 +313,7 @@ def test_the_shipped_model_cards_synthetic_numbers_reproduce():
     two frames, measured again on the installed file, give the same per-image PSNR / SSIM."""
     import json
 
-    from agan.release import default_weights, measure_release, sidecar_path
+    from agan.infer.release import default_weights, measure_release, sidecar_path
 
     try:
         weights = default_weights()

@@ -36,7 +36,7 @@ from agan.checkpoint import CheckpointError, atomic_save, atomic_write_text, saf
 from agan.cli import main
 from agan.config import Config
 from agan.images import difference_mask, read_image, write_image
-from agan.infer import derain, load_generator
+from agan.infer.pipeline import derain, load_generator
 from agan.models import build_generator
 from tests.conftest import assert_same_training_state
 
@@ -219,13 +219,13 @@ def test_tiny_images_are_padded_not_rejected(G, size):
     with torch.inference_mode():
         ref = G(torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)).O[..., :h, :w]  # plain forward
     raw, _ = derain(img.astype(np.float32) / 255, model=G, device="cpu", clip=False)
-    np.testing.assert_allclose(raw, ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-4)  # agan.fast's bound
+    np.testing.assert_allclose(raw, ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-4)  # agan.infer.fast's bound
 
 
 def test_very_large_images_are_tiled(tmp_path, weights, G, monkeypatch, capsys):
     """Above AUTO_TILE_PIXELS the CLI runs overlapping tiles (shrunk here to keep the test fast); an
     image over Pillow's decompression-bomb limit is refused with one line naming it."""
-    from agan import infer
+    from agan.infer import pipeline as infer
 
     monkeypatch.setattr(infer, "AUTO_TILE_PIXELS", 64 * 64)
     monkeypatch.setattr(infer, "AUTO_TILE", 96)
@@ -575,7 +575,7 @@ class _Pairs(Dataset):
 
 
 def _poison_recipe(what: str, at_call: int):
-    from agan.recipes import AganRecipe
+    from agan.train.recipes import AganRecipe
 
     class Poison(AganRecipe):
         calls = 0
@@ -598,8 +598,8 @@ def _poison_recipe(what: str, at_call: int):
 
 @pytest.mark.parametrize("what", ["nan loss", "inf loss", "nan grad", "inf grad"])
 def test_non_finite_loss_or_gradient_stops_training(tmp_path, monkeypatch, what):
-    from agan.recipes import RECIPES
-    from agan.train import NonFiniteLossError, train
+    from agan.train.recipes import RECIPES
+    from agan.train.loop import NonFiniteLossError, train
 
     monkeypatch.setitem(RECIPES, "poison", _poison_recipe(what, at_call=3))
     cfg = Config.preset("cpu", model="poison", width=0.125, steps=2, crop_size=32, batch_size=2, disc_width=0.25,
@@ -621,7 +621,7 @@ def test_resume_cleans_up_after_kill9(tmp_path):
     past the checkpoint) instead of failing; temp files of a save cut short are removed."""
     import json
 
-    from agan.train import train
+    from agan.train.loop import train
 
     cfg = Config.preset("cpu", width=0.125, steps=2, crop_size=32, batch_size=2, disc_width=0.25, disc_pool=2,
                         iterations=2, log_every=1, val_every=0, sample_every=0, ckpt_every=1,

@@ -1,4 +1,4 @@
-"""agan.synth: determinism, exact masks, the optics (inversion, TIR rim, defocus), parameters."""
+"""agan.synth.renderer: determinism, exact masks, the optics (inversion, TIR rim, defocus), parameters."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agan.images import difference_mask
-from agan.synth import BackgroundSource, SynthParams, backgrounds, make_pair, procedural_scene, render
+from agan.synth.renderer import BackgroundSource, SynthParams, backgrounds, make_pair, procedural_scene, render
 
 H = W = 160
 YY, XX = np.mgrid[:H, :W]

@@ -1,5 +1,5 @@
 """Training loop: run files per variant, losses, D/G update separation, bit-exact resume, NaN stop,
-signals, run-directory safety, CLI. Tiny networks on a tiny in-memory dataset (no agan.data needed)."""
+signals, run-directory safety, CLI. Tiny networks on a tiny in-memory dataset (no agan.data.datasets needed)."""
 
 import json
 import math
@@ -16,8 +16,8 @@ from agan.checkpoint import safe_load
 from agan.config import Config
 from agan.images import difference_mask
 from agan.losses import LOSS_NAMES
-from agan.recipes import RECIPES, AganRecipe
-from agan.train import NonFiniteLossError, Trainer, train
+from agan.train.recipes import RECIPES, AganRecipe
+from agan.train.loop import NonFiniteLossError, Trainer, train
 from tests.conftest import assert_same_training_state
 
 VARIANT_TERMS = {
@@ -124,7 +124,7 @@ def test_d_update_leaves_g_alone_and_vice_versa(tmp_path):
 
 
 def _single():
-    from agan.distributed import DistInfo
+    from agan.train.distributed import DistInfo
 
     return DistInfo(), torch.device("cpu")
 
@@ -220,7 +220,7 @@ def test_refuses_non_empty_or_different_run_dir(tmp_path):
 
 
 def test_cli_train_and_resume(tmp_path, monkeypatch, capsys):
-    import agan.train as T
+    import agan.train.loop as T
     from agan.cli import main
 
     monkeypatch.setattr(T, "_dataset", lambda cfg, split: Pairs() if split == "train" else Pairs(2, seed=9))
@@ -255,7 +255,7 @@ def test_module_entry_point_for_torchrun():
     import sys
 
     # torchrun --nproc_per_node=K -m agan.train ... runs this entry point with the agan train options
-    p = subprocess.run([sys.executable, "-m", "agan.train", "--help"], capture_output=True, text=True, timeout=120, check=False)
+    p = subprocess.run([sys.executable, "-m", "agan.train.loop", "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert p.returncode == 0 and "--resume" in p.stdout and "torchrun" in p.stdout
 
 
@@ -269,8 +269,8 @@ def test_failed_start_writes_nothing(tmp_path):
 
 
 def test_precision_on_cpu(tmp_path):
-    from agan.fast import cpu_has_fast_bf16
-    from agan.train import _precision
+    from agan.infer.fast import cpu_has_fast_bf16
+    from agan.train.loop import _precision
 
     cpu = torch.device("cpu")
     # auto: bf16 on CPUs with native bf16 dot products, fp32 elsewhere
@@ -286,7 +286,7 @@ def test_precision_on_cpu(tmp_path):
 
 
 def test_cosine_lr_schedule_values_and_exact_resume(tmp_path, monkeypatch):
-    from agan.train import lr_factor
+    from agan.train.loop import lr_factor
 
     cfg = tiny(lr_schedule="cosine", lr_final=0.1, iterations=5, log_every=5, val_every=0, ckpt_every=100,
                sample_every=0)
@@ -311,7 +311,7 @@ def test_cosine_lr_schedule_values_and_exact_resume(tmp_path, monkeypatch):
 
 
 def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monkeypatch):
-    from agan.train import ema_decay
+    from agan.train.loop import ema_decay
 
     cfg = tiny(ema=0.9, iterations=5, log_every=5, val_every=5, ckpt_every=100, sample_every=0)
     assert [round(ema_decay(cfg, s), 4) for s in (0, 1, 8, 100)] == [0.1, 0.1818, 0.5, 0.9]  # warm-up, then cfg.ema
@@ -357,7 +357,7 @@ def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monke
 
 
 def test_perceptual_loss_off_builds_no_vgg_and_logs_no_L_P(tmp_path, monkeypatch):
-    import agan.recipes as recipes
+    import agan.train.recipes as recipes
     from agan.cli.train import add_arguments, build_config
 
     assert Config.preset("cpu").perceptual_weight == 0  # the cpu preset: no ImageNet VGG offline, so no L_P
@@ -382,7 +382,7 @@ def test_perceptual_loss_off_builds_no_vgg_and_logs_no_L_P(tmp_path, monkeypatch
 
 
 def test_num_workers_auto_resolves_per_device(monkeypatch):
-    from agan.distributed import resolve_workers
+    from agan.train.distributed import resolve_workers
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_workers(-1, cpu) == 0  # the CPU's cores train
@@ -437,10 +437,10 @@ def test_a_dead_discriminator_is_logged(tmp_path, monkeypatch):
 
 def test_real_val_is_scored_like_agan_derain_beside_the_synthetic_split(tmp_path):
     """--real-val: real pairs (rain/ + clean/, any size) scored whole at every validation point, through
-    agan.infer.derain_tensor at derain_size, beside the synthetic split and the input's own score."""
-    from agan.evaluate import score_pair
+    agan.infer.pipeline.derain_tensor at derain_size, beside the synthetic split and the input's own score."""
+    from agan.evaluation.protocol import score_pair
     from agan.images import write_image
-    from agan.infer import derain_tensor
+    from agan.infer.pipeline import derain_tensor
 
     real = tmp_path / "real"
     rng = np.random.default_rng(0)

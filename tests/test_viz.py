@@ -1,4 +1,4 @@
-"""agan.viz: conversions, figures (drawn on the Agg backend), metrics logs and Table 1."""
+"""agan.viz.plots: conversions, figures (drawn on the Agg backend), metrics logs and Table 1."""
 
 import csv
 import io
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from agan import viz
+from agan.viz import plots as viz
 
 
 def test_to_display_accepts_tensor_batch_uint8_and_grey():

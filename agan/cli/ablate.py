@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="held-out folder with data/ and gt/ (Raindrop test_a), or a root holding test_a/ "
                         "(default: a synthetic held-out split in OUT/heldout)")
     p.add_argument("--iterations", type=int, default=None, metavar="N", help="training steps per run (default: the preset's)")
-    from agan.ablate import HELDOUT  # light: no torch at import; the defaults are stated from the source
+    from agan.experiments.ablate import HELDOUT  # light: no torch at import; the defaults are stated from the source
 
     (cn, (ch, cw)), (pn, (ph, pw)) = HELDOUT["cpu"], HELDOUT["paper"]
     p.add_argument("--heldout-count", type=int, default=None, metavar="N",
@@ -58,8 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agan.ablate import run_ablation
-    from agan.summary import parse_size
+    from agan.experiments.ablate import run_ablation
+    from agan.models.summary import parse_size
 
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     size = parse_size(args.heldout_size) if args.heldout_size else None

@@ -1,5 +1,5 @@
 """``agan bench``: the cost report (seconds per image per execution path, GFLOP/s, memory, training step,
-synthesiser pairs/s). Delegates to :mod:`agan.bench`."""
+synthesiser pairs/s). Delegates to :mod:`agan.experiments.bench`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="cost report: s/image per path (plain, fast fp32, bf16/fp16, compiled), GFLOP/s, memory",
         description="Time the generator's forward pass at --size on each execution path: 'plain' (the reference "
-                    "eager fp32 model), 'fast32' (agan.fast.FastGenerator in fp32: channels-last, fused ConvLSTM "
+                    "eager fp32 model), 'fast32' (agan.infer.fast.FastGenerator in fp32: channels-last, fused ConvLSTM "
                     "gates, in-place ops), 'bf16' (CPU with native bf16) or 'fp16' (CUDA), 'compiled' "
                     "(FastGenerator under torch.compile at the automatic precision). Prints parameters, GFLOPs "
                     "(torch's flop counter), seconds per image (median of --repeats interleaved runs after a "
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from agan import pick_device
-    from agan.bench import format_report, run_bench
-    from agan.summary import parse_size
+    from agan.experiments.bench import format_report, run_bench
+    from agan.models.summary import parse_size
 
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")

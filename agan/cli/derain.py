@@ -1,5 +1,5 @@
 """``agan derain``: remove raindrops from image files or folders (argument parsing and file handling only;
-the work is ``agan.infer.derain``)."""
+the work is ``agan.infer.pipeline.derain``)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from agan.images import ImageReadError, read_image_alpha, write_image
-    from agan.infer import derain, load_generator
+    from agan.infer.pipeline import derain, load_generator
 
     files, failed = _collect(args.inputs, args.recursive)
     if args.tile is not None and args.tile < 0:
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     blend = None if args.blend == "model" else args.blend
     weights = args.weights
     if weights is None:  # the kit's packaged model; missing: one line, exit 2
-        from agan.release import announce_default, default_weights
+        from agan.infer.release import announce_default, default_weights
 
         weights = default_weights()
         announce_default(weights)

@@ -1,5 +1,5 @@
 """``agan eval``: PSNR / SSIM with the authors' protocol (argument parsing only; the work is
-``agan.evaluate``)."""
+``agan.evaluation.protocol``)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from agan.evaluate import evaluate_folders, evaluate_model
+    from agan.evaluation.protocol import evaluate_folders, evaluate_model
 
     for flag, value in (("--csv", args.csv), ("--json", args.json)):  # refuse before any work is done
         if value and Path(value).exists() and not args.overwrite:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--weights and --data go together")
         weights = args.weights
         if weights is None:  # --data alone: the kit's packaged model
-            from agan.release import announce_default, default_weights
+            from agan.infer.release import announce_default, default_weights
 
             weights = default_weights()
             announce_default(weights)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from agan.config import Config
-    from agan.summary import model_summary, parse_size
+    from agan.models.summary import model_summary, parse_size
 
     cfg = Config.preset(args.preset, model=args.model, **({"variant": args.variant} if args.variant else {}))
     sizes = [parse_size(s) for s in (args.size or ["224x224", "480x720"])]

@@ -6,7 +6,7 @@ import argparse
 
 HELP_PARAMS = ("physical parameter override, repeatable: NAME=LO,HI (a range) or NAME=V (fixed), e.g. "
                "coverage=0.1,0.3  tilt_deg=30  radius_mm=1,4  f_number=8,16  merge_prob=0. "
-               "Names: see `python -c 'import agan.synth as s; help(s.SynthParams)'`")
+               "Names: see `python -c 'import agan.synth.renderer as s; help(s.SynthParams)'`")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agan.data import write_synthetic
-    from agan.summary import parse_size
-    from agan.synth import SynthParams
+    from agan.data.datasets import write_synthetic
+    from agan.models.summary import parse_size
+    from agan.synth.renderer import SynthParams
 
     params = SynthParams().override(args.param)
     summary = write_synthetic(args.out, n=args.n, size=parse_size(args.size, min_side=8), seed=args.seed, params=params,

@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_config(args: argparse.Namespace):
     """Config from preset (or the resumed run's config.json), then flags, then --set."""
     from agan.config import Config
-    from agan.train import run_name
+    from agan.train.loop import run_name
 
     flags = {"variant": args.variant, "model": args.model, "data": args.data, "val_data": args.val_data,
              "real_val": args.real_val,
@@ -103,7 +103,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from agan.train import train
+    from agan.train.loop import train
 
     cfg, out = build_config(args)
     result = train(cfg, out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)

@@ -1,7 +1,7 @@
 """Networks: the generator, the discriminators, the authors' checkpoint layout."""
 
-from .discriminator import AttentiveDiscriminator, DiscriminatorOutput, PlainDiscriminator
-from .generator import (
+from agan.models.discriminator import AttentiveDiscriminator, DiscriminatorOutput, PlainDiscriminator
+from agan.models.generator import (
     AttentiveRecurrentNetwork,
     ContextualAutoencoder,
     ConvLSTMCell,
@@ -20,21 +20,21 @@ def build_generator(cfg) -> Generator:
     """The generator a config asks for (AA variants: attentive; A variants: autoencoder only;
     cfg.model "eigen13" / "pix2pix": the baselines of ``agan.models.baselines``)."""
     if getattr(cfg, "model", "agan") != "agan":
-        from .baselines import build_baseline_generator
+        from agan.models.baselines import build_baseline_generator
 
         return build_baseline_generator(cfg)
     return agan_generator(cfg)
 
 
 def agan_generator(cfg) -> Generator:
-    """Attentive GAN's generator for ``cfg``'s widths, N and variant (also used by ``agan.recipes``)."""
+    """Attentive GAN's generator for ``cfg``'s widths, N and variant (also used by ``agan.train.recipes``)."""
     return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator, arn_width=cfg.arn_width)
 
 
 def build_discriminator(cfg):
     """The discriminator a config asks for, or None (variant A, Eigen13)."""
     if getattr(cfg, "model", "agan") != "agan":
-        from .baselines import build_baseline_discriminator
+        from agan.models.baselines import build_baseline_discriminator
 
         return build_baseline_discriminator(cfg)
     return agan_discriminator(cfg)

@@ -20,8 +20,8 @@ import os
 import torch
 from torch import Tensor
 
-from ..checkpoint import CheckpointError, safe_load
-from .generator import Generator
+from agan.checkpoint import CheckpointError, safe_load
+from agan.models.generator import Generator
 
 __all__ = ["KEY_MAP", "AUTHORS_KEYS", "import_authors_state_dict", "export_authors_state_dict",
            "load_authors_generator", "is_authors_state_dict"]

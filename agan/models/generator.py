@@ -54,7 +54,7 @@ def check_size(x: Tensor, multiple: int = 4) -> None:
     if h % multiple or w % multiple:
         raise ValueError(
             f"image height and width must be divisible by {multiple}, got {h}x{w}; "
-            f"crop or pad first (agan.infer pads automatically)"
+            f"crop or pad first (agan.infer.pipeline pads automatically)"
         )
 
 

@@ -1,4 +1,4 @@
-"""Figure helpers shared by the notebooks and ``agan.figures``: attention strips, image grids,
+"""Figure helpers shared by the notebooks and ``agan.experiments.figures``: attention strips, image grids,
 loss curves from ``metrics.jsonl`` and the paper's Table 1 next to the kit's numbers.
 
 Reference: Qian et al., CVPR 2018 -- Fig. 3/8 (attention maps A_1..A_N across the recurrent

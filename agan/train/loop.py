@@ -5,7 +5,7 @@ Single Image", CVPR 2018, Sec. 4 (losses: Eqs. 4-9, docs/paper.md#losses). The a
 training code; the optimiser is the kit's documented choice (Adam 5e-4, betas 0.5/0.99; or RMSprop
 2e-5 G / 1e-5 D with generator pre-training).
 
-Per step (``agan.recipes`` says what each model kind computes):
+Per step (``agan.train.recipes`` says what each model kind computes):
     1. G forward:                     A_1..A_N, S1, S2, O = G(I)
     2. D update (D's params only):    L_D = -log D(R) - log(1 - D(O.detach())) + gamma L_map
     3. G update (D frozen):           L_G = 0.01 log(1 - D(O)) + L_ATT + L_M + L_P
@@ -15,7 +15,7 @@ validation scores (the raw G is scored beside it: psnr_raw, ssim_raw) and what g
 (the raw G stays in last.pt for resuming).
 
     from agan import Config
-    from agan.train import train
+    from agan.train.loop import train
     result = train(Config.preset("cpu"), "runs/demo")       # -> TrainResult
 
 A run directory holds config.json, metrics.jsonl (one JSON object per log/validation point,
@@ -24,7 +24,7 @@ O, clean) and checkpoints/last.pt (+ generator.pt for inference). Losses are acc
 device and read back only every ``log_every`` steps (no host sync per step); a NaN/inf stops the
 run naming the term and step, leaving the last good checkpoint in place. SIGINT/SIGTERM save a
 checkpoint and return (``interrupted=True``); ``resume=True`` continues bit-exactly on CPU.
-Multi-GPU: ``torchrun --nproc_per_node=K -m agan.train ...`` (see ``agan.distributed``).
+Multi-GPU: ``torchrun --nproc_per_node=K -m agan.train ...`` (see ``agan.train.distributed``).
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from . import distributed as dist_
-from . import pick_device
-from .checkpoint import atomic_save
-from .config import Config
-from .evaluate import read_pairs
-from .recipes import RECIPES, Recipe, get_recipe, register_recipe
-from .runstate import (
+from agan.train import distributed as dist_
+from agan import pick_device
+from agan.checkpoint import atomic_save
+from agan.config import Config
+from agan.evaluation.protocol import read_pairs
+from agan.train.recipes import RECIPES, Recipe, get_recipe, register_recipe
+from agan.train.runstate import (
     CHECKPOINT_FORMAT,
     GENERATOR_FORMAT,
     RESUMABLE_KEYS,
@@ -124,7 +124,7 @@ def train(cfg: Config, out_dir: str | Path | None = None, resume: bool = False, 
 
     ``resume`` continues from ``out_dir/checkpoints/last.pt`` (a fresh start when there is none);
     ``overwrite`` replaces a previous run in ``out_dir``. ``train_set``/``val_set`` replace
-    ``agan.data.build_dataset(cfg, "train"/"val")`` (items: dicts with rain, clean, mask, id).
+    ``agan.data.datasets.build_dataset(cfg, "train"/"val")`` (items: dicts with rain, clean, mask, id).
     """
     info, device = dist_.setup(pick_device(cfg.device))
     try:
@@ -141,7 +141,7 @@ def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
     p = cfg.precision
     if p == "auto":
         if device.type != "cuda":
-            from .fast import cpu_has_fast_bf16  # lazy: fast imports the generator only
+            from agan.infer.fast import cpu_has_fast_bf16  # lazy: fast imports the generator only
 
             return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
         try:  # native bf16 only (Ampere and newer); emulated bf16 on a T4 is slower than fp16
@@ -183,7 +183,7 @@ def _set_lr(opt: torch.optim.Optimizer | None, lr: float) -> None:
 
 
 def _dataset(cfg: Config, split: str) -> Dataset:
-    from .data import build_dataset  # lazy: data knows nothing of models
+    from agan.data.datasets import build_dataset  # lazy: data knows nothing of models
 
     return build_dataset(cfg, split)
 
@@ -209,7 +209,7 @@ class Trainer:
         self._pending_log: list[str] | None = []  # messages before the run directory exists
         self.amp = _precision(cfg, device)
         # NHWC: faster convs with oneDNN and, in training (cuDNN autotuned), on CUDA too: the paper preset ran at
-        # 31.7 steps/s NHWC vs 26.0 NCHW under bf16 on an H100 (inference differs: agan.fast.use_channels_last)
+        # 31.7 steps/s NHWC vs 26.0 NCHW under bf16 on an H100 (inference differs: agan.infer.fast.use_channels_last)
         self.channels_last = True
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = not cfg.deterministic
@@ -335,7 +335,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp)
 
     def _val_item(self, i: int):
-        from .images import crop_to_multiple
+        from agan.images import crop_to_multiple
 
         item = self.val_set[i]
         return {k: crop_to_multiple(item[k]) for k in ("rain", "clean", "mask")}
@@ -353,8 +353,8 @@ class Trainer:
 
     def validate(self, G: torch.nn.Module | None = None) -> dict[str, float]:
         """Mean PSNR / SSIM of ``G`` (default :attr:`G_eval`) on the validation split, and of the input."""
-        from .evaluate import score_pair
-        from .images import to_uint8
+        from agan.evaluation.protocol import score_pair
+        from agan.images import to_uint8
 
         first = self._identity is None
         scores = []
@@ -373,10 +373,10 @@ class Trainer:
 
     def real_validate(self, G: torch.nn.Module | None = None) -> dict[str, float]:
         """Mean PSNR / SSIM (Y, authors' protocol) of ``G`` on the real pairs of ``cfg.real_val``, each derained
-        whole, as ``agan derain`` does (``agan.infer.derain_tensor`` with ``cfg.derain_size`` / ``derain_smooth`` /
+        whole, as ``agan derain`` does (``agan.infer.pipeline.derain_tensor`` with ``cfg.derain_size`` / ``derain_smooth`` /
         ``derain_blend``), and of the input."""
-        from .evaluate import score_pair
-        from .infer import derain_tensor
+        from agan.evaluation.protocol import score_pair
+        from agan.infer.pipeline import derain_tensor
 
         G = self.G_eval if G is None else G
         G.eval()
@@ -397,7 +397,7 @@ class Trainer:
         return {"psnr": sum(p for p, _ in scores) / n, "ssim": sum(q for _, q in scores) / n, **self._real_identity}
 
     def samples(self) -> Path:
-        from .images import write_image
+        from agan.images import write_image
 
         k = min(4, len(self.val_set))
         items = [self._val_item(i) for i in range(k)]
@@ -604,11 +604,3 @@ class Trainer:
             self.log(f"step {self.step}: real PSNR {real['psnr']:.2f} dB, SSIM {real['ssim']:.4f} "
                      f"(input {real['psnr_input']:.2f} dB, {real['ssim_input']:.4f}; {len(self.real_pairs)} "
                      f"real pairs, {self.cfg.real_val})")
-
-
-if __name__ == "__main__":  # torchrun --nproc_per_node=K -m agan.train <agan train options>
-    import sys
-
-    from agan.cli.train import main
-
-    sys.exit(main())

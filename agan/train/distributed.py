@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 if TYPE_CHECKING:
-    from .config import Config
+    from agan.config import Config
 
 __all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "broadcast_object", "resolve_workers", "setup", "teardown",
            "unwrap", "wrap"]

@@ -3,10 +3,10 @@ widgets) and one function that wires them to ipywidgets.
 
 Reference: Qian et al., CVPR 2018 -- the attention maps A_t of the attentive-recurrent network
 (Sec. 4.1, Figs. 3/8), the raindrop mask M (|I - B| >= threshold in any channel; docs/paper.md#raindrop-mask)
-and the image model I = (1 - M) B + R rendered by ``agan.synth``.
+and the image model I = (1 - M) B + R rendered by ``agan.synth.renderer``.
 
     state = explore("synthetic:0", model)          # run G once: I, A_1..A_N, O (+ B and M when known)
-    state = explore("synthetic:0")                 # ... with the kit's default model (agan.release)
+    state = explore("synthetic:0")                 # ... with the kit's default model (agan.infer.release)
     attention_at(state, t=2)                       # A_2 as an HxW array
     difference_mask_at(state.rain, state.clean, 30)   # M at a threshold, and its coverage
     res = synthesise(0, size=128, coverage=0.2, f_number=8)   # the synthesiser's drop parameters
@@ -56,7 +56,7 @@ class ExplorerState:
 def list_examples(real_dir: str | os.PathLike | None = None, n_synthetic: int = 4) -> list[str]:
     """Names ``load_example`` accepts: "synthetic:0".."synthetic:{n-1}", then the images of ``real_dir``
     (recursively; e.g. ../shared/real) when it exists."""
-    from .images import IMAGE_EXTENSIONS
+    from agan.images import IMAGE_EXTENSIONS
 
     names = [f"synthetic:{i}" for i in range(n_synthetic)]
     if real_dir is not None and Path(real_dir).is_dir():
@@ -70,7 +70,7 @@ def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
     """Downscale so that the longer side is at most ``max_side``, then crop to a multiple of 4."""
     from PIL import Image
 
-    from .images import crop_to_multiple
+    from agan.images import crop_to_multiple
 
     h, w = image.shape[:2]
     if max(h, w) > max_side:
@@ -89,7 +89,7 @@ def load_example(name: str, size: int = 128, seed: int = 0, params: Any = None
     a sibling ``clean``/``gt`` folder) when there is one, and scales the longer side down to ``size``.
     """
     if name.startswith("synthetic:"):
-        from .synth import make_pair
+        from agan.synth.renderer import make_pair
 
         try:
             index = int(name.split(":", 1)[1])
@@ -97,7 +97,7 @@ def load_example(name: str, size: int = 128, seed: int = 0, params: Any = None
             raise ValueError(f"example {name!r}: expected synthetic:<index>") from None
         res = make_pair(seed, index, size, params)
         return res.rain, res.clean, res.mask
-    from .images import read_image
+    from agan.images import read_image
 
     path = Path(name)
     if not path.is_file():
@@ -119,7 +119,7 @@ def synthesise(index: int = 0, size: int = 128, seed: int = 0, **drops: float):
     """Pair ``index`` of the synthetic set ``seed`` with some drop parameters fixed (names of
     ``DROP_PARAMETERS``; a single value fixes the synthesiser's range). Returns a ``SynthResult``.
     A value out of its physical range raises ValueError naming the parameter."""
-    from .synth import SynthParams, make_pair
+    from agan.synth.renderer import SynthParams, make_pair
 
     unknown = sorted(set(drops) - set(DROP_PARAMETERS))
     if unknown:
@@ -129,15 +129,15 @@ def synthesise(index: int = 0, size: int = 128, seed: int = 0, **drops: float):
 
 
 def _generator(model, device: Any = "auto"):
-    """``model`` as a generator: a module as it is, a path loaded (``agan.infer.load_generator``), None: the
-    kit's default model (``agan.release.default_weights()``; FileNotFoundError, one line, when not installed)."""
+    """``model`` as a generator: a module as it is, a path loaded (``agan.infer.pipeline.load_generator``), None: the
+    kit's default model (``agan.infer.release.default_weights()``; FileNotFoundError, one line, when not installed)."""
     if model is None:
-        from .release import announce_default, default_weights
+        from agan.infer.release import announce_default, default_weights
 
         model = default_weights()
         announce_default(model)
     if isinstance(model, (str, os.PathLike)):
-        from .infer import load_generator
+        from agan.infer.pipeline import load_generator
 
         return load_generator(model, device)
     return model
@@ -147,7 +147,7 @@ def explore(name: str, model=None, size: int = 128, seed: int = 0, params: Any =
             device: str = "auto") -> ExplorerState:
     """Load an example and run the generator ``model`` on it once (a Generator or a checkpoint path; None:
     the kit's default model)."""
-    from .infer import derain
+    from agan.infer.pipeline import derain
 
     rain, clean, exact = load_example(name, size, seed, params)
     output, maps = derain(rain.astype(np.float32) / 255.0, model=model, device=device)
@@ -172,7 +172,7 @@ def difference_mask_at(rain: np.ndarray, clean: np.ndarray, threshold: int = 30,
                        ) -> tuple[np.ndarray, float]:
     """M at ``threshold`` (0..255: |rain - clean| >= threshold in any channel) -> (HxW bool, coverage);
     docs/paper.md#raindrop-mask."""
-    from .images import difference_mask
+    from agan.images import difference_mask
 
     if clean is None:
         raise ValueError("no clean image for this example: the difference mask M needs a pair")
@@ -203,7 +203,7 @@ def render_view(state: ExplorerState, t: int | None = None, threshold: int = 30,
     O and B when known. Titles carry the numbers (coverage, IoU of A_t >= level with M). Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    from .viz import to_display
+    from agan.viz.plots import to_display
 
     panels: list[tuple[str, Any, str | None]] = [(f"input I ({state.name})"[:40], to_display(state.rain), None)]
     A = None
@@ -267,7 +267,7 @@ def build_explorer(model=None, examples: list[str] | None = None, size: int = 12
     def state_for() -> ExplorerState:
         params = None
         if custom.value and pick.value.startswith("synthetic:"):
-            from .synth import SynthParams
+            from agan.synth.renderer import SynthParams
 
             params = SynthParams().override({k: float(w.value) for k, w in drops.items()})
         key = (pick.value, params.to_dict().__repr__() if params is not None else None)

@@ -396,7 +396,7 @@ class FastGenerator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# one-call entry point for agan.infer
+# one-call entry point for agan.infer.pipeline
 # ----------------------------------------------------------------------------------------------
 
 _FAST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -14,7 +14,7 @@ from the config like every other run, so Table 1 rows share data, steps, seeds a
 pix2pix paper itself used Adam 2e-4, betas (0.5, 0.999), which ``--set lr_g=2e-4 --set lr_d=2e-4
 --set betas=[0.5,0.999]`` reproduces.
 
-Importing this module registers "eigen13" and "pix2pix" in ``agan.recipes.RECIPES``.
+Importing this module registers "eigen13" and "pix2pix" in ``agan.train.recipes.RECIPES``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .recipes import Recipe, logit_range, register_recipe
+from agan.train.recipes import Recipe, logit_range, register_recipe
 
 __all__ = ["L1_WEIGHT", "Eigen13Recipe", "Pix2PixRecipe"]
 
@@ -37,7 +37,7 @@ class Eigen13Recipe(Recipe):
     loss_names = ("L_MSE",)
 
     def build(self):
-        from .models.baselines import build_baseline_generator
+        from agan.models.baselines import build_baseline_generator
 
         return build_baseline_generator(self.cfg), None
 
@@ -60,7 +60,7 @@ class Pix2PixRecipe(Recipe):
         self.l1_weight = float(cfg.extra.get("l1_weight", l1_weight))
 
     def build(self):
-        from .models.baselines import build_baseline_discriminator, build_baseline_generator
+        from agan.models.baselines import build_baseline_discriminator, build_baseline_generator
 
         return build_baseline_generator(self.cfg), build_baseline_discriminator(self.cfg)
 

@@ -19,7 +19,7 @@ __all__ = ["BUNDLED_DIR", "MIX_BUNDLED", "MIX_PROCEDURAL", "MIX_SKIMAGE", "N_PRO
 
 
 # outdoor photographs shipped in this package (package data; see the folder's README.md for licences)
-BUNDLED_DIR = Path(__file__).parent / "assets" / "backgrounds"
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "assets" / "backgrounds"
 BUNDLED_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 # the default mix of BackgroundSource(): fractions of bundled photos, scikit-image photos, procedural scenes

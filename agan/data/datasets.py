@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from agan.evaluate import PAIR_LAYOUTS, image_id, pair_dirs
+from agan.evaluation.protocol import PAIR_LAYOUTS, image_id, pair_dirs
 from agan.images import (
     IMAGE_EXTENSIONS,
     crop_to_multiple,
@@ -35,7 +35,7 @@ from agan.images import (
     to_tensor,
     write_image,
 )
-from agan.synth import BackgroundSource, SynthParams, make_pair
+from agan.synth.renderer import BackgroundSource, SynthParams, make_pair
 
 __all__ = [
     "EXPECTED_LAYOUT",
@@ -54,7 +54,7 @@ DROP_MASK_ALPHA = 0.3  # mask_source="drops": M = blur(alpha) >= this (the drop 
 
 
 def find_split(root: str | os.PathLike, split: str | None) -> Path:
-    """The folder holding ``data/`` and ``gt/`` (or another ``agan.evaluate.PAIR_LAYOUTS`` pair of
+    """The folder holding ``data/`` and ``gt/`` (or another ``agan.evaluation.protocol.PAIR_LAYOUTS`` pair of
     sub-folders): ``root/split`` when given, else ``root``."""
     root = Path(root)
     if not root.is_dir():
@@ -73,7 +73,7 @@ def find_split(root: str | os.PathLike, split: str | None) -> Path:
 
 def _index(folder: Path) -> dict[int, Path]:
     """id -> file, the id being the leading number N of ``N_rain.png`` / ``N_clean.png`` / ``N.png``
-    (``agan.evaluate.image_id``, the rule ``agan eval`` pairs by)."""
+    (``agan.evaluation.protocol.image_id``, the rule ``agan eval`` pairs by)."""
     out: dict[int, Path] = {}
     for p in sorted(folder.iterdir()):
         if not p.is_file() or p.name.lower() in _IGNORED or p.name.startswith("."):
@@ -106,7 +106,7 @@ def _partner(i: int, like: dict[int, Path], folder: Path) -> Path:
 
 class RaindropPairs(Dataset):
     """Pairs ``data/N_rain.*`` with ``gt/N_clean.*`` by the numeric id N (not by sorted position);
-    ``rain/`` + ``clean/``, ``input/`` + ``target/`` and ``input/`` + ``gt/`` (``agan.evaluate.PAIR_LAYOUTS``)
+    ``rain/`` + ``clean/``, ``input/`` + ``target/`` and ``input/`` + ``gt/`` (``agan.evaluation.protocol.PAIR_LAYOUTS``)
     are read the same way.
 
     ``crop_size=None``: the full image, top-left cropped to a multiple of 4 (the authors' protocol).
@@ -183,7 +183,7 @@ def _item(rain: np.ndarray, clean: np.ndarray, id_: str, threshold: int, dilate:
 
 
 class SyntheticRaindrops(Dataset):
-    """On-the-fly rendered pairs (``agan.synth``): item i is a deterministic function of (seed, i),
+    """On-the-fly rendered pairs (``agan.synth.renderer``): item i is a deterministic function of (seed, i),
     the same pair that ``agan synth --seed seed`` writes as file i, so training needs no files and
     resuming is exact.  ``size``: int or (H, W).  ``backgrounds``: None (scikit-image photos +
     procedural scenes), a folder of clean photos, or a ``BackgroundSource``."""

@@ -20,7 +20,7 @@ Protocol (defaults = the authors' protocol, with clip-and-round instead of their
        K2 0.03, sample covariance) and data range 255; mean over images.
 
 ``evaluate`` knows images and a callable, not training: ``evaluate_model`` takes a Generator, a weights
-file (loaded by ``agan.infer``) or any ``f(uint8 HxWx3) -> image`` callable.
+file (loaded by ``agan.infer.pipeline``) or any ``f(uint8 HxWx3) -> image`` callable.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import crop_to_multiple, list_images, read_image
+from agan.images import crop_to_multiple, list_images, read_image
 
 __all__ = [
     "CASTS",
@@ -292,7 +292,7 @@ def find_splits(data_root, splits: list[str] | None = None) -> list[tuple[str, P
 def read_pairs(folder) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (rain, clean) uint8 images of every split in ``folder`` (any layout :func:`find_splits` reads),
     paired by id; one clear error when there are none. Used by ``--real-val`` and the model card."""
-    from .images import read_image
+    from agan.images import read_image
 
     pairs = [(read_image(a), read_image(b)) for _, rain_dir, clean_dir in find_splits(folder)
              for _, a, b in pair_by_id(rain_dir, clean_dir, "rainy image", "clean image")]
@@ -345,7 +345,7 @@ class EvalResult:
     def to_csv(self, path: str | os.PathLike) -> Path:
         import io
 
-        from .checkpoint import atomic_write_text
+        from agan.checkpoint import atomic_write_text
 
         buf = io.StringIO(newline="")
         w = csv.DictWriter(buf, fieldnames=_ROW_FIELDS)
@@ -356,7 +356,7 @@ class EvalResult:
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """The summary (protocol + means per split) as JSON (inf PSNR written as the string "inf")."""
-        from .checkpoint import atomic_write_text
+        from agan.checkpoint import atomic_write_text
 
         def clean(v):
             if isinstance(v, dict):
@@ -436,7 +436,7 @@ def evaluate_folders(pred_dir, gt_dir, input_dir="auto", color: str = "y", split
 def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Callable, str]:
     """A weights path, an nn.Module generator or a callable -> f(uint8 HxWx3) -> float/uint8 HxWx3."""
     if isinstance(model, (str, os.PathLike)):
-        from .infer import load_generator
+        from agan.infer.pipeline import load_generator
 
         name = str(model)
         model = load_generator(model, device=device)
@@ -448,7 +448,7 @@ def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Cal
     except ImportError:  # pragma: no cover
         is_module = False
     if is_module:
-        from .infer import derain
+        from agan.infer.pipeline import derain
 
         gen = model
 
@@ -470,7 +470,7 @@ def evaluate_model(model, data_root, splits: list[str] | None = None, cast: str 
     """Run a generator on ``data_root/{data,gt}`` (or ``data_root/<split>/{data,gt}``; any
     :data:`PAIR_LAYOUTS` pair, see :func:`find_splits`) and score it.
 
-    ``model``: a weights file (kit checkpoint or the authors' gen.pkl, via ``agan.infer.load_generator``),
+    ``model``: a weights file (kit checkpoint or the authors' gen.pkl, via ``agan.infer.pipeline.load_generator``),
     a Generator, or any callable ``f(uint8 HxWx3) -> float HxWx3 in [0, 1] (raw) | uint8 HxWx3``.
     Each input is cropped top-left to a multiple of 4 before the model sees it (the authors' protocol).
     ``out_dir``: also write the uint8 outputs (after ``cast``) as PNG under ``out_dir/<split>/``.
@@ -498,7 +498,7 @@ def evaluate_model(model, data_root, splits: list[str] | None = None, cast: str 
             ip, iss = score_pair(rain, gt, cast, color)
             out_name = None
             if out_dir is not None:
-                from .images import write_image
+                from agan.images import write_image
 
                 out_name = f"{rf.stem}.png"
                 write_image(Path(out_dir) / split / out_name, out)

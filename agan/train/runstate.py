@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import safe_load
-from .config import Config
+from agan.checkpoint import safe_load
+from agan.config import Config
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "RESUMABLE_KEYS", "RUN_FILES", "VERSION", "StopFlag", "frozen", "prepare_run_dir", "restore_rng", "rng_state", "sample_grid", "seed_all"]
 

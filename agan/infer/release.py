@@ -12,9 +12,9 @@ A release is two files side by side (plus a model card, ``MODEL_CARD.md``, writt
 :func:`load_release` checks the sha256 *before* it reads a tensor, builds the generator from the
 config stored in the (checksummed) weights file and loads the weights, cast back to float32, strictly.
 The kit ships one release in the package (``agan/weights/``): :func:`default_weights` finds it, and
-``agan derain`` / ``agan.infer.derain`` use it when no weights are given.
+``agan derain`` / ``agan.infer.pipeline.derain`` use it when no weights are given.
 
-    from agan.release import export_release, load_release
+    from agan.infer.release import export_release, load_release
     path = export_release("runs/x/checkpoints/generator.pt", "agan/weights", {"seed": 0})
     G = load_release(path)
 """
@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, atomic_write_text, safe_load
+from agan.checkpoint import CheckpointError, atomic_write_text, safe_load
 
 __all__ = ["DEFAULT_NAME", "DEFAULT_WEIGHTS", "RELEASE_FORMAT", "announce_default", "default_weights",
            "export_release", "load_release", "machine_description", "render_model_card",
@@ -44,7 +44,7 @@ RELEASE_FORMAT = "agan-release"
 RELEASE_VERSION = 1
 DEFAULT_NAME = "agan-synthetic"
 # the packaged default model (tests monkeypatch this; default_weights() reads it at call time)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / f"{DEFAULT_NAME}.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / f"{DEFAULT_NAME}.safetensors"
 MAX_BYTES = 15 * 1024 * 1024  # what the repository accepts for the shipped weights file
 _RESERVED = ("format", "version", "weights", "sha256", "bytes", "parameters", "dtype", "config")
 _CHECKPOINT_FORMATS = ("agan-checkpoint", "agan-generator")
@@ -66,7 +66,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def _shown(path: Path) -> str:
     """``agan/weights/<name>`` for the packaged files, else the path as given."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]
     try:
         return str(Path("agan") / Path(path).resolve().relative_to(pkg))
     except ValueError:
@@ -159,9 +159,9 @@ def export_release(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLik
     """
     from safetensors.torch import save
 
-    from .atomic import atomic_path
-    from .config import Config
-    from .models import build_generator
+    from agan.atomic import atomic_path
+    from agan.config import Config
+    from agan.models import build_generator
 
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
     card_fields = dict(card_fields or {})
@@ -230,10 +230,10 @@ def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """
     from safetensors import SafetensorError, safe_open
 
-    from . import pick_device
-    from .config import Config
-    from .infer import set_derain_config
-    from .models import build_generator
+    from agan import pick_device
+    from agan.config import Config
+    from agan.infer.pipeline import set_derain_config
+    from agan.models import build_generator
 
     path = Path(path)
     if not path.is_file():
@@ -294,7 +294,7 @@ _REAL_PAIRS = re.compile(r"; (\d+) real pairs, ")
 def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Card fields of a finished training run: iterations, seed, wall time (train.log's 'done: step N in S s',
     summed over resumed segments), device, the last 'val' and 'real' rows of metrics.jsonl, this machine."""
-    from .config import Config
+    from agan.config import Config
 
     run_dir = Path(run_dir)
     for need in ("config.json", "metrics.jsonl", "train.log"):
@@ -338,7 +338,7 @@ def reproduce_command(cfg, out: str = f"runs/{DEFAULT_NAME}") -> str:
     """The ``agan train`` command that rebuilds ``cfg``: its preset plus ``--set`` for every field that differs."""
     from dataclasses import fields
 
-    from .config import PRESETS, Config
+    from agan.config import PRESETS, Config
 
     base = Config.preset(cfg.name) if cfg.name in PRESETS else Config()
     parts = ["agan", "train", "--preset", cfg.name if cfg.name in PRESETS else "paper", "--out", out]
@@ -365,16 +365,16 @@ MEASURE_SEED = 20180001  # the card's synthetic frames: make_pair(MEASURE_SEED, 
 
 def measure_release(weights: str | os.PathLike, real_dir: str | os.PathLike | None = None,
                     n_synthetic: int = 12, progress: bool = True) -> dict[str, Any]:
-    """The card's numbers, measured on the exported file through ``agan.infer.derain`` (fp32, the model's own
+    """The card's numbers, measured on the exported file through ``agan.infer.pipeline.derain`` (fp32, the model's own
     derain settings): ``n_synthetic`` whole 480x720 synthetic frames (seed ``MEASURE_SEED``, drops at a photo's
     scale) and, when ``real_dir`` holds pairs, the real pairs at full resolution. Per-image scores are kept so
     that a test can reproduce a subset."""
     import numpy as np
     from tqdm.auto import tqdm
 
-    from .evaluate import read_pairs, score_pair
-    from .infer import derain, load_generator
-    from .synth import make_pair
+    from agan.evaluation.protocol import read_pairs, score_pair
+    from agan.infer.pipeline import derain, load_generator
+    from agan.synth.renderer import make_pair
 
     G = load_generator(weights, "cpu")
 
@@ -463,13 +463,13 @@ built by `agan.models.build_generator` from the config stored with the weights: 
 {info.get('parameters', 0):,} parameters. Stored as float16 safetensors ({info.get('bytes', 0) / 1e6:.1f}
 MB, sha256 `{info.get('sha256', '?')}`, checked on every load), loaded as float32.
 
-It is the model `agan derain IMG --out DIR`, `agan eval --data DIR` and `agan.infer.derain(image)` use
+It is the model `agan derain IMG --out DIR`, `agan eval --data DIR` and `agan.infer.pipeline.derain(image)` use
 when no weights are given; {scale}.
 
 ## Data
 
 Synthetic only. Every training pair was rendered on the fly by the kit's physically based raindrop
-synthesiser (`agan.synth`: drops on a pane in front of the lens, refraction and defocus) over the clean
+synthesiser (`agan.synth.renderer`: drops on a pane in front of the lens, refraction and defocus) over the clean
 backgrounds bundled with the package (`agan/assets/backgrounds`; each photo keeps its own licence, listed
 in `agan/assets/backgrounds/README.md`). No real rainy photograph, and nothing of the Raindrop dataset
 of Qian et al., was trained on; the real pairs under Measured were only scored.
@@ -482,7 +482,7 @@ Preset `{info.get('preset', cfg.get('name', '?'))}`, {info.get('iterations', '?'
 f' over {segments} resumed segments' if segments > 1 else ''}. Machine: {machine.get('cpu', '?')},
 {machine.get('platform', '?')}, torch {machine.get('torch', '?')}. To reproduce (then export):""")
     measured = info.get("measured")
-    first = (f"""Measured on this file (`agan.release.measure_release`: `agan.infer.derain` in fp32 with the model's own
+    first = (f"""Measured on this file (`agan.infer.release.measure_release`: `agan.infer.pipeline.derain` in fp32 with the model's own
 settings; PSNR / SSIM on Y, the authors' protocol), beside the rainy input's own scores. The synthetic frames are
 whole 480x720 renders never trained on; the real pairs are scored at full resolution.
 

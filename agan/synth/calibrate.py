@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from agan.images import difference_mask, list_images, read_image
-from agan.synth import SynthParams, render
+from agan.synth.renderer import SynthParams, render
 
 __all__ = ["AREA_BINS", "calibration_figure", "calibration_report", "default_real_dir", "format_table",
            "mask_stats", "realism_stats", "realism_table", "single_image_stats"]
@@ -39,7 +39,7 @@ AREA_BINS = 2.0 ** np.arange(4, 19)  # component areas 16 px .. 256k px, log2 bi
 
 def default_real_dir() -> Path:
     """``<repo>/../shared/real/train_pairs`` (resolved from this file)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "real" / "train_pairs"
+    return Path(__file__).resolve().parents[3] / "shared" / "real" / "train_pairs"
 
 
 def _pairs(real_dir: Path) -> list[tuple[Path, Path]]:
@@ -406,7 +406,7 @@ def realism_table(real_dir: str | Path | None = None, params: SynthParams | None
     """Real vs synthetic drops, measured with :func:`realism_stats` at the real frames' scale.
 
     ``real`` averages the real pairs in ``real_dir`` (default ../shared/real/train_pairs, 720x480);
-    ``synthetic`` averages ``n_synthetic`` renders (``agan.synth.render`` with ``params``, default
+    ``synthetic`` averages ``n_synthetic`` renders (``agan.synth.renderer.render`` with ``params``, default
     ``SynthParams()``, generator ``default_rng([seed, i, k])``) onto every real clean image, so only
     the drops (and the rainy shot's tone) differ. Averages are means over images (NaNs skipped), with
     the spread across images in ``<key>_sd``; ``per_image`` keeps every image's numbers.

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from scipy import fft as sp_fft
 
-from agan.backgrounds import (  # noqa: F401  (re-exported: agan.synth is where users look)
+from agan.synth.backgrounds import (  # noqa: F401  (re-exported: agan.synth.renderer is where users look)
     N_PROCEDURAL,
     SKIMAGE_PHOTOS,
     BackgroundSource,
@@ -72,7 +72,7 @@ Range = tuple[float, float]
 class SynthParams:
     """Physical parameters of the raindrop renderer.  Each ``(lo, hi)`` range is sampled uniformly
     once per image (``radius_mm`` per drop, from a power law); give ``(v, v)`` to fix a value.
-    Defaults are tuned toward the real Raindrop train pairs (see ``agan.calibrate``).
+    Defaults are tuned toward the real Raindrop train pairs (see ``agan.synth.calibrate``).
 
     coverage           expected fraction of the glass covered by drops (Boolean model, before merging)
     radius_mm          footprint radius a of a drop on the glass, mm
@@ -485,7 +485,7 @@ def _fresnel_t(ci: np.ndarray, ct: np.ndarray, n1: float, n2: float) -> np.ndarr
 def make_pair(seed: int, index: int, size: int | tuple[int, int], params: SynthParams | None = None,
               source: BackgroundSource | None = None) -> SynthResult:
     """Pair ``index`` of the synthetic set ``seed``: a deterministic function of (seed, index).
-    Shared by ``agan synth`` and ``agan.data.SyntheticRaindrops`` so files and on-the-fly data agree."""
+    Shared by ``agan synth`` and ``agan.data.datasets.SyntheticRaindrops`` so files and on-the-fly data agree."""
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
     source = source or _default_source()

@@ -1,7 +1,7 @@
 """The cost report behind ``agan bench``: what a forward pass of G costs here, per execution path.
 
 For each path (``plain`` = the reference eager fp32 ``Generator.forward``; ``fast32`` / ``bf16`` / ``fp16`` =
-:class:`agan.fast.FastGenerator` at that precision; ``compiled`` = the same under ``torch.compile``):
+:class:`agan.infer.fast.FastGenerator` at that precision; ``compiled`` = the same under ``torch.compile``):
 seconds per image (median of ``repeats`` timed runs after one warm-up; the paths' runs are interleaved
 round by round, so a change in machine load hits them alike), GFLOPs at the measured size (torch's flop
 counter, a multiply-add = 2), achieved GFLOP/s, the fraction of this machine's measured 3x3-conv
@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from agan.config import Config
-from agan.fast import FastGenerator, autocast, channels_last, grad_scaler, malloc_tuning, resolve_precision
+from agan.infer.fast import FastGenerator, autocast, channels_last, grad_scaler, malloc_tuning, resolve_precision
 from agan.models import build_discriminator, build_generator, count_parameters
-from agan.summary import count_flops
+from agan.models.summary import count_flops
 
 __all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "conv_throughput", "format_report",
            "matmul_throughput", "run_bench"]
@@ -117,7 +117,7 @@ def _peak_memory_subprocess(preset: str, size: tuple[int, int], path: str, devic
                             width: float | None) -> float | None:
     """Peak RSS (MB) of a fresh Python process that builds G and runs one forward on ``path``."""
     spec = json.dumps({"preset": preset, "size": list(size), "path": path, "device": str(device), "width": width})
-    cmd = [sys.executable, "-c", "import agan.bench as b, sys; b._memory_worker(sys.argv[1])", spec]
+    cmd = [sys.executable, "-c", "import agan.experiments.bench as b, sys; b._memory_worker(sys.argv[1])", spec]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, check=True)
@@ -329,13 +329,13 @@ def bench_train_step(preset: str = "paper", size: int = 224, batch: int = 2, ste
 
 
 def bench_synth(size: int = 224, n: int = 50, seed: int = 0) -> dict:
-    """Pairs/s of ``agan.synth.make_pair`` on one core, after a warm-up that builds the procedural
+    """Pairs/s of ``agan.synth.renderer.make_pair`` on one core, after a warm-up that builds the procedural
     background bank and loads the photos (a one-off cost per process, cached); a note when absent."""
     try:
-        from agan.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank
-        from agan.synth import make_pair
+        from agan.synth.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank
+        from agan.synth.renderer import make_pair
     except ImportError as e:
-        return {"pairs_per_s": None, "note": f"agan.synth unavailable ({e})"}
+        return {"pairs_per_s": None, "note": f"agan.synth.renderer unavailable ({e})"}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -2,13 +2,13 @@
 
 Reference: Qian et al., CVPR 2018, Sec. 6, Table 1 (docs/paper.md#table-1): Eigen13, Pix2Pix, A, A+D, A+AD,
 AA+AD on Raindrop test_a, PSNR / SSIM with the authors' protocol (docs/paper.md#evaluation-protocol,
-``agan.evaluate``).
+``agan.evaluation.protocol``).
 
-    from agan.ablate import run_ablation
+    from agan.experiments.ablate import run_ablation
     table = run_ablation("cpu", seeds=3, out_dir="runs/ablation-cpu")   # -> AblationTable
     print(table.markdown)                                               # paper | kit mean ± std
 
-Every row is the same ``agan.train.train`` call on the same preset, data, iteration count and
+Every row is the same ``agan.train.loop.train`` call on the same preset, data, iteration count and
 seeds; only ``cfg.model`` / ``cfg.variant`` differ. Each row is scored on one held-out split:
 a synthetic set rendered once into ``out_dir/heldout`` (seed ``HELDOUT_SEED``, never used for
 training or validation) unless ``test`` names a folder (Raindrop ``test_a``: ``{data,gt}``, or
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from agan.config import Config
 
 __all__ = [
     "HELDOUT_SEED",
@@ -115,10 +115,10 @@ def make_heldout(folder: str | Path, count: int, size: tuple[int, int], seed: in
                  synth: dict[str, Any] | None = None, backgrounds: str | None = None,
                  progress: bool = True) -> Path:
     """Render ``count`` synthetic pairs of ``size`` (H, W) into ``folder/{data,gt}`` with
-    ``agan.data.write_synthetic`` (same renderer, synthesiser overrides and backgrounds as training),
+    ``agan.data.datasets.write_synthetic`` (same renderer, synthesiser overrides and backgrounds as training),
     once: a folder whose heldout.json holds the same spec is reused; another spec is an error."""
-    from .data import write_synthetic
-    from .synth import SynthParams
+    from agan.data.datasets import write_synthetic
+    from agan.synth.renderer import SynthParams
 
     folder = Path(folder)
     spec = {"seed": seed, "count": count, "size": list(size), "kind": "synthetic", "synth": synth or {},
@@ -182,7 +182,7 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
 
 def order_agreement(measured: dict[str, dict[str, Any]], metric: str = "psnr") -> tuple[int, int]:
     """Pairs of Table 1 rows ordered as in the paper by ``metric``: (agreeing pairs, compared pairs)."""
-    from .viz import PAPER_TABLE1
+    from agan.viz.plots import PAPER_TABLE1
 
     k = 0 if metric == "psnr" else 1
     rows = [r for r in PAPER_TABLE1 if r in measured and measured[r].get(metric) is not None]
@@ -212,7 +212,7 @@ class AblationTable:
 
     @property
     def rows(self) -> list[dict]:
-        from .viz import table1_rows
+        from agan.viz.plots import table1_rows
 
         return table1_rows(self.measured)
 
@@ -263,8 +263,8 @@ def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, over
     other difference is refused unless ``overwrite``, which trains that row/seed afresh."""
     import shutil
 
-    from .evaluate import evaluate_model
-    from .train import train
+    from agan.evaluation.protocol import evaluate_model
+    from agan.train.loop import train
 
     res_path, train_dir = run_dir / "results.json", run_dir / "train"
     saved = None
@@ -372,7 +372,7 @@ def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str |
 
 
 def _write_table(results: dict[str, list[dict]], info: dict[str, Any], out: Path) -> AblationTable:
-    from .viz import table1_markdown, write_table1
+    from agan.viz.plots import table1_markdown, write_table1
 
     measured = summarise(results)
     note = _note(info, measured)

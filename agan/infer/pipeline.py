@@ -13,7 +13,7 @@ Large images are processed in overlapping tiles (memory stays bounded by one til
     * ``tile=None`` picks tiles of 512 for images larger than 1024 x 1024, else runs the whole image;
       ``tile=0`` never tiles.
 
-    from agan.infer import derain, load_generator
+    from agan.infer.pipeline import derain, load_generator
     G = load_generator("runs/cpu/checkpoint.pt")       # kit checkpoint, authors' gen.pkl, a state dict or .safetensors
     out, maps = derain(Image.open("rain.png"), model=G)  # PIL -> PIL; maps: A_1..A_N, HxW float arrays
     out, maps = derain(Image.open("rain.png"))           # the kit's default model (agan/weights/)
@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import pick_device
-from .checkpoint import CheckpointError, safe_load
-from .fast import fast_forward, resolve_precision
-from .models.generator import Generator
+from agan import pick_device
+from agan.checkpoint import CheckpointError, safe_load
+from agan.infer.fast import fast_forward, resolve_precision
+from agan.models.generator import Generator
 
 __all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "CHECKPOINT_FORMATS", "derain", "derain_tensor", "load_generator",
            "model_size", "set_derain_config"]
@@ -75,15 +75,15 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
     Accepts (a) kit checkpoints: ``{"format": "agan-checkpoint" | "agan-generator", "config": {...},
     "G": state_dict, ...}``; (b) the authors' ``gen.pkl`` (BGR layout, converted by
     ``agan.models.authors``); (c) a bare state dict of ``agan.models.Generator`` (N = 4 steps assumed);
-    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.release.load_release``: sha256 checked).
+    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.infer.release.load_release``: sha256 checked).
     """
-    from .config import Config
-    from .models import build_generator
-    from .models.authors import import_authors_state_dict, is_authors_state_dict
+    from agan.config import Config
+    from agan.models import build_generator
+    from agan.models.authors import import_authors_state_dict, is_authors_state_dict
 
     path = Path(path)
-    if path.suffix.lower() == ".safetensors":  # a release (agan.release: fp16 weights + JSON sidecar)
-        from .release import load_release
+    if path.suffix.lower() == ".safetensors":  # a release (agan.infer.release: fp16 weights + JSON sidecar)
+        from agan.infer.release import load_release
 
         return load_release(path, device=pick_device(device) if isinstance(device, str) else device)
     ckpt = safe_load(path, map_location="cpu")
@@ -134,7 +134,7 @@ def _forward(model: torch.nn.Module, x: Tensor, precision: str = "fp32") -> tupl
         precision = resolve_precision("auto", x.device)
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    out = fast_forward(model, x, precision)  # agan.fast: FastGenerator for G (fp32 within 1e-4 of plain)
+    out = fast_forward(model, x, precision)  # agan.infer.fast: FastGenerator for G (fp32 within 1e-4 of plain)
     if isinstance(out, Tensor):  # baselines (Eigen13, Pix2Pix U-Net) return O alone
         return out.float(), []
     return out.O.float(), [a.float() for a in out.attention]
@@ -298,8 +298,8 @@ def _model_for(model, weights, device) -> torch.nn.Module:
         model, weights = None, model
     if model is not None:
         return model
-    if weights is None:  # neither: the kit's packaged model (agan.release), said once per process
-        from .release import announce_default, default_weights
+    if weights is None:  # neither: the kit's packaged model (agan.infer.release), said once per process
+        from agan.infer.release import announce_default, default_weights
 
         weights = default_weights()
         announce_default(weights)

@@ -9,13 +9,13 @@ variants A, A+D, A+AD, AA+AD side by side) and Table 1 (PSNR / SSIM beside the p
     results = load_results("figures")                                          # cheap
     figure3(results, "figures")                                                # one per figure
     make_all("figures", weights="", ablate_dir="runs/ablate-cpu")             # all of it
-    python -m agan.figures --out figures --ablate runs/ablate-cpu [--weights PATH] [--size 240x360]
+    python -m agan.experiments.figures --out figures --ablate runs/ablate-cpu [--weights PATH] [--size 240x360]
 
 Which model draws what:
     * Fig. 1, 3, 4 and the "kit model" column of Fig. 6: ``weights`` -- "" (default) is the kit's shipped
-      release (``agan.release.default_weights()``, agan/weights/agan-synthetic.safetensors); a release
+      release (``agan.infer.release.default_weights()``, agan/weights/agan-synthetic.safetensors); a release
       ``.safetensors``, a kit checkpoint (``generator.pt``) or a run folder (its checkpoints/generator.pt)
-      overrides it. Every model runs at its trained scale (``agan.infer.derain``: ``derain_size``, or the
+      overrides it. Every model runs at its trained scale (``agan.infer.pipeline.derain``: ``derain_size``, or the
       ``frame_px`` its drops were drawn at; only the change is enlarged back).
     * Fig. 6's Eigen13 / Pix2Pix / AA+AD columns, Fig. 7 and Table 1: the ablation in ``ablate_dir``.
   The weights of every figure (path, sha256) are recorded in results.json (``drawn_from``) and printed in
@@ -23,11 +23,11 @@ Which model draws what:
 
 Results (``results.npz`` + ``results.json`` in the output folder; images stored as uint8, maps as
 float16, scores computed on the raw outputs first): a fixed set of held-out synthetic frames
-(``agan.synth.make_pair`` with a seed no training run uses, whole 3:2 frames of ``size`` = (H, W) with the
+(``agan.synth.renderer.make_pair`` with a seed no training run uses, whole 3:2 frames of ``size`` = (H, W) with the
 synthesiser's defaults and ``frame_px = W``: drops at the scale of a real photo), the model's A_t, S_1, S_2
-and O on them, each ablation row's O, per-image PSNR / SSIM (the authors' protocol, ``agan.evaluate``),
+and O on them, each ablation row's O, per-image PSNR / SSIM (the authors' protocol, ``agan.evaluation.protocol``),
 per-step attention scores (:func:`attention_scores`: IoU of ``A_t >= 0.5`` and the MSE of A_t against the
-drop mask ``SynthResult.alpha >= agan.data.DROP_MASK_ALPHA``) and the ablation's Table 1. The images never
+drop mask ``SynthResult.alpha >= agan.data.datasets.DROP_MASK_ALPHA``) and the ablation's Table 1. The images never
 come from ../shared/real (no licence to redistribute).
 """
 
@@ -109,7 +109,7 @@ def attention_scores(A: Any, mask: Any, threshold: float = ATTENTION_THRESHOLD) 
 # ----------------------------------------------------------------------------------------------
 def _shown_path(path: Path) -> str:
     """``agan/...`` for files inside the package (the shipped release), else the path as given."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]
     try:
         return str(Path("agan") / path.resolve().relative_to(pkg))
     except ValueError:
@@ -119,7 +119,7 @@ def _shown_path(path: Path) -> str:
 def _resolve_weights(weights: str | os.PathLike | None) -> Path:
     """"" / None -> the shipped release (FileNotFoundError when absent); a run folder -> its generator.pt."""
     if weights is None or str(weights) == "":
-        from .release import default_weights
+        from agan.infer.release import default_weights
 
         return default_weights()
     p = Path(weights)
@@ -136,9 +136,9 @@ def _resolve_weights(weights: str | os.PathLike | None) -> Path:
 
 def _weights_record(path: Path, G) -> dict[str, Any]:
     """What a figure says about the weights that drew it: path, sha256, kind, recipe, the scale G ran at."""
-    from .checkpoint import safe_load
-    from .infer import model_size
-    from .release import read_release_info, sha256_file
+    from agan.checkpoint import safe_load
+    from agan.infer.pipeline import model_size
+    from agan.infer.release import read_release_info, sha256_file
 
     if path.suffix.lower() == ".safetensors":
         info = read_release_info(path)
@@ -172,11 +172,11 @@ def _label(rec: dict | None) -> str:
 # ----------------------------------------------------------------------------------------------
 def _multiscale(G, rain: np.ndarray, size: int, dev) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
     """S_1, S_2 of G at the scale it runs at (the frame reduced to ``size`` px on its longer side, as
-    ``agan.infer.derain_tensor`` reduces it) and that working size; None for models without S_1/S_2."""
+    ``agan.infer.pipeline.derain_tensor`` reduces it) and that working size; None for models without S_1/S_2."""
     import torch
     import torch.nn.functional as F
 
-    from .images import to_tensor
+    from agan.images import to_tensor
 
     x = to_tensor(rain)[None]
     H, W = x.shape[-2:]
@@ -199,7 +199,7 @@ def _run_model(G, rec: dict, pairs, dev, progress: bool, desc: str):
     """derain (at the model's trained scale) on every pair -> raw outputs, maps."""
     from tqdm.auto import tqdm
 
-    from .infer import derain
+    from agan.infer.pipeline import derain
 
     outs, maps = [], []
     for p in tqdm(pairs, desc=desc, disable=not progress):
@@ -220,11 +220,11 @@ def compute_results(out_dir: str | os.PathLike, weights: str | os.PathLike | Non
     missing (their figures are skipped), so this works on a fresh clone too. Returns the npz path."""
     from tqdm.auto import tqdm
 
-    from . import pick_device
-    from .data import DROP_MASK_ALPHA
-    from .evaluate import score_pair
-    from .infer import load_generator
-    from .synth import SynthParams, make_pair, replace
+    from agan import pick_device
+    from agan.data.datasets import DROP_MASK_ALPHA
+    from agan.evaluation.protocol import score_pair
+    from agan.infer.pipeline import load_generator
+    from agan.synth.renderer import SynthParams, make_pair, replace
 
     H, W = parse_size(size)
     if n_images < 1:
@@ -275,7 +275,7 @@ def compute_results(out_dir: str | os.PathLike, weights: str | os.PathLike | Non
             iou, mse = np.array([i for i, _ in per]), np.array([e for _, e in per])  # (n_score, N)
             meta["attention"] = {
                 "threshold": threshold, "steps": N,
-                "mask": f"SynthResult.alpha >= {DROP_MASK_ALPHA} (agan.data.DROP_MASK_ALPHA, mask_source='drops')",
+                "mask": f"SynthResult.alpha >= {DROP_MASK_ALPHA} (agan.data.datasets.DROP_MASK_ALPHA, mask_source='drops')",
                 "iou": iou[:n_images].mean(0).round(4).tolist(), "mse": mse[:n_images].mean(0).round(5).tolist(),
                 "iou_held_out": iou.mean(0).round(4).tolist(), "mse_held_out": mse.mean(0).round(5).tolist(),
                 "mask_coverage": round(float(np.mean([m.mean() for m in drop_masks])), 4),
@@ -358,7 +358,7 @@ def _scored_on(results: dict) -> str:
 def _frames(results: dict) -> str:
     meta = results["meta"]
     H, W = meta["size"]
-    return f"synthetic held-out {W}x{H} frames (agan.synth.make_pair, seed {meta['seed']}, frame_px {W})"
+    return f"synthetic held-out {W}x{H} frames (agan.synth.renderer.make_pair, seed {meta['seed']}, frame_px {W})"
 
 
 def _panel(results: dict) -> tuple[float, float]:
@@ -375,12 +375,12 @@ def _runs_at(rec: dict) -> str:
 
 def _kit_vs_paper(rec: dict) -> str:
     return (f"Kit vs paper: the kit's model ({rec.get('preset')} preset, variant {rec.get('variant')}, "
-            f"{_runs_at(rec)}) was trained on synthetic drops only (agan.synth) and is shown on synthetic frames; "
+            f"{_runs_at(rec)}) was trained on synthetic drops only (agan.synth.renderer) and is shown on synthetic frames; "
             "the paper trains on and shows real photos of its Raindrop dataset.")
 
 
 def _save(fig, out_dir, name: str) -> Path:
-    from .viz import save_figure
+    from agan.viz.plots import save_figure
 
     return save_figure(fig, Path(out_dir) / name, dpi=DPI)
 
@@ -390,7 +390,7 @@ def _save(fig, out_dir, name: str) -> Path:
 # ----------------------------------------------------------------------------------------------
 def figure1(results: dict, out_dir: str | os.PathLike) -> Path | None:
     """Fig. 1: images with raindrops (top), the kit model's results (middle), the ground truth (bottom)."""
-    from .viz import add_caption, image_grid
+    from agan.viz.plots import add_caption, image_grid
 
     if "model_O" not in results:
         return None
@@ -417,7 +417,7 @@ def figure3(results: dict, out_dir: str | os.PathLike) -> Path | None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    from .viz import add_caption, attention_overlay, image_grid
+    from agan.viz.plots import add_caption, attention_overlay, image_grid
 
     if "model_A" not in results or results["model_A"].shape[1] == 0:
         return None
@@ -450,7 +450,7 @@ def figure3(results: dict, out_dir: str | os.PathLike) -> Path | None:
 
 def figure4(results: dict, out_dir: str | os.PathLike) -> Path | None:
     """Fig. 4: the contextual autoencoder's multi-scale outputs S_1 (1/4), S_2 (1/2), O, and the clean T."""
-    from .viz import add_caption, image_grid
+    from agan.viz.plots import add_caption, image_grid
 
     if "model_S1" not in results:
         return None
@@ -478,7 +478,7 @@ _FIG7_ROWS = ("A", "A+D", "A+AD", "AA+AD")
 
 def _rows_figure(results: dict, out_dir, wanted: tuple[str, ...], name: str, title: str, caption: str,
                  kit: bool = False) -> Path | None:
-    from .viz import add_caption, image_grid
+    from agan.viz.plots import add_caption, image_grid
 
     meta = results["meta"]
     present = meta.get("rows", [])
@@ -536,7 +536,7 @@ def figure7(results: dict, out_dir: str | os.PathLike) -> Path | None:
 
 def table1(results: dict, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Table 1: figures/table1.csv and table1.md, the paper's numbers beside the ablation's (when run)."""
-    from .viz import write_table1
+    from agan.viz.plots import write_table1
 
     meta = results["meta"]
     measured, info = meta.get("table") or {}, meta.get("table_info") or {}
@@ -567,7 +567,7 @@ def make_all(out_dir: str | os.PathLike, weights: str | os.PathLike | None = "",
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agan.figures", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m agan.experiments.figures", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="figures", help="output folder (default figures/)")
     ap.add_argument("--weights", default="", help="model of Fig. 1/3/4/6: a release .safetensors, a checkpoint or a "
                                                   "run folder (default: the kit's shipped release)")
@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         made = make_all(args.out, args.weights, args.ablate, recompute=not args.no_recompute,
                         n_images=args.n_images, size=args.size, device=args.device, n_score=args.n_score)
     except (ValueError, FileNotFoundError) as e:
-        print(f"agan.figures: error: {e}", file=sys.stderr)
+        print(f"agan.experiments.figures: error: {e}", file=sys.stderr)
         return 2
     meta = load_results(args.out)["meta"]
     if meta.get("model_missing"):

@@ -1,6 +1,6 @@
 """Training recipes: what one model kind builds and which losses its two updates minimise.
 
-The training loop (``agan.train``) is model-agnostic: per step it calls
+The training loop (``agan.train.loop``) is model-agnostic: per step it calls
 
     out = recipe.generate(G, batch)                       # one generator forward pass
     L_D, terms = recipe.d_loss(D, batch, out)             # discriminator update (D's params only)
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .config import Config
+from agan.config import Config
 
 __all__ = ["RECIPES", "AganRecipe", "Recipe", "get_recipe", "logit_range", "register_recipe"]
 
@@ -93,7 +93,7 @@ def register_recipe(name: str):
 def get_recipe(cfg: Config, device: torch.device, log=print) -> Recipe:
     if cfg.model not in RECIPES:
         try:  # baselines register their recipes on import
-            import agan.recipes_baselines  # noqa: F401
+            import agan.train.baselines  # noqa: F401
         except ImportError:
             pass
     if cfg.model not in RECIPES:
@@ -107,7 +107,7 @@ _RANDOM_VGG: dict = {}
 def make_perceptual_loss(cfg: Config, log=print) -> nn.Module:
     """L_P with the configured VGG16 features. Random-init features (cpu preset) are drawn from a
     generator seeded by cfg.seed, so they are the same on every rank and after a resume."""
-    from .losses import PerceptualLoss, VGGFeatures
+    from agan.losses import PerceptualLoss, VGGFeatures
 
     if cfg.vgg_weights == "random":
         log("perceptual loss L_P: using RANDOM-INIT VGG16 features (vgg_weights='random'), "
@@ -131,7 +131,7 @@ class AganRecipe(Recipe):
 
     def __init__(self, cfg: Config, device: torch.device, log=print):
         super().__init__(cfg, device, log)
-        from .losses import AttentionLoss, DiscriminatorLoss, GeneratorAdversarialLoss, MultiScaleLoss
+        from agan.losses import AttentionLoss, DiscriminatorLoss, GeneratorAdversarialLoss, MultiScaleLoss
 
         self.attentive = cfg.attentive_generator
         self.disc = cfg.discriminator  # None | "plain" | "attentive"
@@ -157,7 +157,7 @@ class AganRecipe(Recipe):
         self.loss_names = tuple(names)
 
     def build(self):
-        from .models import agan_discriminator, agan_generator  # the builders agan.models' users get too
+        from agan.models import agan_discriminator, agan_generator  # the builders agan.models' users get too
 
         return agan_generator(self.cfg), agan_discriminator(self.cfg)
 
