@@ -19,7 +19,13 @@ import torch
 
 from agan.atomic import atomic_path
 
-__all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "safe_load"]
+__all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "KIT_FORMATS", "CheckpointError", "atomic_save",
+           "atomic_write_text", "safe_load"]
+
+# the "format" of the kit's own checkpoint files: a run's checkpoints/last.pt (everything to resume) and its
+# checkpoints/generator.pt (G and its config, for inference)
+CHECKPOINT_FORMAT, GENERATOR_FORMAT = "agan-checkpoint", "agan-generator"
+KIT_FORMATS = (CHECKPOINT_FORMAT, GENERATOR_FORMAT)
 
 
 class CheckpointError(RuntimeError):

@@ -21,7 +21,13 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["Config", "PRESETS", "VARIANTS"]
+from agan.atomic import atomic_path
+
+__all__ = ["Config", "OPTIMIZER_LRS", "PRESETS", "VARIANTS"]
+
+# the learning rates (G, D) an optimiser comes with: the paper gives no optimiser (docs/design.md); Adam's are
+# the dataclass defaults, RMSprop's those of public re-implementations
+OPTIMIZER_LRS: dict[str, dict[str, float]] = {"adam": {"lr_g": 5e-4, "lr_d": 5e-4}, "rmsprop": {"lr_g": 2e-5, "lr_d": 1e-5}}
 
 # the scalar field types a value is checked against: (accepted Python types, words for the error message)
 _SCALAR_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -49,14 +55,14 @@ class Config:
     variant: str = "AA+AD"  # A | A+D | A+AD | AA+AD (full); see VARIANTS
     width: float = 1.0  # generator channel multiplier (1.0 = paper, 6,244,362 parameters)
     arn_width: float | None = None  # the attentive-recurrent network's channel multiplier (None = width)
-    steps: int = 4  # N, recurrent attention steps
+    steps: int = 4  # N, recurrent attention steps (paper Sec. 4.1, Eq. 3)
     disc_width: float = 1.0  # discriminator channel multiplier
     disc_pool: int = 14  # D's features pooled to pool x pool before FC (14 = identity at 224)
     # --- losses (paper Sec. 4) -----------------------------------------------------------------
-    theta: float = 0.8  # L_ATT step decay
-    lambdas: tuple[float, float, float] = (0.6, 0.8, 1.0)  # L_M weights for S1, S2, O
-    gamma: float = 0.05  # weight of L_map in L_D
-    adv_weight: float = 0.01  # weight of log(1 - D(O)) in L_G
+    theta: float = 0.8  # theta, L_ATT's decay over the N steps (paper Eq. 4)
+    lambdas: tuple[float, float, float] = (0.6, 0.8, 1.0)  # lambda_i, L_M weights for S1, S2, O (paper Eq. 5)
+    gamma: float = 0.05  # gamma, weight of L_map in L_D (paper Eqs. 8-9)
+    adv_weight: float = 0.01  # weight of log(1 - D(O)) in L_G (paper Eq. 7: 10^-2)
     map_target: str = "attention"  # D_map target for fakes: "attention" (A_N, paper) | "mask" (M)
     vgg_weights: str = "imagenet"  # "imagenet" | "random" (explicit, not the paper) | path to vgg16 .pth
     vgg_layers: tuple[str, ...] = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")
@@ -70,16 +76,18 @@ class Config:
     flip: bool = True
     mask_threshold: int = 30  # M: |rain - clean| >= 30/255 in any channel (docs/paper.md#raindrop-mask)
     mask_dilate: bool = False  # optional 3x3 dilation of M
-    # M for synthetic pairs: "difference" (the paper's rule for real data: |rain - clean| >= mask_threshold, which
-    # also marks the glass's haze) | "drops" (the exact drop layer the synthesiser drew: blur(alpha) >= 0.3)
+    # M for synthetic pairs: "difference" (the paper's rule for real data: |rain - clean| >= mask_threshold,
+    # which also marks the glass's haze) | "drops" (the exact drop layer the synthesiser drew:
+    # blur(alpha) >= 0.3)
     mask_source: str = "difference"
     # the longer image side (px) at which agan derain / derain() run G on a photo by default, saved with the
     # weights; 0 = full resolution. A model trained on drops drawn as in a frame_px-wide frame sees real drops
-    # at that scale: O = I + up(G(down(I)) - down(I)) keeps the finer detail of the input (agan.infer.pipeline)
+    # at that scale: O = I + up(G(down(I)) - down(I)) keeps the finer detail of the input
+    # (agan.infer.pipeline)
     derain_size: int = 0
-    # how agan derain applies G's change D = G(I) - I at that scale (both off = the paper's O, used as G gives it):
-    # derain_smooth  sigma (px at G's scale) of a Gaussian that smooths D first: defocused drops change an image
-    #                smoothly, so D's finer part is G's reconstruction error (blur, noise), not drops
+    # how agan derain applies G's change D = G(I) - I at that scale (both off = the paper's O, as G gives it):
+    # derain_smooth  sigma (px at G's scale) of a Gaussian that smooths D first: defocused drops change an
+    #                image smoothly, so D's finer part is G's reconstruction error (blur, noise), not drops
     # derain_blend   "attention": D weighted by clip(A_N, 0, 1), the attention map of paper Sec. 4.1, so that
     #                regions G did not find drops in stay as they were; "none": D everywhere
     derain_smooth: float = 0.0
@@ -89,11 +97,10 @@ class Config:
     # validation point at full resolution, as agan derain would derain them (derain_size), beside the
     # synthetic split and the rainy input's own score: a model is judged on real photos; "" = none
     real_val: str = ""
-    # DataLoader worker processes for the training batches; -1 = auto: min(4, CPUs per GPU process - 1) on CUDA
-    # (the paper preset on an H100: 11.2 steps/s with the synthesiser in the main process, 26-32 with 4 workers),
-    # 0 on the CPU (the cpu preset: 1% from a worker on our 2 cores)
+    # DataLoader worker processes for the training batches; -1 = auto: min(4, CPUs per GPU process - 1) on
+    # CUDA, 0 on the CPU, where a worker gains next to nothing (docs/performance.md#gpu)
     num_workers: int = -1
-    # --- optimisation (the paper gives none; see README) ---------------------------------------
+    # --- optimisation (the paper gives none; docs/design.md) ------------------------------------
     optimizer: str = "adam"  # adam (5e-4, betas 0.5/0.99) | rmsprop (2e-5 / 1e-5, with G pre-training)
     lr_g: float = 5e-4
     lr_d: float = 5e-4
@@ -101,33 +108,39 @@ class Config:
     pretrain_steps: int = 0  # generator-only steps before the GAN starts
     lr_schedule: str = "constant"  # constant | cosine (lr * (f + (1 - f)(1 + cos(pi step/iterations))/2))
     lr_final: float = 0.01  # f: the cosine schedule's last lr as a fraction of lr_g / lr_d
-    ema: float = 0.0  # decay of a moving average of G's weights, validated and saved as generator.pt (0 = off)
+    ema: float = 0.0  # moving average of G's weights, validated and saved as generator.pt (0 = off)
     iterations: int = 40000
     # --- run -----------------------------------------------------------------------------------
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     # CUDA: deterministic kernels (cuDNN autotuning off, torch.use_deterministic_algorithms) so that a resumed
-    # run is bit-identical to an uninterrupted one, as on the CPU; slower. Off: cuDNN picks the fastest kernels,
-    # some of which reduce in a varying order (runs agree to rounding, not bits)
+    # run is bit-identical to an uninterrupted one, as on the CPU; slower. Off: cuDNN picks the fastest
+    # kernels, some of which reduce in a varying order (runs agree to rounding, not bits)
     deterministic: bool = False
     log_every: int = 50
     val_every: int = 1000
     ckpt_every: int = 1000
     sample_every: int = 1000
-    extra: dict[str, Any] = field(default_factory=dict)
+    # --- synthetic drops (beyond the paper: agan.synth) -------------------------------------------
+    synth: dict[str, Any] = field(default_factory=dict)  # SynthParams fields to override, e.g. {"frame_px": 240}
+    backgrounds: str = ""  # the synthesiser's clean images: "" = the bundled photos | a folder of images
+    # --- baselines of Table 1 (agan.models.baselines) ---------------------------------------------
+    l1_weight: float = 100.0  # Pix2Pix: L_G = L_GAN + l1_weight * L_L1 (lambda of Isola et al. Eq. 4)
+    unet_depth: int = 0  # Pix2Pix U-Net depth; 0 = a 1x1 bottleneck on the training crop (8 at 224 / 256)
+    pix2pix_norm: str = "instance"  # Pix2Pix normalisation: "instance" | "batch"
 
     # --------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        for f in fields(self):  # scalar fields: the right kind of value (e.g. --set width=abc), one clear line
+        for f in fields(self):  # scalar fields: the right kind of value (--set width=abc), one clear line
             value, kinds = getattr(self, f.name), _SCALAR_KINDS.get(f.type)
             if kinds is None:
                 continue
             types, words = kinds
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):  # bool is an int
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):  # bool is int
                 raise ValueError(f"config key {f.name!r} expects {words}, got {value!r}")
         if self.model == "agan" and self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
@@ -163,6 +176,10 @@ class Config:
             raise ValueError(f"perceptual_weight must be >= 0 (0 = no L_P), got {self.perceptual_weight!r}")
         if len(self.lambdas) != 3:
             raise ValueError("lambdas needs three weights (S1, S2, O)")
+        if self.pix2pix_norm not in ("instance", "batch"):
+            raise ValueError(f"pix2pix_norm must be 'instance' or 'batch', got {self.pix2pix_norm!r}")
+        if self.unet_depth < 0:
+            raise ValueError(f"unet_depth must be >= 0 (0 = from the crop size), got {self.unet_depth}")
 
     @property
     def attentive_generator(self) -> bool:
@@ -175,12 +192,25 @@ class Config:
     # --------------------------------------------------------------------------------------------
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> Config:
+        """The named preset, then ``overrides`` (through :meth:`replace`, so its rules apply)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-        values = {**copy.deepcopy(PRESETS[name]), "name": name, **overrides}
-        return cls(**values)
+        cfg = cls(**{**copy.deepcopy(PRESETS[name]), "name": name})
+        return cfg.replace(**overrides) if overrides else cfg
 
     def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes``, after the config's rules (each one yields to a value set in the same call):
+        1. a new ``optimizer`` brings its own learning rates (OPTIMIZER_LRS) and, for RMSprop, generator-only
+           pre-training for the first 10% of ``iterations`` (where ``pretrain_steps`` is 0);
+        2. choosing VGG features (``vgg_weights``) turns L_P on (``perceptual_weight`` 1) where it is off."""
+        given = set(changes)
+        if "optimizer" in given and changes["optimizer"] != self.optimizer:
+            for key, value in OPTIMIZER_LRS.get(changes["optimizer"], {}).items():
+                changes.setdefault(key, value)
+            if changes["optimizer"] == "rmsprop" and "pretrain_steps" not in given and self.pretrain_steps == 0:
+                changes["pretrain_steps"] = changes.get("iterations", self.iterations) // 10
+        if "vgg_weights" in given and "perceptual_weight" not in given and self.perceptual_weight == 0:
+            changes["perceptual_weight"] = 1.0
         return dataclasses.replace(self, **changes)
 
     def override(self, items: list[str] | dict[str, Any]) -> Config:
@@ -214,6 +244,10 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
+        """A config from its JSON form. Runs saved before the synthesiser's and the baselines' settings were
+        fields kept them in one ``extra`` dict: its keys are read into those fields."""
+        if "extra" in d:
+            d = {**{k: v for k, v in d.items() if k != "extra"}, **(d["extra"] or {})}
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -221,10 +255,8 @@ class Config:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def save(self, path: str | os.PathLike) -> None:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(self.to_json() + "\n")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Config:
@@ -236,10 +268,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": dict(
         # G: the autoencoder at 3/4 width (48/96/192 channels), its attentive-recurrent network at 1/4 (8
-        # channels). At 1/2 width everywhere the ARN (N = 4 passes at full resolution) took 2/3 of G's time;
-        # narrowing it paid for a wider autoencoder, which does the restoring, at the old step cost (0.18 s):
-        # +2.08 / +2.06 dB val, +1.93 / +1.99 held out (seeds 0 / 1, 2 threads) vs +1.80 / +1.91, +1.71 / +1.79
-        # at 1/2 width; 1/2 width with the 1/4 ARN and 23% more steps: +2.10 / +1.89, +2.03 / +1.80 (README)
+        # channels): the ARN's N passes at full resolution dominate G's cost, and the autoencoder does the
+        # restoring (docs/design.md#config-and-presets; results per seed in docs/results.md)
         width=0.75,
         arn_width=0.25,
         steps=4,
@@ -249,39 +279,35 @@ PRESETS: dict[str, dict[str, Any]] = {
         disc_pool=4,
         crop_size=64,
         batch_size=4,
-        # no L_P: the paper's VGG16 needs ImageNet weights, which cannot be downloaded offline, and its random-init
-        # stand-in costs 18% of a step (bench_train: 0.226 vs 0.186 s). Spent on 20% more steps instead, the time
-        # gained as much or more (held out: +2.00, +2.00, +1.71 dB in three runs vs +1.81, +1.73 with L_P), although
-        # at *equal* steps the stand-in helped (+1.81 vs +1.60; README). --vgg-weights turns L_P on.
+        # no L_P: the paper's VGG16 (Eq. 6) needs ImageNet weights, which cannot be downloaded offline, and
+        # its random-init stand-in costs more than it gives at this budget; --vgg-weights turns L_P on
+        # (docs/results.md#perceptual-loss-in-the-cpu-preset)
         perceptual_weight=0.0,
         vgg_weights="random",
-        # 64-px crops of a 240-px-wide frame (a 720x480 shot at 1/3): the drops are drawn at the size they have
-        # in a 720x480 photo reduced to 240 px, and agan derain runs G at that scale (derain_size), enlarging
-        # only its change, so a real photo's drops look to G as in training and its finer detail stays the
-        # input's. The crop shows 0.3-0.6 of the background photo (default 0.5-1.0: whole photos in 64 px)
-        extra={"synth": {"frame_px": 240, "view": [0.3, 0.6]}},
+        # 64-px crops of a 240-px-wide frame (a 720x480 shot at 1/3): the drops are drawn at the size they
+        # have in a 720x480 photo reduced to 240 px, and agan derain runs G at that scale (derain_size),
+        # enlarging only its change, so a real photo's drops look to G as in training and its finer detail
+        # stays the input's. The crop shows 0.3-0.6 of the background photo (default 0.5-1.0: whole photos
+        # in 64 px)
+        synth={"frame_px": 240, "view": [0.3, 0.6]},
         derain_size=240,
-        # G's change smoothed (sigma 2 px at 240 = 6 px at 720, below the drops' defocus) and weighted by A_N: on
-        # the real pairs and on synthetic 720x480 frames this kept SSIM at or above the input's (docs/real_photos.md)
+        # G's change smoothed (sigma 2 px at 240 = 6 px at 720, below the drops' defocus) and weighted by A_N,
+        # so that regions without drops stay as they were (docs/design.md#inference)
         derain_smooth=2.0,
         derain_blend="attention",
-        # M = the drawn drop layer: the synthesiser knows it exactly (the paper's |rain - clean| >= 30 stays the
-        # rule for real pairs: mask_source applies to synthetic data only)
+        # M = the drawn drop layer: the synthesiser knows it exactly (the paper's |rain - clean| >= 30 stays
+        # the rule for real pairs: mask_source applies to synthetic data only)
         mask_source="drops",
         lr_g=1e-3,
-        # D at half G's rate: at 1e-3 the narrow D died (stuck at D = 1/2) in some runs, one of them with a
-        # 3/8-width G; at 5e-4 it was alive at the end of the runs we made before this G, and of 5 of 6 seeds
-        # of this one (seed 2's D idled throughout)
+        # D at half G's rate: at G's rate the narrow D can die (stuck at D = 1/2;
+        # docs/results.md#the-discriminators-learning-rate)
         lr_d=5e-4,
         lr_schedule="cosine",
-        # ~13 min on our 2 cores, where precision "auto" trains under bf16 autocast (~6 steps/s: 764 s in make
-        # reproduce, real-pairs validation included; bench_train 0.188 s/step); CPUs without native bf16 train in
-        # fp32 (bench_train: 1.33x the bf16 step, so ~17 min)
+        # sized for ~15 minutes on 2 CPU cores (docs/performance.md#training-time-of-the-presets)
         iterations=4600,
-        val_size=64,  # 16 crops proved too few: their mean gain swung by +-0.4 dB between seeds
+        val_size=64,  # fewer crops give a noisy mean gain (docs/results.md#validation-size)
         log_every=25,
-        # a validation point costs ~1.5 s (64 images) and does not change the training (same weights with
-        # 250 or 500): every 500 steps keeps 10 points on the curve and ~14 s of the budget
+        # validation does not change the training; every 500 steps keeps 10 points on the curve
         val_every=500,
         ckpt_every=250,
         sample_every=500,

@@ -80,10 +80,12 @@ def read_image_alpha(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | 
     except Image.DecompressionBombError as e:
         raise ImageReadError(f"{path}: image too large to read safely ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageReadError(f"{path}: unreadable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageReadError(f"{path}: unreadable image ({reason})") from None
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: bool = True, **save_kwargs) -> Path:
+def write_image(path: str | os.PathLike, image: np.ndarray | Tensor, overwrite: bool = True,
+                **save_kwargs) -> Path:
     """Write an RGB (HxWx3), RGBA (HxWx4) or grey (HxW) image atomically (temp file + rename, usual
     permissions); format from the extension;
     ``save_kwargs`` go to PIL's ``Image.save`` (e.g. ``quality=95`` for JPEG)."""

@@ -188,5 +188,6 @@ class DiscriminatorLoss(nn.Module):
         else:
             if map_target is None:
                 raise ValueError("the attentive discriminator needs a map target (A_N or M)")
-            L_map = F.mse_loss(map_fake, map_target.detach()) + F.mse_loss(map_real, torch.zeros_like(map_real))
+            L_map = (F.mse_loss(map_fake, map_target.detach())
+                     + F.mse_loss(map_real, torch.zeros_like(map_real)))
         return adv + self.gamma * L_map, L_map

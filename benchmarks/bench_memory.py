@@ -3,9 +3,10 @@
     python benchmarks/bench_memory.py [--cases 480x720:plain,480x720:fp32,480x720:bf16,4k:bf16] [--tile 512]
 
 Each case runs in a fresh subprocess (so peaks do not mix), which reports its own peak RSS (VmHWM,
-imports and model included; ``ru_maxrss`` is avoided: on Linux a child inherits its parent's value). Whole images run ``G`` (plain) or
-``agan.infer.fast.FastGenerator`` (fp32 / bf16); the 4K case goes through ``agan.infer.pipeline.derain_tensor(tile=...)``,
-which runs each tile through ``agan.infer.fast.fast_forward``. Targets (issue 7): <= 1 GB at 480x720,
+imports and model included; ``ru_maxrss`` is avoided: on Linux a child inherits its parent's value).
+Whole images run ``G`` (plain) or ``agan.infer.fast.FastGenerator`` (fp32 / bf16); the 4K case goes
+through ``agan.infer.pipeline.derain_tensor(tile=...)``, which runs each tile through
+``agan.infer.fast.fast_forward``. Targets (issue 7): <= 1 GB at 480x720,
 <= 1.5 GB for 4K through tiles. Random-init paper-width generator; memory does not depend on weights.
 """
 

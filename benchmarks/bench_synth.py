@@ -21,8 +21,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402  (after the thread settings above)
 import torch  # noqa: E402
 
-from agan.synth.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank  # noqa: E402
 from agan.data.datasets import SyntheticRaindrops  # noqa: E402
+from agan.synth.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank  # noqa: E402
 from agan.synth.renderer import make_pair  # noqa: E402
 
 
@@ -38,13 +38,15 @@ def main() -> None:
         _procedural_bank(k)
     _default_source()
     make_pair(args.seed, 0, args.size)
-    print(f"warm-up (background bank of {N_PROCEDURAL} scenes + photos): {time.perf_counter() - t0:.2f} s")
+    print(f"warm-up (background bank of {N_PROCEDURAL} scenes + photos): "
+          f"{time.perf_counter() - t0:.2f} s")
 
     n_drops, t0, c0 = [], time.perf_counter(), time.process_time()
     for i in range(args.n):
         n_drops.append(make_pair(args.seed, i, args.size).params["n_drops"])
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"make_pair {args.size}x{args.size}: {args.n / wall:.1f} pairs/s wall, {args.n / cpu:.1f} pairs/s CPU "
+    print(f"make_pair {args.size}x{args.size}: {args.n / wall:.1f} pairs/s wall, "
+          f"{args.n / cpu:.1f} pairs/s CPU "
           f"({1000 * wall / args.n:.1f} ms/pair; mean {np.mean(n_drops):.0f} drops/image)")
 
     ds = SyntheticRaindrops(args.n, args.size, seed=args.seed)

@@ -36,24 +36,27 @@ def main() -> None:
     full = Config.preset(args.preset).override(args.set)
     quiet = {"log_every": 10**9, "val_every": 0, "sample_every": 0, "ckpt_every": 10**9}
     with tempfile.TemporaryDirectory() as tmp:
-        train(full.replace(iterations=args.warmup, **quiet), f"{tmp}/warm", progress=False)  # imports, caches, allocator
+        # warm-up run: imports, caches, allocator
+        train(full.replace(iterations=args.warmup, **quiet), f"{tmp}/warm", progress=False)
         w0, c0 = time.perf_counter(), time.process_time()
         res = train(full.replace(iterations=args.steps, **quiet), f"{tmp}/run", progress=False)
         wall, cpu = (time.perf_counter() - w0) / args.steps, (time.process_time() - c0) / args.steps
         from agan import pick_device
         from agan.train.distributed import DistInfo
 
-        trainer = Trainer(full, f"{tmp}/val", False, False, False, DistInfo(), pick_device(full.device), None, None)
-        trainer.G_eval.load_state_dict(res.G.state_dict())
+        trainer = Trainer(full, f"{tmp}/val", False, False, False, DistInfo(), pick_device(full.device),
+                          None, None)
+        trainer.gan.G_eval.load_state_dict(res.G.state_dict())
         v0 = time.perf_counter()
         trainer._validation_point()  # what a run does every val_every steps (with ema on: the raw G too)
         val = time.perf_counter() - v0
     n_val = full.iterations // full.val_every + 1 if full.val_every else 0
     est_wall = full.iterations * wall + n_val * val
     est_idle = full.iterations * cpu / args.threads + n_val * val
-    precision = {None: "fp32"}.get(trainer.amp, str(trainer.amp).removeprefix("torch."))  # "auto" resolved here
-    print(f"preset {args.preset} ({', '.join(args.set) or 'as is'}): {args.steps} steps, {args.threads} threads, "
-          f"precision {precision}")
+    # "auto" resolved here
+    precision = {None: "fp32"}.get(trainer.gan.amp, str(trainer.gan.amp).removeprefix("torch."))
+    print(f"preset {args.preset} ({', '.join(args.set) or 'as is'}): {args.steps} steps, "
+          f"{args.threads} threads, precision {precision}")
     print(f"  per step: {wall:.3f} s wall, {cpu:.3f} s CPU ({cpu / args.threads:.3f} s per thread)")
     print(f"  validation pass ({full.val_size} images): {val:.2f} s, {n_val} in the full run")
     print(f"  full run of {full.iterations} steps: {est_wall / 60:.1f} min at this wall clock, "

@@ -94,10 +94,12 @@ def main() -> None:
         gflop = 2 * C * K * 9 * h * w / 1e9
         print(f"{C:>3}->{K:<3} {h}x{w}: direct (oneDNN, channels-last) {1e3 * t_direct:6.0f} ms "
               f"({gflop / t_direct:4.0f} GFLOP/s); Winograd F(2x2,3x3), eager {1e3 * t_wino:6.0f} ms "
-              f"(as {gflop / t_wino:4.0f} GFLOP/s of direct work), x{t_wino / t_direct:.1f}; max abs error {err:.1e}")
+              f"(as {gflop / t_wino:4.0f} GFLOP/s of direct work), x{t_wino / t_direct:.1f}; "
+              f"max abs error {err:.1e}")
         if args.compile:
-            print(f"{'':>8} compiled Winograd {1e3 * t_comp:6.0f} ms ({gflop / t_comp:4.0f} GFLOP/s of direct work), "
-                  f"x{t_comp / t_direct:.1f} of direct; compile {t_compile:.0f} s; max abs error {err_c:.1e}")
+            print(f"{'':>8} compiled Winograd {1e3 * t_comp:6.0f} ms "
+                  f"({gflop / t_comp:4.0f} GFLOP/s of direct work), x{t_comp / t_direct:.1f} of direct; "
+                  f"compile {t_compile:.0f} s; max abs error {err_c:.1e}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 #
 # Each step has its own time limit (seconds, env CHECK_T_*) so that one slow step does not eat the others.
 # The paper preset runs with vgg_weights=random unless VGG=imagenet (ImageNet weights need the internet or a
-# local file: see the README); its speed does not depend on the VGG's weights.
+# local file: see docs/design.md); its speed does not depend on the VGG's weights.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${1:-runs/gpu-check}"

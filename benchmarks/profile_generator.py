@@ -1,6 +1,7 @@
 """Where a forward pass of G spends its time: torch.profiler, grouped by op and input shape.
 
-    python benchmarks/profile_generator.py [--size 480x720] [--path plain|fast32|bf16] [--threads N] [--rows 25]
+    python benchmarks/profile_generator.py [--size 480x720] [--path plain|fast32|bf16]
+                                           [--threads N] [--rows 25]
 
 Prints the top ops by self time, and the share of convolutions with their achieved GFLOP/s per shape
 (the conv FLOPs are 2 * Cin * Cout * k * k * Hout * Wout). Use ``--threads 1`` on a shared machine: one

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from agan.checkpoint import atomic_write_text
-    from agan.evaluation.protocol import find_splits, pair_by_id, score_pair, to_uint8_output
+    from agan.data.layout import find_splits, pair_by_id
+    from agan.evaluation.protocol import score_pair, to_uint8_output
     from agan.images import read_image, write_image
     from agan.infer.pipeline import derain
 
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 write_image(targets[(s, k)], out, overwrite=False)
         except (ValueError, OSError, RuntimeError, KeyError, TypeError) as e:  # one line, no traceback
             return fail(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-        rows.append({"id": label(s, k), "rain": rf.name, "clean": cf.name, "size": [rain.shape[1], rain.shape[0]],
-                     "input_psnr": ip, "input_ssim": iss, "psnr": op, "ssim": oss, "seconds": seconds})
+        rows.append({"id": label(s, k), "rain": rf.name, "clean": cf.name,
+                     "size": [rain.shape[1], rain.shape[0]], "input_psnr": ip, "input_ssim": iss,
+                     "psnr": op, "ssim": oss, "seconds": seconds})
         print(f"{label(s, k):>6} {rain.shape[1]:>4}x{rain.shape[0]:<4}  {ip:>7.2f} dB {iss:>6.4f}  "
               f"{op:>8.2f} dB {oss:>6.4f}  {seconds:>5.1f}s", flush=True)
 

@@ -27,26 +27,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="where the release goes (default: the package's agan/weights)")
     p.add_argument("--name", default="agan-synthetic", help="file stem (default agan-synthetic)")
     p.add_argument("--failures", metavar="FILE", default=None,
-                   help="markdown snippet for the card's 'Known failure cases' section (default: see the docs)")
+                   help="markdown snippet for the card's 'Known failure cases' section "
+                        "(default: see the docs)")
     p.add_argument("--machine", default=None, metavar="TEXT",
-                   help="describe the training machine when this is not it (default: this machine's CPU model)")
+                   help="describe the training machine when this is not it "
+                        "(default: this machine's CPU model)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing release of that name")
     p.add_argument("--measure", type=int, default=12, metavar="N",
-                   help="score the exported file on N synthetic 480x720 frames (and --real) for the card; 0 = skip")
-    p.add_argument("--real", default=os.path.relpath(ROOT.parent / "shared" / "real" / "train_pairs"), metavar="DIR",
-                   help="real rain/clean pairs scored for the card when the folder exists (default ../shared/real/"
-                        "train_pairs; never needed)")
+                   help="score the exported file on N synthetic 480x720 frames (and --real) for the card; "
+                        "0 = skip")
+    p.add_argument("--real", default=os.path.relpath(ROOT.parent / "shared" / "real" / "train_pairs"),
+                   metavar="DIR",
+                   help="real rain/clean pairs scored for the card when the folder exists "
+                        "(default ../shared/real/train_pairs; never needed)")
     args = p.parse_args(argv)
 
     from agan.checkpoint import CheckpointError, atomic_write_text
-    from agan.infer.release import (
-        MAX_BYTES,
-        export_release,
-        measure_release,
-        render_model_card,
-        run_card_fields,
-        sidecar_path,
-    )
+    from agan.infer.model_card import measure_release, render_model_card, run_card_fields
+    from agan.infer.release import MAX_BYTES, export_release, sidecar_path
 
     try:
         run_dir, out = Path(args.run_dir), Path(args.out)

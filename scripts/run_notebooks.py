@@ -81,7 +81,8 @@ def notebook_parameters(path: Path) -> dict:
     return out
 
 
-def plan(params: dict, notebooks: list[Path], overrides: dict, only: list[str] | None) -> list[tuple[Path, dict, int]]:
+def plan(params: dict, notebooks: list[Path], overrides: dict,
+         only: list[str] | None) -> list[tuple[Path, dict, int]]:
     """(notebook, injected parameters, timeout) in the order to run them; validates every name."""
     by_stem = {p.stem: p for p in notebooks}
     order = params.get("order") or [p.stem for p in notebooks]
@@ -126,7 +127,8 @@ def check_kernel(kernel_name: str = "python3") -> str:
         exe = sys.executable
     if Path(exe).resolve() != Path(sys.executable).resolve():
         log.warning("kernel %r runs %s, not this interpreter %s: `import agan` may fail there "
-                    "(run `%s -m ipykernel install --sys-prefix`)", kernel_name, exe, sys.executable, sys.executable)
+                    "(run `%s -m ipykernel install --sys-prefix`)",
+                    kernel_name, exe, sys.executable, sys.executable)
     return exe
 
 
@@ -157,8 +159,10 @@ def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> lis
             pm.execute_notebook(str(nb), str(out), parameters=injected, kernel_name="python3",
                                 cwd=str(nb.parent), execution_timeout=timeout, progress_bar=False,
                                 log_output=False, request_save_on_cell_execute=True)
-        except Exception as e:  # noqa: BLE001 -- papermill raises PapermillExecutionError with the cell's traceback
-            status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        # papermill raises PapermillExecutionError with the cell's traceback
+        except Exception as e:  # noqa: BLE001
+            last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+            status, error = "failed", f"{type(e).__name__}: {last_line}"
         seconds = time.perf_counter() - t0
         if seconds > timeout and status == "ok":
             status, error = "over-time", f"took {seconds:.0f}s > {timeout}s"
@@ -166,11 +170,12 @@ def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> lis
         if html and out.is_file():  # also for a failed notebook: the page shows where it stopped
             try:
                 page = str(_shown(write_html(out)))
-            except Exception as e:  # noqa: BLE001 -- the HTML copy is a convenience: say so, keep the run's status
+            # the HTML copy is a convenience: say so, keep the run's status
+            except Exception as e:  # noqa: BLE001
                 log.warning("%s: no HTML copy (%s: %s)", nb.stem, type(e).__name__, e)
-        results.append({"notebook": nb.stem, "status": status, "seconds": round(seconds, 1), "timeout_s": timeout,
-                            "parameters": injected, "output": str(_shown(out)), "html": page,
-                            "error": error})
+        results.append({"notebook": nb.stem, "status": status, "seconds": round(seconds, 1),
+                        "timeout_s": timeout, "parameters": injected, "output": str(_shown(out)),
+                        "html": page, "error": error})
         (log.info if status == "ok" else log.error)("%s: %s in %.1fs%s", nb.stem, status, seconds,
                                                     f" -- {error} (see {out})" if error else "")
         (out_dir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -189,13 +194,15 @@ def main(argv: list[str] | None = None) -> int:
                                  epilog="Example: python scripts/run_notebooks.py --params params/paper.yaml")
     ap.add_argument("--params", type=Path, default=ROOT / "params" / "cpu.yaml",
                     help="parameters file (default params/cpu.yaml; params/paper.yaml for a GPU)")
-    ap.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (prefix or stem, e.g. 02)")
+    ap.add_argument("--only", nargs="+", metavar="NN",
+                    help="run only these notebooks (prefix or stem, e.g. 02)")
     ap.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                     help="inject NAME=VALUE (YAML) into every notebook that declares NAME")
     ap.add_argument("--out", type=Path, default=NOTEBOOKS / "executed", help="folder for executed copies")
     ap.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
     ap.add_argument("--no-html", action="store_true",
-                    help="do not write NAME.html beside each executed copy (the parameters file's html: false)")
+                    help="do not write NAME.html beside each executed copy "
+                         "(the parameters file's html: false)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     args = ap.parse_args(argv)
 

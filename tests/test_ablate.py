@@ -3,11 +3,12 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from agan.experiments.ablate import ROWS, order_agreement, row_config, run_ablation, summarise
-from agan.viz.plots import PAPER_TABLE1
+from agan.experiments.ablate import row_config, run_ablation, summarise
+from agan.experiments.table1 import ROWS, order_agreement, row_dir, row_generator
 
 TINY = ["width=0.0625", "disc_width=0.0625", "crop_size=32", "batch_size=2", "val_every=0", "sample_every=0",
         "log_every=1", "ckpt_every=2"]
@@ -25,11 +26,21 @@ def tiny_ablation(tmp_path_factory):
 def test_rows_share_everything_but_the_model():
     cfgs = {r: row_config("cpu", r, 1, iterations=7, overrides=["lr_g=1e-4"]).to_dict() for r in ROWS}
     for r, c in cfgs.items():
-        assert (c["seed"], c["iterations"], c["lr_g"], c["data"], c["crop_size"]) == (1, 7, 1e-4, "synthetic", 64)
-        assert c["model"] == ROWS[r][0]
+        got = (c["seed"], c["iterations"], c["lr_g"], c["data"], c["crop_size"])
+        assert got == (1, 7, 1e-4, "synthetic", 64)
+        assert c["model"] == ROWS[r].model
     assert {cfgs[r]["variant"] for r in ("A", "A+D", "A+AD", "AA+AD")} == {"A", "A+D", "A+AD", "AA+AD"}
     differing = {k for k in cfgs["A"] if len({json.dumps(c[k]) for c in cfgs.values()}) > 1}
     assert differing == {"model", "variant"}
+
+
+def test_row_folders_are_named_once():
+    """ablate writes each row/seed to row_dir; figures and notebook 06 find the generators with
+    row_generator."""
+    assert row_dir("ab", "A+AD", 2) == Path("ab") / "A_AD" / "s2"
+    want = Path("ab") / "AA_AD" / "s0" / "train" / "checkpoints" / "generator.pt"
+    assert row_generator("ab", "AA+AD") == want
+    assert [r.variant for r in ROWS.values()] == [None, None, "A", "A+D", "A+AD", "AA+AD"]
 
 
 def test_tiny_ablation_writes_the_table(tiny_ablation):
@@ -50,7 +61,7 @@ def test_tiny_ablation_writes_the_table(tiny_ablation):
     assert table.measured["input"]["psnr"] == pytest.approx(sum(p for p, _ in ident) / 2)
     with open(table.csv_path) as f:
         rows = {r["variant"]: r for r in csv.DictReader(f)}
-    assert list(rows)[:6] == list(PAPER_TABLE1) and "input" in rows
+    assert list(rows)[:6] == list(ROWS) and "input" in rows
     assert float(rows["A"]["paper_psnr"]) == 29.25 and float(rows["Eigen13"]["paper_ssim"]) == 0.6726
     assert float(rows["Pix2Pix"]["kit_psnr"]) == pytest.approx(table.measured["Pix2Pix"]["psnr"])
     assert rows["AA+AD"]["kit_psnr"] == ""  # not run in this call
@@ -83,7 +94,8 @@ def test_only_the_missing_row_seed_is_trained(tiny_ablation, monkeypatch):
     import agan.train.loop
 
     calls, real = [], agan.train.loop.train
-    monkeypatch.setattr(agan.train.loop, "train", lambda cfg, *a, **k: calls.append((cfg.model, cfg.seed)) or real(cfg, *a, **k))
+    monkeypatch.setattr(agan.train.loop, "train",
+                        lambda cfg, *a, **k: calls.append((cfg.model, cfg.seed)) or real(cfg, *a, **k))
     (out / "Eigen13" / "s0" / "results.json").unlink()  # as if interrupted after training, before scoring
     table = run_ablation("cpu", 1, out, rows=["Eigen13", "Pix2Pix", "A"], **KW)
     assert calls == [("eigen13", 0)]
@@ -100,9 +112,9 @@ def test_summarise_mean_and_sample_std():
 
 
 def test_order_agreement_with_the_paper():
-    same = {r: {"psnr": p, "ssim": s} for r, (p, s) in PAPER_TABLE1.items()}
+    same = {r: {"psnr": row.paper_psnr, "ssim": row.paper_ssim} for r, row in ROWS.items()}
     assert order_agreement(same, "psnr") == (15, 15) and order_agreement(same, "ssim") == (15, 15)
-    reverse = {r: {"psnr": -p, "ssim": -s} for r, (p, s) in PAPER_TABLE1.items()}
+    reverse = {r: {"psnr": -row.paper_psnr, "ssim": -row.paper_ssim} for r, row in ROWS.items()}
     assert order_agreement(reverse, "psnr") == (0, 15)
     assert order_agreement({"A": {"psnr": 1.0}, "AA+AD": {"psnr": 2.0}}) == (1, 1)
 
@@ -117,7 +129,7 @@ def test_bad_arguments_are_clear_errors(tmp_path):
 
 
 def test_heldout_split_is_rendered_once_and_checked(tmp_path):
-    from agan.experiments.ablate import HELDOUT_SEED, make_heldout
+    from agan.experiments.heldout import HELDOUT_SEED, make_heldout
 
     folder = make_heldout(tmp_path / "h", 1, (24, 32), progress=False)
     stamp = (folder / "data" / "0_rain.png").stat().st_mtime_ns

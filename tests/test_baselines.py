@@ -145,7 +145,7 @@ def _fixed_batch(b=2, size=32):
 
 def _recipe(model, **kw):
     from agan.config import Config
-    from agan.train.recipes import get_recipe
+    from agan.train.registry import get_recipe
 
     cfg = Config.preset("cpu", model=model, crop_size=32, **kw)
     return get_recipe(cfg, torch.device("cpu"), log=lambda *a: None)
@@ -153,7 +153,7 @@ def _recipe(model, **kw):
 
 def test_baseline_recipes_are_registered():
     import agan.train.baselines  # noqa: F401
-    from agan.train.recipes import RECIPES
+    from agan.train.registry import RECIPES
 
     assert {"eigen13", "pix2pix", "agan"} <= set(RECIPES)
 
@@ -244,9 +244,11 @@ def test_model_summary_reports_baselines():
     e = model_summary(Config.preset("paper", model="eigen13"), [(32, 48)])
     assert e["parameters"] == {"generator": 754_691}
     # FLOPs: 2 x multiply-adds per pixel of the three convolutions
-    assert e["gflops"]["32x48"] * 1e9 == pytest.approx(2 * 32 * 48 * (16 * 16 * 3 * 512 + 512 * 512 + 8 * 8 * 512 * 3))
+    assert e["gflops"]["32x48"] * 1e9 == pytest.approx(
+        2 * 32 * 48 * (16 * 16 * 3 * 512 + 512 * 512 + 8 * 8 * 512 * 3))
     cfg = Config.preset("cpu", model="pix2pix")
     p = model_summary(cfg, [(64, 64)])
     # ngf = 64 * width, ndf = 64 * disc_width (the cpu preset's widths get tuned; derive, don't hard-code)
     assert p["parameters"]["generator"] == unet_params_by_hand(6, round(64 * cfg.width))
-    assert p["parameters"]["discriminator (PatchGAN)"] == patchgan_params_by_hand(6, round(64 * cfg.disc_width))
+    assert p["parameters"]["discriminator (PatchGAN)"] == patchgan_params_by_hand(
+        6, round(64 * cfg.disc_width))

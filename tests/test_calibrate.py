@@ -1,4 +1,5 @@
-"""agan.synth.calibrate: the realism statistics on constructed pairs with known answers, the table's plumbing.
+"""agan.synth.realism / calibrate: the realism statistics on constructed pairs with known answers, the
+table's plumbing.
 Nothing here reads ../shared: the real-data table is exercised on tiny pairs written to tmp_path."""
 
 import numpy as np
@@ -6,8 +7,9 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from agan.synth.calibrate import format_table, realism_stats, realism_table, single_image_stats
-from agan.synth.renderer import SynthParams
+from agan.synth import SynthParams
+from agan.synth.calibrate import format_table, realism_table
+from agan.synth.realism import realism_stats, single_image_stats
 
 H, W = 200, 300
 YY, XX = np.mgrid[:H, :W]

@@ -23,7 +23,8 @@ from tests.conftest import assert_same_training_state
 from tests.test_train import run, tiny
 
 DEV = os.environ.get("AGAN_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
-pytestmark = pytest.mark.skipif(DEV is None, reason="no CUDA device (set AGAN_TEST_DEVICE=cpu to run on the CPU)")
+pytestmark = pytest.mark.skipif(DEV is None,
+                                reason="no CUDA device (set AGAN_TEST_DEVICE=cpu to run on the CPU)")
 ON_CUDA = DEV is not None and DEV.startswith("cuda")
 needs_cuda = pytest.mark.skipif(not ON_CUDA, reason="fp16 autocast and the torchrun check need CUDA")
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,14 +50,16 @@ def test_golden_import_on_device(authors_sd, reference_outputs):
     with no_tf32(), torch.no_grad():
         out = G(x)
     for t, A_t in enumerate(out.attention):
-        np.testing.assert_allclose(A_t.cpu().double().numpy(), reference_outputs["attention"][t], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(A_t.cpu().double().numpy(), reference_outputs["attention"][t],
+                                   rtol=0, atol=1e-4)
     O = out.O.cpu().double().numpy()[:, ::-1]
     np.testing.assert_allclose(O, reference_outputs["output"], rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
 def test_fast_generator_on_device_matches_plain(precision):
-    from agan.infer.fast import fast_forward, resolve_precision
+    from agan.infer.fast import fast_forward
+    from agan.precision import resolve_precision
 
     torch.manual_seed(0)
     G = Generator(width=0.5).to(DEV).eval()
@@ -92,19 +95,19 @@ def test_training_on_device(tmp_path, precision):
     if precision == "fp16":  # the gradient scalers ran and were saved for --resume
         assert ckpt["scaler_G"] and ckpt["scaler_G"]["scale"] > 0
     # the run's generator.pt loads for inference on the CPU
-    from agan.infer.pipeline import load_generator
+    from agan.infer.load import load_generator
 
     g = load_generator(res.generator, device="cpu")
     assert next(g.parameters()).device.type == "cpu"
 
 
 def test_resume_on_device_is_bit_exact_when_deterministic(tmp_path):
-    """With ``deterministic=True`` a resumed run holds the same bits as an uninterrupted one, as on the CPU
-    (test_train.test_resume_is_bit_exact). Without it cuDNN autotunes and some of its weight-gradient kernels
-    reduce in a varying order: on an H100 two such runs differed by up to 2e-3 of a weight's scale after 5 steps
-    (Adam turns rounding-size gradient differences into lr-size steps)."""
-    cfg = tiny(device=DEV, precision="fp32", iterations=5, log_every=1, val_every=0, ckpt_every=100, sample_every=0,
-               lr_schedule="constant", deterministic=True)
+    """With ``deterministic=True`` a resumed run holds the same bits as an uninterrupted one, as on the
+    CPU (test_train.test_resume_is_bit_exact). Without it cuDNN autotunes and some of its weight-gradient
+    kernels reduce in a varying order: on an H100 two such runs differed by up to 2e-3 of a weight's scale
+    after 5 steps (Adam turns rounding-size gradient differences into lr-size steps)."""
+    cfg = tiny(device=DEV, precision="fp32", iterations=5, log_every=1, val_every=0, ckpt_every=100,
+               sample_every=0, lr_schedule="constant", deterministic=True)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -127,15 +130,18 @@ def test_derain_on_device_matches_cpu(tmp_path):
     G = Generator(width=0.25, steps=2).eval()
     img = (np.random.default_rng(0).random((90, 150, 3)) * 255).astype(np.uint8)
     with no_tf32():
-        cpu_out, cpu_maps = derain(img.astype(np.float32) / 255, model=G, device="cpu", tile=48, overlap=8, clip=False)
-        dev_out, dev_maps = derain(img.astype(np.float32) / 255, model=G, device=DEV, tile=48, overlap=8, clip=False)
+        cpu_out, cpu_maps = derain(img.astype(np.float32) / 255, model=G, device="cpu", tile=48, overlap=8,
+                                   clip=False)
+        dev_out, dev_maps = derain(img.astype(np.float32) / 255, model=G, device=DEV, tile=48, overlap=8,
+                                   clip=False)
         t = torch.from_numpy(img).permute(2, 0, 1).to(DEV)
         t_out, t_maps = derain(t, model=G, device=DEV)  # a tensor stays on its device, uint8 stays uint8
     assert isinstance(dev_out, np.ndarray) and dev_out.shape == (90, 150, 3)
     np.testing.assert_allclose(dev_out, cpu_out, rtol=0, atol=1e-4)
     for a, b in zip(dev_maps, cpu_maps):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
-    assert t_out.dtype == torch.uint8 and t_out.shape == (3, 90, 150) and t_out.device.type == torch.device(DEV).type
+    assert t_out.dtype == torch.uint8 and t_out.shape == (3, 90, 150)
+    assert t_out.device.type == torch.device(DEV).type
     assert len(t_maps) == 2
 
 
@@ -161,12 +167,13 @@ def test_eval_cli_on_device_matches_cpu(tmp_path, capsys):
 
 @needs_cuda
 def test_torchrun_on_one_gpu(tmp_path):
-    """`torchrun -m agan.train` on one GPU with the synthetic data: the entry point and the device pick. (With one
-    process torchrun sets WORLD_SIZE=1 and no process group is made; nccl DDP needs two GPUs: nccl refuses two
-    ranks on one device.)"""
+    """`torchrun -m agan.train` on one GPU with the synthetic data: the entry point and the device pick.
+    (With one process torchrun sets WORLD_SIZE=1 and no process group is made; nccl DDP needs two GPUs:
+    nccl refuses two ranks on one device.)"""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "agan.train.loop",
-           "--preset", "cpu", "--iterations", "6", "--out", str(out), "--no-progress",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+           "-m", "agan.train", "--preset", "cpu", "--iterations", "6", "--out", str(out),
+           "--no-progress",
            "--set", "val_every=6", "--set", "ckpt_every=6", "--set", "sample_every=6", "--set", "val_size=4"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -1,5 +1,5 @@
-"""agan.data.datasets: the Raindrop folder reader (pairing, errors, crops, masks), synthetic data, build_dataset,
-and the ``agan synth`` command."""
+"""agan.data: the Raindrop folder reader (agan.data.layout's pairing and errors; crops, masks), synthetic
+data, build_dataset, and the ``agan synth`` command."""
 
 from pathlib import Path
 
@@ -112,7 +112,7 @@ def test_error_empty_or_wrong_folder(tmp_path):
     ("input", "gt", "{}_input.jpg", "{}.png"),
 ])
 def test_other_pair_layouts(tmp_path, rain_dir, clean_dir, rain_name, clean_name):
-    from agan.evaluation.protocol import PAIR_LAYOUTS
+    from agan.data.layout import PAIR_LAYOUTS
 
     assert (rain_dir, clean_dir) in PAIR_LAYOUTS  # one list of layouts for agan eval and training
     for root in (tmp_path / "flat", tmp_path / "split" / "test_a"):
@@ -168,7 +168,8 @@ def test_random_crops_flip_and_crop_size_check(tmp_path):
     full = torch.from_numpy(np.array(Image.open(root / "gt" / "0_clean.png"))).permute(2, 0, 1).float() / 255
     crop = b[0]["clean"]
     windows = full.unfold(1, 16, 1).unfold(2, 16, 1)  # (3, 25, 37, 16, 16)
-    found = [(windows - c_[:, None, None]).abs().amax(dim=(0, 3, 4)).min() < 1e-6 for c_ in (crop, crop.flip(-1))]
+    found = [(windows - c_[:, None, None]).abs().amax(dim=(0, 3, 4)).min() < 1e-6
+             for c_ in (crop, crop.flip(-1))]
     assert any(found)
     with pytest.raises(ValueError, match="smaller than crop_size 64"):
         RaindropPairs(root, crop_size=64)
@@ -227,16 +228,20 @@ def test_cli_synth_layout_and_overwrite(tmp_path, capsys):
     import json
 
     meta = json.loads((out / "params.json").read_text())
-    assert meta["n"] == 3 and meta["params"]["coverage"] == [0.3, 0.3] and set(meta["images"]) == {"0", "1", "2"}
+    assert meta["n"] == 3 and meta["params"]["coverage"] == [0.3, 0.3]
+    assert set(meta["images"]) == {"0", "1", "2"}
     ds = RaindropPairs(out)  # the reader reads the synth layout
     assert len(ds) == 3 and ds[0]["rain"].shape == (3, 24, 32)
-    assert torch.equal(ds[1]["rain"], SyntheticRaindrops(3, (24, 32), seed=2, params={
-        **__import__("agan.synth.renderer", fromlist=["SynthParams"]).SynthParams().to_dict(), "coverage": [0.3, 0.3]})[1]["rain"])
+    from agan.synth import SynthParams
+
+    params = {**SynthParams().to_dict(), "coverage": [0.3, 0.3]}
+    assert torch.equal(ds[1]["rain"], SyntheticRaindrops(3, (24, 32), seed=2, params=params)[1]["rain"])
     before = (out / "data" / "0_rain.png").read_bytes()
     assert main(["synth", "--out", str(out), "--n", "2", "--seed", "9"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (out / "data" / "0_rain.png").read_bytes() == before
-    assert main(["synth", "--out", str(out), "--n", "2", "--size", "24x32", "--seed", "9", "--overwrite"]) == 0
+    assert main(["synth", "--out", str(out), "--n", "2", "--size", "24x32", "--seed", "9",
+                 "--overwrite"]) == 0
     assert not (out / "data" / "2_rain.png").exists()  # stale pairs of the old run are gone
     assert main(["synth", "--out", str(tmp_path / "x"), "--param", "tilt_deg=99"]) == 2
     assert "tilt_deg" in capsys.readouterr().err

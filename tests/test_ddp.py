@@ -32,7 +32,8 @@ def _worker(rank: int, port: int, out: str, result: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        res = train(_cfg(2), out, progress=False, train_set=Pairs(8, flip=False), val_set=Pairs(2, seed=9, flip=False))
+        res = train(_cfg(2), out, progress=False, train_set=Pairs(8, flip=False),
+                    val_set=Pairs(2, seed=9, flip=False))
         torch.save({"step": res.step, "G": res.G.state_dict(), "D": res.D.state_dict(),
                     "checkpoint": str(res.checkpoint)}, os.path.join(result, f"rank{rank}.pt"))
     finally:
@@ -49,7 +50,8 @@ def _free_port() -> int:
 def test_two_gloo_processes_keep_identical_replicas(tmp_path):
     out, result = tmp_path / "run", tmp_path / "result"
     result.mkdir()
-    mp.start_processes(_worker, args=(_free_port(), str(out), str(result)), nprocs=WORLD, start_method="spawn")
+    mp.start_processes(_worker, args=(_free_port(), str(out), str(result)), nprocs=WORLD,
+                       start_method="spawn")
     r0, r1 = (torch.load(result / f"rank{r}.pt", weights_only=True) for r in range(WORLD))
     assert r0["step"] == r1["step"] == STEPS
     for net in ("G", "D"):
@@ -70,10 +72,11 @@ def test_two_gloo_processes_keep_identical_replicas(tmp_path):
     single = train(_cfg(4), tmp_path / "single", progress=False, train_set=Pairs(8, flip=False),
                    val_set=Pairs(2, seed=9, flip=False))
     init = Trainer(_cfg(4), tmp_path / "init", False, False, False, DistInfo(), torch.device("cpu"),
-                   Pairs(8), None).G_bare.state_dict()
+                   Pairs(8), None).gan.G_bare.state_dict()
     moved = 0.0
     for k, v in single.G.state_dict().items():
         # float32 sums in another order; Adam's steps are lr-sized, so 1e-5 is far below a step's effect
-        torch.testing.assert_close(r0["G"][k], v, rtol=1e-4, atol=1e-5, msg=f"DDP and single-process differ: {k}")
+        torch.testing.assert_close(r0["G"][k], v, rtol=1e-4, atol=1e-5,
+                                   msg=f"DDP and single-process differ: {k}")
         moved = max(moved, (v - init[k]).abs().max().item())
     assert moved > 1e-4  # the comparison is not vacuous: the weights did move

@@ -20,15 +20,18 @@ def test_environment_yml_matches_pyproject():
     extras = sorted(project["optional-dependencies"])
     assert pip == [f"-e .[{','.join(extras)}]"], "environment.yml must install the package with every extra"
     # conda-level packages, if any, must be runtime dependencies of the package too
-    names = {d.split("=")[0].split(">")[0].split("<")[0] for d in deps if isinstance(d, str)} - {"python", "pip"}
-    declared = {r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip() for r in project["dependencies"]}
+    names = ({d.split("=")[0].split(">")[0].split("<")[0] for d in deps if isinstance(d, str)}
+             - {"python", "pip"})
+    declared = {r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip()
+                for r in project["dependencies"]}
     assert names <= declared, f"environment.yml lists packages pyproject does not: {names - declared}"
 
 
 def test_cli_help_lists_commands():
     from agan.cli import COMMANDS
 
-    out = subprocess.run([sys.executable, "-m", "agan", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "agan", "--help"], capture_output=True, text=True,
+                         check=True).stdout
     for name in COMMANDS:
         assert name in out
 

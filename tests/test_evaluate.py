@@ -1,4 +1,5 @@
-"""agan.evaluation.protocol: the metric protocol against independent computations, pairing, folder/model evaluation."""
+"""agan.evaluation: the metric protocol against independent computations, pairing (agan.data.layout),
+folder/model evaluation."""
 
 import csv
 import json
@@ -9,18 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from agan.evaluation.protocol import (
-    evaluate_folders,
-    evaluate_model,
-    find_splits,
-    image_id,
-    pair_by_id,
-    psnr,
-    rgb_to_y,
-    score_pair,
-    ssim,
-    to_uint8_output,
-)
+from agan.data.layout import find_splits, image_id, pair_by_id
+from agan.evaluation.evaluate import evaluate_folders, evaluate_model
+from agan.evaluation.protocol import psnr, rgb_to_y, score_pair, ssim, to_uint8_output
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -66,7 +58,8 @@ def test_quantized_y_is_within_half_a_level():
     exact = rgb_to_y(img, "full")
     q = rgb_to_y(img, "full", quantize=True)
     # OpenCV's 14-bit coefficients differ from 0.299/0.587/0.114 by < 2.5e-5 each
-    fixed_point_error = 255 * (abs(4899 / 16384 - 0.299) + abs(9617 / 16384 - 0.587) + abs(1868 / 16384 - 0.114))
+    fixed_point_error = 255 * (abs(4899 / 16384 - 0.299) + abs(9617 / 16384 - 0.587)
+                               + abs(1868 / 16384 - 0.114))
     assert fixed_point_error < 0.013
     assert np.all(np.abs(q - exact) <= 0.5 + fixed_point_error)
     assert np.mean(q == np.round(exact)) > 0.99
@@ -80,7 +73,8 @@ def test_cast_clip_and_wrap_on_a_crafted_case():
     assert clip.dtype == wrap.dtype == np.uint8
     assert clip.tolist() == [[[255, 0, 128], [255, 0, 255], [255, 0, 26]]]
     # wrap: x*255 in float32, truncate toward zero, modulo 256:
-    # 1.01 -> 257.55 -> 257 -> 1; -0.01 -> -2.55 -> -2 -> 254; 0.5 -> 127.5 -> 127; 2 -> 510 -> 254; -1 -> -255 -> 1
+    # 1.01 -> 257.55 -> 257 -> 1; -0.01 -> -2.55 -> -2 -> 254; 0.5 -> 127.5 -> 127;
+    # 2 -> 510 -> 254; -1 -> -255 -> 1
     assert wrap.tolist() == [[[1, 254, 127], [255, 0, 254], [254, 1, 25]]]
     u = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, 2)
     assert to_uint8_output(u, "wrap") is u  # uint8 passes through
@@ -97,7 +91,8 @@ def test_psnr_hand_computed():
     out = np.full((8, 8, 3), 10, np.uint8)  # Y = 10 everywhere: MSE 100
     p, s = score_pair(out, gt)
     assert p == pytest.approx(10 * math.log10(255 ** 2 / 100), abs=1e-12)
-    # SSIM of flat images 0 vs 10: contrast/structure term 1, luminance (0 + C1) / (0 + 10^2 + C1), C1 = (0.01*255)^2
+    # SSIM of flat images 0 vs 10: contrast/structure term 1, luminance (0 + C1) / (0 + 10^2 + C1),
+    # C1 = (0.01*255)^2
     c1 = (0.01 * 255) ** 2
     assert s == pytest.approx(c1 / (100 + c1), rel=1e-12)
     assert psnr(gt, gt) == math.inf
@@ -237,7 +232,7 @@ def make_pairs(folder, rain_dir, clean_dir, rain_name, clean_name, ids=(3, 1, 10
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda x: f"{x[0]}+{x[1]}")
 def test_other_pair_layouts_are_found_and_scored(tmp_path, layout):
-    from agan.evaluation.protocol import PAIR_LAYOUTS
+    from agan.data.layout import PAIR_LAYOUTS
 
     rain_dir, clean_dir = layout[:2]
     assert (rain_dir, clean_dir) in PAIR_LAYOUTS
@@ -280,7 +275,7 @@ def test_cli_eval_real_pair_layout_and_one_line_error(tmp_path, capsys):
 
 def test_cli_eval_help_names_every_layout(capsys):
     from agan.cli import main
-    from agan.evaluation.protocol import PAIR_LAYOUTS
+    from agan.data.layout import PAIR_LAYOUTS
 
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
@@ -289,7 +284,7 @@ def test_cli_eval_help_names_every_layout(capsys):
         assert f"{a}/+{b}/" in text or f"{{{a},{b}}}" in text, (a, b)
 
 
-# ---------------------------------------------------------------------------------------------- folders, models
+# ------------------------------------------------------------------------------------------- folders, models
 def test_evaluate_folders_scores_and_baseline(tmp_path):
     ds = make_dataset(tmp_path / "ds")
     pred = tmp_path / "pred"

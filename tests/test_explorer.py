@@ -1,4 +1,5 @@
-"""agan.viz.explorer: the callbacks of notebook 08, called directly (no widgets needed except the last test)."""
+"""agan.viz.explorer: the callbacks of notebook 08, called directly (no widgets needed except the last
+test)."""
 
 import matplotlib
 
@@ -10,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from agan.viz import explorer as ex
 from agan.images import to_tensor
 from agan.models import Generator
+from agan.viz import explorer as ex
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +25,14 @@ def G():
 def test_list_examples_synthetic_and_real_without_clean(tmp_path):
     assert ex.list_examples(None, n_synthetic=2) == ["synthetic:0", "synthetic:1"]
     assert ex.list_examples(tmp_path / "absent", n_synthetic=1) == ["synthetic:0"]
-    for sub, name in [("train_pairs/rain", "0_rain.png"), ("train_pairs/clean", "0_clean.png"), ("unpaired", "x.jpg")]:
+    files = [("train_pairs/rain", "0_rain.png"), ("train_pairs/clean", "0_clean.png"), ("unpaired", "x.jpg")]
+    for sub, name in files:
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8)).save(tmp_path / sub / name)
     names = ex.list_examples(tmp_path, n_synthetic=1)
     assert names[0] == "synthetic:0"
-    assert sorted(n.split("/")[-1] for n in names[1:]) == ["0_rain.png", "x.jpg"]  # clean images are not inputs
+    # clean images are not inputs
+    assert sorted(n.split("/")[-1] for n in names[1:]) == ["0_rain.png", "x.jpg"]
 
 
 def test_load_example_synthetic_is_deterministic():
@@ -77,7 +80,8 @@ def test_explore_runs_G_once_and_attention_at_matches_the_network(G):
     with torch.no_grad():
         direct = G(to_tensor(state.rain)[None].float())
     for t in (1, 2, 3):
-        np.testing.assert_allclose(ex.attention_at(state, t), direct.attention[t - 1][0, 0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(ex.attention_at(state, t), direct.attention[t - 1][0, 0].numpy(),
+                                   atol=1e-5)
     for bad in (0, 4):
         with pytest.raises(ValueError, match=r"1\.\.3"):
             ex.attention_at(state, bad)
@@ -127,7 +131,8 @@ def test_render_view_panels(G):
 def test_build_explorer_wires_the_callbacks(G):
     pytest.importorskip("ipywidgets")
     box = ex.build_explorer(G, examples=["synthetic:0", "synthetic:1"], size=32, device="cpu")
-    widgets = {getattr(w, "description", ""): w for row in box.children for w in getattr(row, "children", [row])}
+    widgets = {getattr(w, "description", ""): w
+               for row in box.children for w in getattr(row, "children", [row])}
     assert widgets["time step t"].max == 3 and widgets["M threshold"].value == 30
     assert set(ex.DROP_PARAMETERS) <= set(widgets)
     widgets["time step t"].value = 1  # each change re-draws through the callbacks without error
@@ -157,6 +162,7 @@ def test_explorer_opens_on_the_default_model(tmp_path, monkeypatch):
     state = ex.explore("synthetic:0", size=32, device="cpu")
     assert len(state.attention) == 2 and state.output.shape == (32, 32, 3)
     box = ex.build_explorer(examples=["synthetic:0"], size=32, device="cpu")
-    widgets = {getattr(w, "description", ""): w for row in box.children for w in getattr(row, "children", [row])}
+    widgets = {getattr(w, "description", ""): w
+               for row in box.children for w in getattr(row, "children", [row])}
     assert widgets["time step t"].max == 2  # the default model's N
     plt.close("all")

@@ -38,8 +38,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on a copy of notebooks/08_explorer.ipynb (the browser's autosave writes there, never
-    into the repository); yields the notebook's URL."""
+    """A JupyterLab server on a copy of notebooks/08_explorer.ipynb (the browser's autosave writes there,
+    never into the repository); yields the notebook's URL."""
     work = tmp_path_factory.mktemp("lab")
     (work / "notebooks").mkdir()
     shutil.copy(NOTEBOOK, work / "notebooks" / NOTEBOOK.name)
@@ -47,7 +47,8 @@ def lab(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "JUPYTER_CONFIG_DIR": str(work / ".jupyter"),
            "JUPYTER_RUNTIME_DIR": str(work / ".runtime")}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
-           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True",
+           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+           "--LabApp.expose_app_in_browser=True",
            f"--ServerApp.root_dir={work / 'notebooks'}", "--ServerApp.open_browser=False"]
     log = open(work / "lab.log", "w")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work / "notebooks")
@@ -137,14 +138,15 @@ def test_explorer_slider_changes_the_image_in_chromium(browser, lab):
         "  const label = s.querySelector('.widget-label');"
         "  if (label && label.textContent.trim() === 'time step t') return s.querySelector('.noUi-handle');"
         "} return null;"), 60, "the time-step slider")
-    readout = b.execute_script("return arguments[0].closest('.widget-slider').querySelector('.widget-readout')"
-                               ".textContent.trim();", handle)
+    readout = b.execute_script("return arguments[0].closest('.widget-slider')"
+                               ".querySelector('.widget-readout').textContent.trim();", handle)
     from selenium.webdriver.common.keys import Keys
 
     handle.click()
     handle.send_keys(Keys.ARROW_LEFT)
     now = lambda: b.execute_script(  # noqa: E731
-        "return arguments[0].closest('.widget-slider').querySelector('.widget-readout').textContent.trim();", handle)
+        "return arguments[0].closest('.widget-slider').querySelector('.widget-readout')"
+        ".textContent.trim();", handle)
     _wait(lambda: now() != readout, 30, "the slider's readout to change")
     assert int(now()) == int(readout) - 1  # t = N -> N - 1
     after = _wait(lambda: (lambda s: s if s and s != before else None)(_explorer_image(b)), 60,

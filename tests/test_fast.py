@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from agan.infer.fast import (
-    FastGenerator,
-    autocast,
-    channels_last,
-    fast_forward,
-    grad_scaler,
-    resolve_precision,
-    tune_malloc,
-    use_channels_last,
-)
+from agan.infer.fast import FastGenerator, channels_last, fast_forward, use_channels_last
+from agan.infer.malloc import tune_malloc
 from agan.models import Generator
 from agan.models.authors import import_authors_state_dict
+from agan.precision import autocast, grad_scaler, resolve_precision
 from tests.conftest import closed_form_authors_state_dict
 
 
@@ -215,7 +208,7 @@ def test_bench_rejects_bad_arguments(capsys):
 def test_malloc_tuning_never_fixes_the_threshold_back(monkeypatch):
     """glibc's default mmap threshold is dynamic; a mallopt back to 128 KiB would make every later tensor an
     mmap (training after a derain ran at half speed). Leaving the block only trims."""
-    import agan.infer.fast as fast
+    import agan.infer.malloc as fast
 
     calls = []
 

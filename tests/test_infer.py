@@ -9,7 +9,8 @@ from PIL import Image
 from agan.checkpoint import CheckpointError, atomic_save
 from agan.cli import main
 from agan.config import Config
-from agan.infer.pipeline import _starts, derain, derain_tensor, load_generator
+from agan.infer.load import load_generator
+from agan.infer.pipeline import _starts, derain, derain_tensor
 from agan.models import Generator, GeneratorOutput, build_generator
 from agan.models.authors import export_authors_state_dict
 
@@ -293,8 +294,8 @@ def test_cli_eval_with_weights(tmp_path, kit_ckpt, capsys):
 
 
 def test_precision_auto_resolves_per_device_and_is_the_cli_default(tmp_path, small, kit_ckpt):
-    from agan.infer.fast import resolve_precision
     from agan.images import read_image
+    from agan.precision import resolve_precision
 
     img = np.random.default_rng(5).integers(0, 256, (36, 44, 3), dtype=np.uint8)
     resolved = resolve_precision("auto", "cpu")  # bf16 on CPUs with native bf16, else fp32

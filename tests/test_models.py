@@ -64,7 +64,8 @@ def test_convlstm_matches_unfused_equations():
     cell = ConvLSTMCell(5, 4)
     x, h, c = torch.randn(1, 5, 6, 6), torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6)
     z = torch.nn.functional.conv2d(torch.cat([x, h], 1), cell.gates.weight, cell.gates.bias, padding=1)
-    i, f, g, o = torch.sigmoid(z[:, :4]), torch.sigmoid(z[:, 4:8]), torch.tanh(z[:, 8:12]), torch.sigmoid(z[:, 12:])
+    i, f = torch.sigmoid(z[:, :4]), torch.sigmoid(z[:, 4:8])
+    g, o = torch.tanh(z[:, 8:12]), torch.sigmoid(z[:, 12:])
     h2, c2 = cell(x, (h, c))
     torch.testing.assert_close(c2, f * c + i * g)
     torch.testing.assert_close(h2, o * torch.tanh(f * c + i * g))
@@ -101,7 +102,8 @@ def test_narrow_discriminator_keeps_min_channels_and_gradients():
     widths = [D.features[i].out_channels for i in range(6)] + [D.down1.out_channels, D.down2.out_channels]
     assert widths == [4, 4, 8, 16, 16, 16, 8, 4]
     assert min(widths) == MIN_CHANNELS
-    assert [AttentiveDiscriminator(width=0.5).features[i].out_channels for i in range(6)] == [4, 8, 32, 64, 64, 64]
+    D_half = AttentiveDiscriminator(width=0.5)
+    assert [D_half.features[i].out_channels for i in range(6)] == [4, 8, 32, 64, 64, 64]
     D(torch.rand(2, 3, 64, 64)).logit.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
 

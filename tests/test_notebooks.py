@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 EXPECTED = ["00_quickstart", "01_raindrop_formation", "02_attention_maps", "03_autoencoder_and_losses",
-            "04_discriminator", "05_training", "06_ablations", "07_figures", "08_explorer"]  # the paper's order
+            "04_discriminator", "05_training", "06_ablations", "07_figures",
+            "08_explorer"]  # the paper's order
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 COLAB = "https://colab.research.google.com/github/agan-kit/agan/blob/main/notebooks/{}.ipynb"
 
@@ -56,11 +57,13 @@ def test_stored_stripped(path):
         "not notebooks/executed/)"
     for i, cell in enumerate(nb["cells"]):
         meta = cell.get("metadata", {})
-        assert "execution" not in meta and "papermill" not in meta, f"{path.name} cell {i}: execution metadata"
+        assert "execution" not in meta and "papermill" not in meta, \
+            f"{path.name} cell {i}: execution metadata"
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [], f"{path.name} cell {i}: outputs stored (run nbstripout)"
             assert cell["execution_count"] is None, f"{path.name} cell {i}: execution count stored"
-        assert "injected-parameters" not in meta.get("tags", []), f"{path.name}: papermill-injected cell stored"
+        assert "injected-parameters" not in meta.get("tags", []), \
+            f"{path.name}: papermill-injected cell stored"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -69,14 +72,17 @@ def test_notebook_structure(path):
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     first = nb["cells"][0]
     assert first["cell_type"] == "markdown"
-    assert COLAB.format(path.stem) in _source(first), f"{path.name}: Colab badge missing or pointing elsewhere"
+    assert COLAB.format(path.stem) in _source(first), \
+        f"{path.name}: Colab badge missing or pointing elsewhere"
 
     params = _parameters_cells(nb)
-    assert len(params) == 1, f"{path.name}: expected exactly one cell tagged 'parameters', found {len(params)}"
+    assert len(params) == 1, \
+        f"{path.name}: expected exactly one cell tagged 'parameters', found {len(params)}"
     tree = ast.parse(_source(params[0]))
     values = {}
     for stmt in tree.body:  # literal-only: NAME = <literal>
-        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), \
+        assert (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)), \
             f"{path.name}: parameters cell may only hold NAME = literal lines, found {ast.dump(stmt)[:80]}"
         values[stmt.targets[0].id] = ast.literal_eval(stmt.value)
     assert values.get("DEVICE") == "auto"
@@ -93,8 +99,10 @@ def test_notebook_structure(path):
     for src in code:
         tree = ast.parse(src)  # valid Python: no shell escapes or magics
         for node in ast.walk(tree):  # thin drivers: models live in agan, not in notebooks
-            assert not isinstance(node, ast.ClassDef), f"{path.name}: class {node.name} defined in a notebook"
-            assert not (isinstance(node, ast.FunctionDef) and node.name == "forward"), f"{path.name}: forward()"
+            assert not isinstance(node, ast.ClassDef), \
+                f"{path.name}: class {node.name} defined in a notebook"
+            assert not (isinstance(node, ast.FunctionDef) and node.name == "forward"), \
+                f"{path.name}: forward()"
 
 
 def test_runner_plans_both_parameter_files():
@@ -111,13 +119,15 @@ def test_runner_plans_both_parameter_files():
 
 
 def test_reproduce_scores_training_on_the_real_pairs_when_present():
-    """Both parameter files let 05_training find ../shared/real/train_pairs itself (skipped, said so, without)."""
+    """Both parameter files let 05_training find ../shared/real/train_pairs itself (skipped, said so,
+    without)."""
     rn = _run_notebooks_module()
     for name in ("cpu", "paper"):
         jobs = rn.plan(rn.load_params(ROOT / "params" / f"{name}.yaml"), rn.discover(), {}, None)
         train = next(j for j in jobs if j[0].stem == "05_training")
         assert train[1]["REAL_VAL"] == "auto"
-    src = "".join(_source(c) for c in _load(NB_DIR / "05_training.ipynb")["cells"] if c["cell_type"] == "code")
+    src = "".join(_source(c) for c in _load(NB_DIR / "05_training.ipynb")["cells"]
+                  if c["cell_type"] == "code")
     assert "default_real_dir()" in src and '"real_val": real_val' in src
 
 
@@ -197,7 +207,7 @@ def test_discriminator_notebook_installs_its_own_checkout_on_colab():
     assert "git+" not in install and 'os.chdir(root / "notebooks")' in install
 
 
-# ---------------------------------------------------------------------------------------------- the model shown
+# ------------------------------------------------------------------------------------------ the model shown
 MODEL_NOTEBOOKS = ["00_quickstart", "02_attention_maps", "03_autoencoder_and_losses", "08_explorer"]
 
 
@@ -226,8 +236,9 @@ def kit_files(tmp_path, monkeypatch):
 
 
 def test_resolve_weights_order(kit_files, tmp_path):
-    """WEIGHTS (a file) -> the kit's default model -> only where that is not installed, RUN_DIR's run -> None."""
-    from agan.infer.pipeline import load_generator
+    """WEIGHTS (a file) -> the kit's default model -> only where that is not installed, RUN_DIR's run ->
+    None."""
+    from agan.infer.load import load_generator
     from agan.infer.release import resolve_weights
 
     ckpt, shipped, install = kit_files

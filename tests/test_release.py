@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+import agan.infer.model_card as model_card
 import agan.infer.release as release
 from agan.checkpoint import CheckpointError, atomic_save
 from agan.cli import main
 from agan.config import Config
-from agan.infer.pipeline import derain, load_generator
-from agan.models import build_generator, count_parameters
+from agan.infer.load import load_generator
+from agan.infer.pipeline import derain
 from agan.infer.release import export_release, load_release, sha256_file, sidecar_path
+from agan.models import build_generator, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -300,8 +302,8 @@ def test_export_script_refuses_an_unfinished_run(tmp_path, capsys):
 
 
 def test_reproduce_command_quotes_json_like_strings():
-    cfg = tiny_cfg(data="1e-3", extra={"synth": {"view": [0.3, 0.6]}})
-    cmd = release.reproduce_command(cfg)
+    cfg = tiny_cfg(data="1e-3", synth={"view": [0.3, 0.6]})
+    cmd = model_card.reproduce_command(cfg)
     from agan.cli import build_parser
     from agan.cli.train import build_config
 
@@ -313,7 +315,8 @@ def test_the_shipped_model_cards_synthetic_numbers_reproduce():
     two frames, measured again on the installed file, give the same per-image PSNR / SSIM."""
     import json
 
-    from agan.infer.release import default_weights, measure_release, sidecar_path
+    from agan.infer.model_card import measure_release
+    from agan.infer.release import default_weights, sidecar_path
 
     try:
         weights = default_weights()

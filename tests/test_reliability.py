@@ -36,7 +36,8 @@ from agan.checkpoint import CheckpointError, atomic_save, atomic_write_text, saf
 from agan.cli import main
 from agan.config import Config
 from agan.images import difference_mask, read_image, write_image
-from agan.infer.pipeline import derain, load_generator
+from agan.infer.load import load_generator
+from agan.infer.pipeline import derain
 from agan.models import build_generator
 from tests.conftest import assert_same_training_state
 
@@ -47,8 +48,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTH
 
 def agan(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
     """``python -m agan ARGS`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "agan", *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run([sys.executable, "-m", "agan", *map(str, args)], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def small_cfg(**kw) -> Config:
@@ -119,7 +120,8 @@ def make_odd_images(d: Path) -> dict[str, dict]:
     cases["palette_transparent.png"] = {"rgb": np.asarray(pal.convert("RGB")),
                                         "alpha": np.where(idx == idx[0, 0], 0, 255).astype(np.uint8)}
 
-    g16 = grey.astype(np.uint16) * 257 + np.random.default_rng(2).integers(0, 128, grey.shape).astype(np.uint16)
+    g16 = (grey.astype(np.uint16) * 257
+           + np.random.default_rng(2).integers(0, 128, grey.shape).astype(np.uint16))
     im16 = Image.fromarray(g16)
     assert im16.mode.startswith("I;16")
     im16.save(d / "deep16.png")
@@ -219,7 +221,8 @@ def test_tiny_images_are_padded_not_rejected(G, size):
     with torch.inference_mode():
         ref = G(torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)).O[..., :h, :w]  # plain forward
     raw, _ = derain(img.astype(np.float32) / 255, model=G, device="cpu", clip=False)
-    np.testing.assert_allclose(raw, ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-4)  # agan.infer.fast's bound
+    # atol: agan.infer.fast's bound
+    np.testing.assert_allclose(raw, ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-4)
 
 
 def test_very_large_images_are_tiled(tmp_path, weights, G, monkeypatch, capsys):
@@ -231,7 +234,8 @@ def test_very_large_images_are_tiled(tmp_path, weights, G, monkeypatch, capsys):
     monkeypatch.setattr(infer, "AUTO_TILE", 96)
     calls = []
     run_padded = infer._run_padded
-    monkeypatch.setattr(infer, "_run_padded", lambda m, x, *a: calls.append(tuple(x.shape[-2:])) or run_padded(m, x, *a))
+    monkeypatch.setattr(infer, "_run_padded",
+                        lambda m, x, *a: calls.append(tuple(x.shape[-2:])) or run_padded(m, x, *a))
     d = tmp_path / "in"
     d.mkdir()
     big = rgb(150, 203, 5)
@@ -250,7 +254,8 @@ def test_very_large_images_are_tiled(tmp_path, weights, G, monkeypatch, capsys):
     d2.mkdir()
     Image.fromarray(np.zeros((300, 300, 3), np.uint8)).save(d2 / "bomb.png")  # > 2x the limit: a "bomb"
     Image.fromarray(rgb(7, 9)).save(d2 / "small.png")
-    rc = main(["derain", str(d2), "--out", str(tmp_path / "out2"), "--weights", str(weights), "--device", "cpu"])
+    rc = main(["derain", str(d2), "--out", str(tmp_path / "out2"), "--weights", str(weights),
+               "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 1 and "1 failed" in err and "bomb.png: image too large" in err
     assert (tmp_path / "out2" / "small.png").is_file()  # the batch went on
@@ -359,8 +364,8 @@ class _Payload:
 
 
 def _evil(path: Path, marker: Path, legacy: bool = False, **extra) -> Path:
-    torch.save({"format": "agan-checkpoint", "G": {"w": torch.zeros(2)}, "payload": _Payload(marker), **extra},
-               path, _use_new_zipfile_serialization=not legacy)
+    torch.save({"format": "agan-checkpoint", "G": {"w": torch.zeros(2)}, "payload": _Payload(marker),
+                **extra}, path, _use_new_zipfile_serialization=not legacy)
     return path
 
 
@@ -445,7 +450,8 @@ def test_atomic_save_is_temp_fsync_rename(tmp_path, monkeypatch):
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else fd))
+        events.append(("fsync",
+                       os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else fd))
         return real_fsync(fd)
 
     def replace(src, dst):
@@ -598,17 +604,20 @@ def _poison_recipe(what: str, at_call: int):
 
 @pytest.mark.parametrize("what", ["nan loss", "inf loss", "nan grad", "inf grad"])
 def test_non_finite_loss_or_gradient_stops_training(tmp_path, monkeypatch, what):
-    from agan.train.recipes import RECIPES
-    from agan.train.loop import NonFiniteLossError, train
+    from agan.train.loop import train
+    from agan.train.monitor import NonFiniteLossError
+    from agan.train.registry import RECIPES
 
     monkeypatch.setitem(RECIPES, "poison", _poison_recipe(what, at_call=3))
-    cfg = Config.preset("cpu", model="poison", width=0.125, steps=2, crop_size=32, batch_size=2, disc_width=0.25,
-                        disc_pool=2, iterations=6, log_every=1, val_every=0, sample_every=0, ckpt_every=1,
+    cfg = Config.preset("cpu", model="poison", width=0.125, steps=2, crop_size=32, batch_size=2,
+                        disc_width=0.25, disc_pool=2, iterations=6, log_every=1, val_every=0,
+                        sample_every=0, ckpt_every=1,
                         vgg_layers=("relu1_1", "relu1_2"), device="cpu")
     term = "L_M" if what.endswith("loss") else "G"
     value = "(inf|nan)" if what == "inf grad" else what.split()[0]  # inf - inf inside backprop gives NaN
-    with pytest.raises(NonFiniteLossError, match=rf"{term}.* became {value} at step 3; .*last good checkpoint "
-                                                 r".*step 2"):
+    with pytest.raises(NonFiniteLossError,
+                       match=rf"{term}.* became {value} at step 3; .*last good checkpoint "
+                             r".*step 2"):
         train(cfg, tmp_path / "run", progress=False, train_set=_Pairs())
     ck = safe_load(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ck["step"] == 2
@@ -648,25 +657,30 @@ def test_never_over_an_input_nor_an_output_without_overwrite(tmp_path, weights, 
         Image.fromarray(rgb(8, 12, i)).save(d / f"{i}.png")
     originals = {f.name: f.read_bytes() for f in d.iterdir()}
     # outputs into the input folder: refused for every file, even with --overwrite
-    rc = main(["derain", str(d), "--out", str(d), "--weights", str(weights), "--device", "cpu", "--overwrite"])
+    rc = main(["derain", str(d), "--out", str(d), "--weights", str(weights), "--device", "cpu",
+               "--overwrite"])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("would write over an input") == 3
     assert {f.name: f.read_bytes() for f in d.iterdir()} == originals
     # same through another spelling of the folder
-    rc = main(["derain", str(d / "0.png"), "--out", str(d / ".." / "in"), "--weights", str(weights), "--overwrite"])
-    assert rc == 1 and "over an input" in capsys.readouterr().err and (d / "0.png").read_bytes() == originals["0.png"]
+    rc = main(["derain", str(d / "0.png"), "--out", str(d / ".." / "in"), "--weights", str(weights),
+               "--overwrite"])
+    assert (rc == 1 and "over an input" in capsys.readouterr().err
+            and (d / "0.png").read_bytes() == originals["0.png"])
     # existing outputs (and attention maps) are kept without --overwrite
     out = tmp_path / "out"
     (out / "attention").mkdir(parents=True)
     (out / "0.png").write_bytes(b"mine")
     (out / "attention" / "1_A1.png").write_bytes(b"mine too")
-    rc = main(["derain", str(d), "--out", str(out), "--weights", str(weights), "--device", "cpu", "--save-attention"])
+    rc = main(["derain", str(d), "--out", str(out), "--weights", str(weights), "--device", "cpu",
+               "--save-attention"])
     err = capsys.readouterr().err
     assert rc == 1 and "2 skipped" in err and err.count("--overwrite") >= 2
-    assert (out / "0.png").read_bytes() == b"mine" and (out / "attention" / "1_A1.png").read_bytes() == b"mine too"
+    assert ((out / "0.png").read_bytes() == b"mine"
+            and (out / "attention" / "1_A1.png").read_bytes() == b"mine too")
     assert (out / "2.png").is_file() and (out / "attention" / "2_A2.png").is_file()
-    rc = main(["derain", str(d), "--out", str(out), "--weights", str(weights), "--device", "cpu", "--save-attention",
-               "--overwrite"])
+    rc = main(["derain", str(d), "--out", str(out), "--weights", str(weights), "--device", "cpu",
+               "--save-attention", "--overwrite"])
     assert rc == 0 and read_image(out / "0.png").shape == (8, 12, 3)
     assert read_image(out / "attention" / "1_A1.png").shape == (8, 12, 3)
 
@@ -677,19 +691,23 @@ def test_eval_csv_json_and_synth_need_overwrite(tmp_path, capsys):
     assert rc == 0
     params = (ds / "params.json").read_bytes()
     rc = main(["synth", "--out", str(ds), "--n", "1", "--size", "16", "--seed", "5"])
-    assert rc == 2 and "--overwrite" in capsys.readouterr().err and (ds / "params.json").read_bytes() == params
+    assert (rc == 2 and "--overwrite" in capsys.readouterr().err
+            and (ds / "params.json").read_bytes() == params)
     csv_path, json_path = tmp_path / "scores.csv", tmp_path / "summary.json"
     csv_path.write_text("precious\n")
     json_path.write_text("{}\n")
     args = ["eval", "--pred", str(ds / "data"), "--gt", str(ds / "gt"), "--input", "none"]
     rc = main([*args, "--csv", str(csv_path)])
-    assert rc == 2 and "scores.csv: exists" in capsys.readouterr().err and csv_path.read_text() == "precious\n"
+    assert (rc == 2 and "scores.csv: exists" in capsys.readouterr().err
+            and csv_path.read_text() == "precious\n")
     rc = main([*args, "--json", str(json_path)])
     assert rc == 2 and "summary.json: exists" in capsys.readouterr().err and json_path.read_text() == "{}\n"
     rc = main([*args, "--csv", str(csv_path), "--json", str(json_path), "--overwrite"])
     assert rc == 0 and csv_path.read_text().startswith("split,") and '"all"' in json_path.read_text()
-    rc = main(["eval", "--weights", str(tmp_path / "w.pt"), "--data", str(ds), "--save-outputs", str(ds / "gt")])
-    assert rc == 2 and "folder is not empty (use --overwrite)" in capsys.readouterr().err  # before any loading
+    rc = main(["eval", "--weights", str(tmp_path / "w.pt"), "--data", str(ds), "--save-outputs",
+               str(ds / "gt")])
+    # refused before any loading
+    assert rc == 2 and "folder is not empty (use --overwrite)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("writer", ["write_image", "atomic_save", "atomic_write_text", "eval --csv", "synth"])
@@ -698,8 +716,8 @@ def test_outputs_are_written_atomically(tmp_path, monkeypatch, writer, capsys):
     new files get the usual permissions (not mkstemp's 0600)."""
     folder = tmp_path / "o"
     folder.mkdir()
-    name = {"write_image": "x.png", "atomic_save": "x.pt", "atomic_write_text": "x.csv", "eval --csv": "x.csv",
-            "synth": "data/0_rain.png"}[writer]
+    name = {"write_image": "x.png", "atomic_save": "x.pt", "atomic_write_text": "x.csv",
+            "eval --csv": "x.csv", "synth": "data/0_rain.png"}[writer]
     target = folder / name
 
     def write(i: int):

@@ -1,4 +1,4 @@
-"""agan.synth.renderer: determinism, exact masks, the optics (inversion, TIR rim, defocus), parameters."""
+"""agan.synth: render determinism, exact masks, the optics (inversion, TIR rim, defocus), parameters."""
 
 import json
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from agan.images import difference_mask
-from agan.synth.renderer import BackgroundSource, SynthParams, backgrounds, make_pair, procedural_scene, render
+from agan.synth import SynthParams, make_pair, render
+from agan.synth.backgrounds import BackgroundSource, backgrounds, procedural_scene
 
 H = W = 160
 YY, XX = np.mgrid[:H, :W]
@@ -16,9 +17,9 @@ RR = np.hypot(YY - 80, XX - 80)  # distance to the drop centre used below, px
 def lab_params(**kw) -> SynthParams:
     """Upright pane 100 mm away, 36 mm lens on a frame as wide as the image (f = W px), no haze:
     a drop of footprint radius a mm covers a disk of a * f / d_g = 1.6 a px."""
-    base = {"frame_px": None, "focal_mm": (36, 36), "glass_mm": (100, 100), "tilt_deg": (0, 0), "f_number": (200, 200),
-                "focus_m": (5, 5), "scene_m": (6, 6), "haze": (0, 0), "exposure": (1, 1), "drop_gain": (1, 1),
-                "drop_haze": (0, 0), "contact_angle_deg": (45, 45)}
+    base = {"frame_px": None, "focal_mm": (36, 36), "glass_mm": (100, 100), "tilt_deg": (0, 0),
+            "f_number": (200, 200), "focus_m": (5, 5), "scene_m": (6, 6), "haze": (0, 0), "exposure": (1, 1),
+            "drop_gain": (1, 1), "drop_haze": (0, 0), "contact_angle_deg": (45, 45)}
     base.update(kw)
     return SynthParams(**base).validate()
 
@@ -103,7 +104,8 @@ def test_defocus_makes_alpha_soft():
 @pytest.mark.parametrize("change, name", [
     ({"coverage": (0.5, 0.1)}, "coverage"), ({"contact_angle_deg": (10, 95)}, "contact_angle_deg"),
     ({"glass_mm": (-5, 10)}, "glass_mm"), ({"merge_prob": 2.0}, "merge_prob"),
-    ({"frame_px": 3}, "frame_px"), ({"scene_m": (0.1, 0.1), "glass_mm": (120, 200)}, "scene_m"), ({"f_number": (0, 2)}, "f_number"),
+    ({"frame_px": 3}, "frame_px"), ({"scene_m": (0.1, 0.1), "glass_mm": (120, 200)}, "scene_m"),
+    ({"f_number": (0, 2)}, "f_number"),
     ({"tilt_deg": (0, 89)}, "tilt_deg"), ({"radius_mm": ("a", 2)}, "radius_mm"),
 ])
 def test_bad_params_raise_naming_the_parameter(change, name):

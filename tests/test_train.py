@@ -16,8 +16,10 @@ from agan.checkpoint import safe_load
 from agan.config import Config
 from agan.images import difference_mask
 from agan.losses import LOSS_NAMES
-from agan.train.recipes import RECIPES, AganRecipe
-from agan.train.loop import NonFiniteLossError, Trainer, train
+from agan.train.loop import Trainer, train
+from agan.train.monitor import NonFiniteLossError
+from agan.train.recipes import AganRecipe
+from agan.train.registry import RECIPES
 from tests.conftest import assert_same_training_state
 
 VARIANT_TERMS = {
@@ -107,20 +109,20 @@ def test_variant_writes_run_files(tmp_path, variant):
 def test_d_update_leaves_g_alone_and_vice_versa(tmp_path):
     trainer = Trainer(tiny(), tmp_path / "run", False, False, False, *_single(), Pairs(), Pairs(2, seed=9))
     batch = {k: torch.stack([Pairs()[i][k] for i in range(2)]) for k in ("rain", "clean", "mask")}
-    G0 = {k: v.clone() for k, v in trainer.G_bare.state_dict().items()}
-    D0 = {k: v.clone() for k, v in trainer.D_bare.state_dict().items()}
-    out = trainer.recipe.generate(trainer.G, batch)
-    terms = trainer.d_step(batch, out)
+    G0 = {k: v.clone() for k, v in trainer.gan.G_bare.state_dict().items()}
+    D0 = {k: v.clone() for k, v in trainer.gan.D_bare.state_dict().items()}
+    out = trainer.gan.recipe.generate(trainer.gan.G, batch)
+    terms = trainer.gan.d_step(batch, out)
     assert set(terms) == {"L_D", "L_map", "D_range"}  # D_range: the spread of its logits, a diagnostic
-    assert all(torch.equal(v, G0[k]) for k, v in trainer.G_bare.state_dict().items())
-    assert any(not torch.equal(v, D0[k]) for k, v in trainer.D_bare.state_dict().items())
-    assert all(p.grad is None for p in trainer.G_bare.parameters())  # L_D sees O.detach()
-    D1 = {k: v.clone() for k, v in trainer.D_bare.state_dict().items()}
-    terms = trainer.g_step(batch, out, adversarial=True)
+    assert all(torch.equal(v, G0[k]) for k, v in trainer.gan.G_bare.state_dict().items())
+    assert any(not torch.equal(v, D0[k]) for k, v in trainer.gan.D_bare.state_dict().items())
+    assert all(p.grad is None for p in trainer.gan.G_bare.parameters())  # L_D sees O.detach()
+    D1 = {k: v.clone() for k, v in trainer.gan.D_bare.state_dict().items()}
+    terms = trainer.gan.g_step(batch, out, adversarial=True)
     assert set(terms) == VARIANT_TERMS["AA+AD"] - {"L_D", "L_map"}
-    assert all(torch.equal(v, D1[k]) for k, v in trainer.D_bare.state_dict().items())
-    assert any(not torch.equal(v, G0[k]) for k, v in trainer.G_bare.state_dict().items())
-    assert all(p.requires_grad for p in trainer.D_bare.parameters())  # unfrozen again
+    assert all(torch.equal(v, D1[k]) for k, v in trainer.gan.D_bare.state_dict().items())
+    assert any(not torch.equal(v, G0[k]) for k, v in trainer.gan.G_bare.state_dict().items())
+    assert all(p.requires_grad for p in trainer.gan.D_bare.parameters())  # unfrozen again
 
 
 def _single():
@@ -255,7 +257,7 @@ def test_module_entry_point_for_torchrun():
     import sys
 
     # torchrun --nproc_per_node=K -m agan.train ... runs this entry point with the agan train options
-    p = subprocess.run([sys.executable, "-m", "agan.train.loop", "--help"], capture_output=True, text=True, timeout=120, check=False)
+    p = subprocess.run([sys.executable, "-m", "agan.train", "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert p.returncode == 0 and "--resume" in p.stdout and "torchrun" in p.stdout
 
 
@@ -269,16 +271,16 @@ def test_failed_start_writes_nothing(tmp_path):
 
 
 def test_precision_on_cpu(tmp_path):
-    from agan.infer.fast import cpu_has_fast_bf16
-    from agan.train.loop import _precision
+    from agan.precision import cpu_has_fast_bf16
+    from agan.train.step import amp_dtype
 
     cpu = torch.device("cpu")
     # auto: bf16 on CPUs with native bf16 dot products, fp32 elsewhere
-    assert _precision(tiny(), cpu) == (torch.bfloat16 if cpu_has_fast_bf16() else None)
-    assert _precision(tiny(precision="fp32"), cpu) is None
-    assert _precision(tiny(precision="bf16"), cpu) == torch.bfloat16
-    with pytest.raises(ValueError, match="fp16.*needs CUDA"):
-        _precision(tiny(precision="fp16"), cpu)
+    assert amp_dtype(tiny(), cpu) == (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    assert amp_dtype(tiny(precision="fp32"), cpu) is None
+    assert amp_dtype(tiny(precision="bf16"), cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16 is for CUDA"):
+        amp_dtype(tiny(precision="fp16"), cpu)
     res = run(tiny(precision="bf16", iterations=1, val_every=0, sample_every=0), tmp_path / "bf16")
     assert "precision bf16" in (tmp_path / "bf16" / "train.log").read_text()
     assert res.losses and all(math.isfinite(v) for v in res.losses.values())
@@ -286,7 +288,7 @@ def test_precision_on_cpu(tmp_path):
 
 
 def test_cosine_lr_schedule_values_and_exact_resume(tmp_path, monkeypatch):
-    from agan.train.loop import lr_factor
+    from agan.train.step import lr_factor
 
     cfg = tiny(lr_schedule="cosine", lr_final=0.1, iterations=5, log_every=5, val_every=0, ckpt_every=100,
                sample_every=0)
@@ -311,7 +313,7 @@ def test_cosine_lr_schedule_values_and_exact_resume(tmp_path, monkeypatch):
 
 
 def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monkeypatch):
-    from agan.train.loop import ema_decay
+    from agan.train.step import ema_decay
 
     cfg = tiny(ema=0.9, iterations=5, log_every=5, val_every=5, ckpt_every=100, sample_every=0)
     assert [round(ema_decay(cfg, s), 4) for s in (0, 1, 8, 100)] == [0.1, 0.1818, 0.5, 0.9]  # warm-up, then cfg.ema
@@ -320,18 +322,20 @@ def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monke
         tiny(ema=1.0)
     # the average, recomputed from the raw G after every step, is what validation, generator.pt and res.G hold
     seen = []
-    real_update = Trainer._update_ema
+    from agan.train.step import GanStep
 
-    def spy(self):
+    real_update = GanStep.update_ema
+
+    def spy(self, step):
         before = {k: v.clone() for k, v in self.G_ema.state_dict().items()}
-        real_update(self)
-        d = ema_decay(self.cfg, self.step)
+        real_update(self, step)
+        d = ema_decay(self.cfg, step)
         for k, v in self.G_ema.state_dict().items():
             expect = d * before[k] + (1 - d) * self.G_bare.state_dict()[k]
             torch.testing.assert_close(v, expect, rtol=1e-6, atol=1e-7)
-        seen.append(self.step)
+        seen.append(step)
 
-    monkeypatch.setattr(Trainer, "_update_ema", spy)
+    monkeypatch.setattr(GanStep, "update_ema", spy)
     res = run(cfg, tmp_path / "ema")
     assert seen == [0, 1, 2, 3, 4]
     ck = safe_load(res.checkpoint)
@@ -340,13 +344,13 @@ def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monke
     assert all(torch.equal(gen["G"][k], v) for k, v in ck["G_ema"].items())
     assert any(not torch.equal(ck["G"][k], v) for k, v in ck["G_ema"].items())  # the average is not the raw G
     assert all(torch.equal(res.G.state_dict()[k], v) for k, v in ck["G_ema"].items())
-    monkeypatch.setattr(Trainer, "_update_ema", real_update)
+    monkeypatch.setattr(GanStep, "update_ema", real_update)
     # validation scores the average: rescoring it by hand gives the logged numbers
     trainer = Trainer(cfg, tmp_path / "check", False, False, False, *_single(), Pairs(), Pairs(2, seed=9, flip=False))
-    trainer.G_ema.load_state_dict(ck["G_ema"])
-    assert trainer.validate()["psnr"] == pytest.approx(res.val["psnr"], abs=1e-9)
-    trainer.G_bare.load_state_dict(ck["G"])  # and the raw G is scored beside it
-    assert trainer.validate(trainer.G_bare)["psnr"] == pytest.approx(res.val["psnr_raw"], abs=1e-9)
+    trainer.gan.G_ema.load_state_dict(ck["G_ema"])
+    assert trainer.validation.score()["psnr"] == pytest.approx(res.val["psnr"], abs=1e-9)
+    trainer.gan.G_bare.load_state_dict(ck["G"])  # and the raw G is scored beside it
+    assert trainer.validation.score(trainer.gan.G_bare)["psnr"] == pytest.approx(res.val["psnr_raw"], abs=1e-9)
     assert res.val["psnr_raw"] != res.val["psnr"]
     # resume: the average continues bit-exactly
     half = run(cfg.replace(iterations=2, lr_schedule="constant"), tmp_path / "half")
@@ -471,3 +475,27 @@ def test_real_val_folder_without_pairs_is_one_clear_error(tmp_path):
     with pytest.raises((FileNotFoundError, ValueError), match="empty"):
         run(tiny(real_val=str(tmp_path / "empty")), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_bench_times_the_trainers_own_step(tmp_path):
+    """``agan bench``'s training step is the trainer's GanStep: for the same config, seed and batch it computes
+    the same losses, bit for bit, as the Trainer's step (and its "plain" runner the same losses to rounding)."""
+    from agan.experiments.bench_train import bench_batch, train_step_runners
+    from agan.train.step import GanStep
+
+    cfg = tiny(crop_size=32, batch_size=2)
+    runners = train_step_runners(cfg, torch.device("cpu"))
+    trainer = Trainer(cfg, tmp_path / "run", False, False, False, *_single(), Pairs(), Pairs(2, seed=9))
+    assert type(runners["fast"]) is type(trainer.gan) is GanStep
+    batch = bench_batch(cfg)
+    for step in range(2):
+        ours = runners["fast"](runners["fast"].to_device(batch), step)
+        theirs = trainer.gan(trainer.gan.to_device(batch), step)
+        assert ours.keys() == theirs.keys() >= {"L_D", "L_G", "L_ATT", "L_M", "L_GAN", "grad_norm_G"}
+        for k in ours:
+            assert torch.equal(ours[k], theirs[k]), k
+    plain = runners["plain"](runners["plain"].to_device(batch), 0)
+    fresh = train_step_runners(cfg.replace(precision="fp32"), torch.device("cpu"))["fast"]
+    first = fresh(fresh.to_device(batch), 0)  # the same step, channels-last instead of NCHW
+    for k in ("L_D", "L_G"):
+        torch.testing.assert_close(plain[k], first[k], rtol=1e-4, atol=1e-6)

@@ -1,4 +1,5 @@
-"""agan.viz.plots: conversions, figures (drawn on the Agg backend), metrics logs and Table 1."""
+"""agan.viz.plots: conversions, figures (drawn on the Agg backend), metrics logs; Table 1's formatting
+(agan.experiments.table1) and the repository's folders (agan.viz.paths)."""
 
 import csv
 import io
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from agan.experiments import table1
 from agan.viz import plots as viz
+from agan.viz.paths import project_paths
 
 
 def test_to_display_accepts_tensor_batch_uint8_and_grey():
@@ -100,8 +103,10 @@ def test_loss_curves_show_the_real_pairs_beside_the_synthetic_validation(tmp_pat
     log = tmp_path / "metrics.jsonl"
     recs = [{"step": s, "L_G": 1.0, "L_D": 1.3} for s in (1, 2)]
     for s, (v, r) in zip((0, 2), ((20.0, 19.0), (22.0, 18.5))):
-        recs.append({"step": s, "split": "val", "psnr": v, "ssim": 0.7, "psnr_input": 20.5, "ssim_input": 0.72})
-        recs.append({"step": s, "split": "real", "psnr": r, "ssim": 0.6, "psnr_input": 19.5, "ssim_input": 0.65})
+        recs.append({"step": s, "split": "val", "psnr": v, "ssim": 0.7, "psnr_input": 20.5,
+                     "ssim_input": 0.72})
+        recs.append({"step": s, "split": "real", "psnr": r, "ssim": 0.6, "psnr_input": 19.5,
+                     "ssim_input": 0.65})
     log.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     fig = viz.plot_loss_curves(log)
     assert [ax.get_title() for ax in fig.axes] == ["generator", "discriminator", "validation PSNR (dB)",
@@ -127,7 +132,7 @@ def test_loss_curves_show_the_real_pairs_beside_the_synthetic_validation(tmp_pat
 def test_table1_has_the_papers_numbers_and_the_kits():
     measured = {"AA+AD": {"psnr": 25.5, "psnr_std": 0.25, "ssim": 0.81, "ssim_std": 0.01},
                 "A": (23.0, 0.7), "input": {"psnr": 21.0, "ssim": 0.75}}
-    rows = viz.table1_rows(measured)
+    rows = table1.table1_rows(measured)
     assert [r["variant"] for r in rows] == ["Eigen13", "Pix2Pix", "A", "A+D", "A+AD", "AA+AD", "input"]
     full = rows[5]
     assert (full["paper_psnr"], full["paper_ssim"]) == (31.57, 0.9023)  # paper Table 1, docs/paper.md#table-1
@@ -135,27 +140,28 @@ def test_table1_has_the_papers_numbers_and_the_kits():
     assert rows[2]["kit_psnr"] == 23.0 and rows[2]["kit_ssim_std"] is None
     assert rows[1]["kit_psnr"] is None
 
-    md = viz.table1_markdown(measured, kit_label="cpu")
+    md = table1.table1_markdown(measured, kit_label="cpu")
     assert "| AA+AD |" in md and "31.57" in md and "25.50 ± 0.25" in md and "cpu PSNR" in md
     assert md.count("\n") == 2 + 7
 
-    parsed = list(csv.DictReader(io.StringIO(viz.table1_csv(measured))))
-    assert parsed[0]["variant"] == "Eigen13" and parsed[0]["paper_psnr"] == "28.59" and parsed[0]["kit_psnr"] == ""
+    parsed = list(csv.DictReader(io.StringIO(table1.table1_csv(measured))))
+    assert parsed[0]["variant"] == "Eigen13" and parsed[0]["paper_psnr"] == "28.59"
+    assert parsed[0]["kit_psnr"] == ""
     assert float(parsed[5]["kit_ssim"]) == 0.81
     with pytest.raises(ValueError, match="pair"):
-        viz.table1_rows({"A": (1.0, 2.0, 3.0)})
+        table1.table1_rows({"A": (1.0, 2.0, 3.0)})
 
 
 def test_write_table1_and_project_paths(tmp_path):
-    csv_path, md_path = viz.write_table1({"A+D": (20.0, 0.5)}, tmp_path / "figs", note="cpu preset")
+    csv_path, md_path = table1.write_table1({"A+D": (20.0, 0.5)}, tmp_path / "figs", note="cpu preset")
     assert csv_path.read_text().splitlines()[0].startswith("variant,meaning,paper_psnr")
     assert md_path.read_text().startswith("cpu preset\n\n| variant")
 
     (tmp_path / "proj" / "agan").mkdir(parents=True)
     (tmp_path / "proj" / "pyproject.toml").write_text("")
     (tmp_path / "proj" / "notebooks").mkdir()
-    p = viz.project_paths(tmp_path / "proj" / "notebooks")
+    p = project_paths(tmp_path / "proj" / "notebooks")
     assert p.root == (tmp_path / "proj").resolve() and p.figures == p.root / "figures"
     assert p.real is None
     (tmp_path / "shared" / "real").mkdir(parents=True)
-    assert viz.project_paths(tmp_path / "proj").real == (tmp_path / "shared" / "real").resolve()
+    assert project_paths(tmp_path / "proj").real == (tmp_path / "shared" / "real").resolve()

@@ -28,10 +28,13 @@ examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="paper Table 1: train and evaluate the six ablation rows, mean +- std",
-                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="cpu", choices=("cpu", "paper"), help="config preset for every row (default cpu)")
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
+                   help="config preset for every row (default cpu)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 per row (default 3)")
-    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/ablation-<preset>)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default runs/ablation-<preset>)")
     p.add_argument("--rows", default=None, metavar="R1,R2",
                    help="comma-separated subset of Eigen13,Pix2Pix,A,A+D,A+AD,AA+AD (default all six)")
     p.add_argument("--data", default=None, metavar="DIR",
@@ -39,14 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", default=None, metavar="DIR",
                    help="held-out folder with data/ and gt/ (Raindrop test_a), or a root holding test_a/ "
                         "(default: a synthetic held-out split in OUT/heldout)")
-    p.add_argument("--iterations", type=int, default=None, metavar="N", help="training steps per run (default: the preset's)")
-    from agan.experiments.ablate import HELDOUT  # light: no torch at import; the defaults are stated from the source
+    p.add_argument("--iterations", type=int, default=None, metavar="N",
+                   help="training steps per run (default: the preset's)")
+    # light: no torch at import; the defaults are stated from the source
+    from agan.experiments.heldout import HELDOUT
 
     (cn, (ch, cw)), (pn, (ph, pw)) = HELDOUT["cpu"], HELDOUT["paper"]
     p.add_argument("--heldout-count", type=int, default=None, metavar="N",
                    help=f"pairs in the synthetic held-out split (default {cn} for cpu, {pn} for paper)")
     p.add_argument("--heldout-size", default=None, metavar="HxW",
-                   help=f"size of the synthetic held-out images (default {ch}x{cw} for cpu, {ph}x{pw} for paper)")
+                   help=f"size of the synthetic held-out images "
+                        f"(default {ch}x{cw} for cpu, {ph}x{pw} for paper)")
     p.add_argument("--device", default=None, help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a config field for every row, repeatable (e.g. --set batch_size=8)")
@@ -72,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
                              heldout_count=args.heldout_count, heldout_size=size, overwrite=args.overwrite,
                              progress=not args.no_progress)
     except KeyboardInterrupt:
-        print(f"agan ablate: interrupted; run the same command again to continue (finished rows in {out} are kept)",
-              file=sys.stderr)
+        print(f"agan ablate: interrupted; run the same command again to continue "
+              f"(finished rows in {out} are kept)", file=sys.stderr)
         return 130
     print(table.markdown)
     print(f"wrote {table.csv_path}, {table.md_path} and {table.json_path}")

@@ -4,7 +4,6 @@ the work is ``agan.infer.pipeline.derain``)."""
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from pathlib import Path
 
@@ -60,28 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")  # output formats that keep an alpha channel
-
-
-def _collect(inputs: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
-    from agan.images import IMAGE_EXTENSIONS, list_images
-
-    files, failed = [], []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = (sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-                     if recursive else list_images(p))
-            if not found:
-                failed.append((item, "folder holds no images"))
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            failed.append((item, "no such file or folder"))
-    return files, failed
-
-
 def _size(text: str) -> int | None:
     """--size: 'model' -> None (the weights' own), 'full' -> 0, N -> N (>= 16)."""
     if text in ("model", "full"):
@@ -102,21 +79,18 @@ def _smooth(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm.auto import tqdm
+    from agan.infer.batch import collect_inputs, derain_files
+    from agan.infer.load import load_generator
 
-    from agan.images import ImageReadError, read_image_alpha, write_image
-    from agan.infer.pipeline import derain, load_generator
-
-    files, failed = _collect(args.inputs, args.recursive)
+    files, failed = collect_inputs(args.inputs, args.recursive)
     if args.tile is not None and args.tile < 0:
         raise ValueError(f"--tile must be >= 0, got {args.tile}")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
-    size = _size(args.size)
-    smooth = None if args.smooth == "model" else _smooth(args.smooth)
-    blend = None if args.blend == "model" else args.blend
+    derain_kw = {"tile": args.tile, "overlap": args.overlap, "precision": args.precision, "size": _size(args.size),
+                 "smooth": None if args.smooth == "model" else _smooth(args.smooth),
+                 "blend": None if args.blend == "model" else args.blend}
     weights = args.weights
     if weights is None:  # the kit's packaged model; missing: one line, exit 2
         from agan.infer.release import announce_default, default_weights
@@ -124,49 +98,13 @@ def run(args: argparse.Namespace) -> int:
         weights = default_weights()
         announce_default(weights)
     model = load_generator(weights, device=args.device)  # a bad file stops here (exit 2)
-    resolved_inputs = {f.resolve() for f in files}
-    claimed: dict[Path, Path] = {}
-    skipped, done = [], 0
-    bar = tqdm(files, desc="derain", unit="img", disable=not files)
-    for f in bar:
-        target = out_dir / f.name
-        rt = target.resolve()
-        if rt in resolved_inputs:
-            failed.append((str(f), f"output {target} would write over an input"))
-            continue
-        if rt in claimed:
-            failed.append((str(f), f"output {target} is already the output of {claimed[rt]} (same file name)"))
-            continue
-        if target.exists() and not args.overwrite:
-            skipped.append((str(f), f"{target} exists (use --overwrite to replace it)"))
-            continue
-        att = sorted((out_dir / "attention").glob(f"{glob.escape(f.stem)}_A*.png")) if args.save_attention else []
-        if att and not args.overwrite:
-            skipped.append((str(f), f"{att[0]} exists (use --overwrite to replace it)"))
-            continue
-        claimed[rt] = f
-        try:
-            image, alpha = read_image_alpha(f)  # (H, W, 3) uint8, alpha (H, W) or None
-            out, maps = derain(image, model=model, tile=args.tile, overlap=args.overlap,
-                               precision=args.precision, size=size, smooth=smooth, blend=blend)
-            if alpha is not None and target.suffix.lower() in ALPHA_SUFFIXES:
-                out = np.dstack([out, alpha])  # (H, W, 4): the input's alpha restored
-            lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp")
-            write_image(target, out, overwrite=True, **({"quality": 95} if lossy else {}))
-            if args.save_attention:
-                for t, a in enumerate(maps, 1):
-                    grey = np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8)  # (H, W)
-                    write_image(out_dir / "attention" / f"{f.stem}_A{t}.png", grey, overwrite=True)
-            done += 1
-        except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # e.g. out of memory
-            msg = str(e).strip() or type(e).__name__
-            failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
-            bar.write(f"agan derain: failed: {e}", file=sys.stderr)
-    bar.close()
-    print(f"derained {done} of {len(files)} image(s) into {out_dir}")
-    for what, label in ((skipped, "skipped"), (failed, "failed")):
+    report = derain_files(files, out_dir, model, overwrite=args.overwrite, save_attention=args.save_attention,
+                          **derain_kw)
+    failed += report.failed
+    print(f"derained {report.done} of {len(files)} image(s) into {out_dir}")
+    for what, label in ((report.skipped, "skipped"), (failed, "failed")):
         if what:
             print(f"{len(what)} {label}:", file=sys.stderr)
             for name, why in what:
                 print(f"  {name}: {why}", file=sys.stderr)
-    return 1 if failed or skipped else 0
+    return 1 if failed or report.skipped else 0

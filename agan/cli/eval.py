@@ -1,5 +1,5 @@
-"""``agan eval``: PSNR / SSIM with the authors' protocol (argument parsing only; the work is
-``agan.evaluation.protocol``)."""
+"""``agan eval``: PSNR / SSIM with the authors' protocol (argument parsing only; the work, and the
+refusal to replace existing outputs, is ``agan.evaluation``)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ printed beside the model's numbers."""
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR / SSIM of a model or of ready outputs (the authors' protocol)",
                        description="Score a generator on a folder of rainy / clean pairs (--weights W --data "
-                                   "DIR; --data alone: the kit's default model), or a folder of ready outputs against ground truth (--pred DIR "
-                                   "--gt DIR).",
+                                   "DIR; --data alone: the kit's default model), or a folder of ready "
+                                   "outputs against ground truth (--pred DIR --gt DIR).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", metavar="W",
-                   help="checkpoint: kit .pt, kit release .safetensors, the authors' gen.pkl, or a state dict; "
-                        "with --data and no --weights: the kit's default model (agan/weights/agan-synthetic."
-                        "safetensors, trained on synthetic drops only)")
+                   help="checkpoint: kit .pt, kit release .safetensors, the authors' gen.pkl, or a state "
+                        "dict; with --data and no --weights: the kit's default model "
+                        "(agan/weights/agan-synthetic.safetensors, trained on synthetic drops only)")
     p.add_argument("--data", metavar="DIR", help="DIR/{data,gt} or DIR/<split>/{data,gt} (test_a, test_b, "
                                                  "...); also rain/+clean/, input/+target/, input/+gt/")
     p.add_argument("--split", action="append", default=None, metavar="NAME",
@@ -43,14 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rainy inputs for the baseline with --pred (default: the inputs folder beside GT, "
                         "e.g. GT/../data for gt/, GT/../rain for clean/, when present; 'none' to skip)")
     p.add_argument("--cast", choices=("clip", "wrap"), default="clip", help="output -> uint8 (default clip)")
-    p.add_argument("--color", choices=("y", "y-matlab", "rgb"), default="y", help="channel scored (default y)")
+    p.add_argument("--color", choices=("y", "y-matlab", "rgb"), default="y",
+                   help="channel scored (default y)")
     p.add_argument("--csv", metavar="PATH", help="write per-image scores to this CSV file")
     p.add_argument("--json", metavar="PATH", help="write the summary (protocol, means per split) as JSON")
     p.add_argument("--save-outputs", metavar="DIR", help="with --weights: also write the outputs as PNG here")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --csv / --json file or a non-empty --save-outputs folder")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
-    p.add_argument("--tile", type=int, default=None, metavar="N", help="tile size for large images (0 = never)")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="tile size for large images (0 = never)")
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"),
                    help="fp32 (default, so scores do not depend on the machine) | auto (bf16 on CPUs with "
                         "native bf16, fp16 on CUDA) | bf16 | fp16")
@@ -58,16 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from agan.evaluation import evaluate_folders, evaluate_model, refuse_existing_outputs
 
-    from agan.evaluation.protocol import evaluate_folders, evaluate_model
-
-    for flag, value in (("--csv", args.csv), ("--json", args.json)):  # refuse before any work is done
-        if value and Path(value).exists() and not args.overwrite:
-            raise FileExistsError(f"{flag} {value}: exists (use --overwrite to replace it)")
-    if args.save_outputs and Path(args.save_outputs).is_dir() and any(Path(args.save_outputs).iterdir()) \
-            and not args.overwrite:
-        raise FileExistsError(f"--save-outputs {args.save_outputs}: folder is not empty (use --overwrite)")
+    refuse_existing_outputs(args.csv, args.json, args.save_outputs, args.overwrite)  # before any work
     model_mode = args.weights is not None or args.data is not None
     folder_mode = args.pred is not None or args.gt is not None
     if model_mode == folder_mode:

@@ -7,12 +7,13 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="model summary: parameters and GFLOPs of G and D",
-                       description="Print parameter counts of the generator and discriminator for a preset "
-                                   "(and the variant's sub-networks) and the generator's GFLOPs at the given sizes "
-                                   "(torch's flop counter, one forward pass, batch 1).")
+                       description="Print parameter counts of the generator and discriminator for a "
+                                   "preset (and the variant's sub-networks) and the generator's GFLOPs at "
+                                   "the given sizes (torch's flop counter, one forward pass, batch 1).")
     p.add_argument("--preset", default="paper", help="config preset (paper | cpu), default paper")
     p.add_argument("--model", default="agan", choices=("agan", "eigen13", "pix2pix"),
-                   help="agan (default) or a Table 1 baseline: eigen13 (Eigen et al. 2013), pix2pix (U-Net + PatchGAN)")
+                   help="agan (default) or a Table 1 baseline: eigen13 (Eigen et al. 2013), "
+                        "pix2pix (U-Net + PatchGAN)")
     p.add_argument("--variant", default=None, help="A | A+D | A+AD | AA+AD (default: the preset's)")
     p.add_argument("--size", action="append", default=None, metavar="HxW",
                    help="image size for the FLOP count, repeatable (default 224x224 and 480x720)")
@@ -33,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     arn = f" (ARN {cfg.arn_width})" if cfg.arn_width is not None and cfg.arn_width != cfg.width else ""
-    print(f"preset {cfg.name}, variant {cfg.variant}, width {cfg.width}{arn}, steps {cfg.steps}" if cfg.model == "agan"
-          else f"preset {cfg.name}, model {cfg.model}, width {cfg.width}")
+    if cfg.model == "agan":
+        print(f"preset {cfg.name}, variant {cfg.variant}, width {cfg.width}{arn}, steps {cfg.steps}")
+    else:
+        print(f"preset {cfg.name}, model {cfg.model}, width {cfg.width}")
     for name, n in info["parameters"].items():
         print(f"  {name:<32} {n:>12,d} parameters")
     for s, g in info["gflops"].items():

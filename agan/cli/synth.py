@@ -6,7 +6,7 @@ import argparse
 
 HELP_PARAMS = ("physical parameter override, repeatable: NAME=LO,HI (a range) or NAME=V (fixed), e.g. "
                "coverage=0.1,0.3  tilt_deg=30  radius_mm=1,4  f_number=8,16  merge_prob=0. "
-               "Names: see `python -c 'import agan.synth.renderer as s; help(s.SynthParams)'`")
+               "Names: see `python -c 'import agan.synth.params as s; help(s.SynthParams)'`")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,11 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from agan.data.datasets import write_synthetic
     from agan.models.summary import parse_size
-    from agan.synth.renderer import SynthParams
+    from agan.synth import SynthParams
 
     params = SynthParams().override(args.param)
-    summary = write_synthetic(args.out, n=args.n, size=parse_size(args.size, min_side=8), seed=args.seed, params=params,
-                              backgrounds=args.backgrounds, overwrite=args.overwrite, progress=True)
+    summary = write_synthetic(args.out, n=args.n, size=parse_size(args.size, min_side=8), seed=args.seed,
+                              params=params, backgrounds=args.backgrounds, overwrite=args.overwrite,
+                              progress=True)
     print(f"wrote {summary['n']} pairs ({summary['size'][0]}x{summary['size'][1]}) to {summary['out']}: "
           f"data/ gt/ mask/ params.json; mean drop coverage {summary['mean_coverage']:.3f}, "
           f"mean difference-mask coverage {summary['mean_diff_coverage']:.3f}")

@@ -69,23 +69,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """Config from preset (or the resumed run's config.json), then flags, then --set."""
+    """Config from preset (or the resumed run's config.json), then flags, then --set; the rules that tie
+    fields together (an optimiser's learning rates, --vgg-weights turning L_P on) are Config.replace's."""
     from agan.config import Config
     from agan.train.loop import run_name
 
     flags = {"variant": args.variant, "model": args.model, "data": args.data, "val_data": args.val_data,
-             "real_val": args.real_val,
-             "iterations": args.iterations, "seed": args.seed, "device": args.device, "precision": args.precision,
-             "vgg_weights": args.vgg_weights}
+             "real_val": args.real_val, "iterations": args.iterations, "seed": args.seed, "device": args.device,
+             "precision": args.precision, "optimizer": args.optimizer, "vgg_weights": args.vgg_weights}
     flags = {k: v for k, v in flags.items() if v is not None}
-    if args.optimizer:
-        flags["optimizer"] = args.optimizer
-        if args.optimizer == "rmsprop":
-            flags.update(lr_g=2e-5, lr_d=1e-5)
     base = Config.preset(args.preset or "cpu")
     out = Path(args.out) if args.out else None
     if out is None:
-        out = Path("runs") / run_name(base.replace(**{k: v for k, v in flags.items() if k in ("variant", "model", "seed")}))
+        named = {k: v for k, v in flags.items() if k in ("variant", "model", "seed")}
+        out = Path("runs") / run_name(base.replace(**named))
     saved = out / "config.json"
     if args.resume and saved.is_file():
         old = Config.load(saved)
@@ -93,10 +90,6 @@ def build_config(args: argparse.Namespace):
             raise ValueError(f"{out} holds a run of preset {old.name!r}, not {args.preset!r}")
         base = old
     cfg = base.replace(**flags) if flags else base
-    if args.vgg_weights is not None and cfg.perceptual_weight == 0:  # asking for VGG features means "use L_P"
-        cfg = cfg.replace(perceptual_weight=1.0)
-    if args.optimizer == "rmsprop" and cfg.pretrain_steps == 0 and not (args.resume and saved.is_file()):
-        cfg = cfg.replace(pretrain_steps=cfg.iterations // 10)
     if args.set:
         cfg = cfg.override(args.set)
     return cfg, out

@@ -26,68 +26,22 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from agan.evaluation.protocol import PAIR_LAYOUTS, image_id, pair_dirs
-from agan.images import (
-    IMAGE_EXTENSIONS,
-    crop_to_multiple,
-    difference_mask,
-    read_image,
-    to_tensor,
-    write_image,
-)
-from agan.synth.renderer import BackgroundSource, SynthParams, make_pair
+from agan.atomic import atomic_path
+from agan.data.layout import EXPECTED_LAYOUT, find_split, first_split, pair_by_id, pair_dirs
+from agan.images import crop_to_multiple, difference_mask, read_image, to_tensor, write_image
+from agan.synth import SynthParams, make_pair
+from agan.synth.backgrounds import BackgroundSource
 
 __all__ = [
-    "EXPECTED_LAYOUT",
+    "DROP_MASK_ALPHA",
     "RaindropPairs",
     "SyntheticRaindrops",
     "build_dataset",
-    "find_split",
     "write_synthetic",
 ]
 
-EXPECTED_LAYOUT = ("expected <root>/data/N_rain.png + <root>/gt/N_clean.png (or the same numbered pairs in "
-                   + ", ".join(f"{a}/+{b}/" for a, b in PAIR_LAYOUTS[1:])
-                   + "), or <root>/<split>/... with split train|test_a|test_b (.png or .jpg)")
-_IGNORED = {".ds_store", "thumbs.db", "desktop.ini"}
-DROP_MASK_ALPHA = 0.3  # mask_source="drops": M = blur(alpha) >= this (the drop layer's weight in the rainy image)
-
-
-def find_split(root: str | os.PathLike, split: str | None) -> Path:
-    """The folder holding ``data/`` and ``gt/`` (or another ``agan.evaluation.protocol.PAIR_LAYOUTS`` pair of
-    sub-folders): ``root/split`` when given, else ``root``."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder does not exist ({EXPECTED_LAYOUT})")
-    base = root / split if split else root
-    if not base.is_dir():
-        present = sorted(p.name for p in root.iterdir() if p.is_dir())
-        raise FileNotFoundError(f"{base}: split folder {split!r} not found in {root} "
-                                f"(sub-folders: {present or 'none'}; {EXPECTED_LAYOUT})")
-    if pair_dirs(base) is None:
-        splits = sorted(p.name for p in base.iterdir() if p.is_dir() and pair_dirs(p))
-        hint = f"; it has splits {splits}: pass split=..." if splits else ""
-        raise FileNotFoundError(f"{base}: no paired folders ({EXPECTED_LAYOUT}){hint}")
-    return base
-
-
-def _index(folder: Path) -> dict[int, Path]:
-    """id -> file, the id being the leading number N of ``N_rain.png`` / ``N_clean.png`` / ``N.png``
-    (``agan.evaluation.protocol.image_id``, the rule ``agan eval`` pairs by)."""
-    out: dict[int, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.name.lower() in _IGNORED or p.name.startswith("."):
-            continue
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        i = image_id(p)
-        if not isinstance(i, int):
-            raise ValueError(f"{p}: unexpected file name in {folder.name}/ (expected a leading number N, "
-                             f"e.g. N_rain.png, N_clean.png or N.png)")
-        if i in out:
-            raise ValueError(f"{out[i]} and {p}: duplicated id {i}")
-        out[i] = p
-    return out
+# mask_source="drops": M = blur(alpha) >= this (the drop layer's weight in the rainy image)
+DROP_MASK_ALPHA = 0.3
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -98,16 +52,10 @@ def _size(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path}: unreadable image ({type(e).__name__})") from None
 
 
-def _partner(i: int, like: dict[int, Path], folder: Path) -> Path:
-    """The file id ``i`` would have in ``folder``, named like the files there (``7_clean.png``)."""
-    example = next(iter(like.values()), None)
-    return folder / (re.sub(r"^\d+", str(i), example.name) if example else f"{i}.png")
-
-
 class RaindropPairs(Dataset):
     """Pairs ``data/N_rain.*`` with ``gt/N_clean.*`` by the numeric id N (not by sorted position);
-    ``rain/`` + ``clean/``, ``input/`` + ``target/`` and ``input/`` + ``gt/`` (``agan.evaluation.protocol.PAIR_LAYOUTS``)
-    are read the same way.
+    ``rain/`` + ``clean/``, ``input/`` + ``target/`` and ``input/`` + ``gt/`` are read the same way
+    (``agan.data.layout``: the layouts and the id rule that ``agan eval`` uses too).
 
     ``crop_size=None``: the full image, top-left cropped to a multiple of 4 (the authors' protocol).
     ``crop_size=S``: a random S x S crop (a function of seed, epoch and index; see ``set_epoch``),
@@ -120,20 +68,9 @@ class RaindropPairs(Dataset):
                  limit: int | None = None):
         self.base = find_split(root, split)
         self.rain_dir, self.clean_dir = pair_dirs(self.base)
-        rain, clean = _index(self.rain_dir), _index(self.clean_dir)
-        if not rain and not clean:
-            raise FileNotFoundError(f"{self.base}: {self.rain_dir.name}/ and {self.clean_dir.name}/ hold no "
-                                    f"images ({EXPECTED_LAYOUT})")
-        if lonely := sorted(set(rain) - set(clean)):
-            i = lonely[0]
-            raise ValueError(f"{rain[i]}: no partner {_partner(i, clean, self.clean_dir)} (or other extension)"
-                             + (f" ({len(lonely)} rain images lack a partner)" if len(lonely) > 1 else ""))
-        if lonely := sorted(set(clean) - set(rain)):
-            i = lonely[0]
-            raise ValueError(f"{clean[i]}: no partner {_partner(i, rain, self.rain_dir)} (or other extension)"
-                             + (f" ({len(lonely)} clean images lack a partner)" if len(lonely) > 1 else ""))
-        ids = sorted(rain)[:limit] if limit else sorted(rain)
-        self.pairs = [(i, rain[i], clean[i]) for i in ids]
+        pairs = pair_by_id(self.rain_dir, self.clean_dir, "rainy image", "clean image",
+                           hint=f" ({EXPECTED_LAYOUT})")
+        self.pairs = pairs[:limit] if limit else pairs  # [(id, rain file, clean file)] in id order
         for i, rp, cp in self.pairs:
             sr, sc = _size(rp), _size(cp)
             if sr != sc:
@@ -160,8 +97,8 @@ class RaindropPairs(Dataset):
         i, rp, cp = self.pairs[index]
         rain, clean = read_image(rp), read_image(cp)
         if rain.shape != clean.shape:  # the files changed since the constructor looked
-            raise ValueError(f"{rp} {rain.shape[1]}x{rain.shape[0]} and {cp} {clean.shape[1]}x{clean.shape[0]}: "
-                             "sizes differ")
+            raise ValueError(f"{rp} {rain.shape[1]}x{rain.shape[0]} and {cp} "
+                             f"{clean.shape[1]}x{clean.shape[0]}: sizes differ")
         if self.crop_size is None:
             rain, clean = crop_to_multiple(rain, 4), crop_to_multiple(clean, 4)
         else:
@@ -196,7 +133,8 @@ class SyntheticRaindrops(Dataset):
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.length, self.size, self.seed = int(length), size, int(seed)
-        self.params = (SynthParams.from_dict(params) if isinstance(params, dict) else (params or SynthParams()))
+        self.params = (SynthParams.from_dict(params) if isinstance(params, dict)
+                       else (params or SynthParams()))
         self.params.validate()
         if backgrounds is None or isinstance(backgrounds, BackgroundSource):
             self.source = backgrounds
@@ -215,16 +153,9 @@ class SyntheticRaindrops(Dataset):
         res = make_pair(self.seed, index, self.size, self.params, self.source)
         item = _item(res.rain, res.clean, f"syn{self.seed}_{index}", self.mask_threshold, self.mask_dilate)
         item["alpha"] = torch.from_numpy(res.alpha)[None]  # (1, H, W)
-        if self.mask_source == "drops":  # M = where the drop layer is drawn, not where the haze shifts colours
+        if self.mask_source == "drops":  # M = where the drop layer is drawn, not where haze shifts colours
             item["mask"] = (item["alpha"] >= DROP_MASK_ALPHA).float()  # (1, H, W)
         return item
-
-
-def _auto_split(root: str, preferred: tuple[str, ...]) -> str | None:
-    for s in preferred:
-        if pair_dirs(Path(root) / s):
-            return s
-    return None
 
 
 def build_dataset(cfg, split: str) -> Dataset:
@@ -237,20 +168,21 @@ def build_dataset(cfg, split: str) -> Dataset:
            from training); else RaindropPairs(cfg.val_data, split "test_a" (then "test_b") when present)
            with full images top-left cropped to a multiple of 4 (the authors' protocol), first
            val_size ids.
-    Synthesiser overrides may be given as ``cfg.extra["synth"]`` (a dict of SynthParams fields)."""
-    params = SynthParams.from_dict(cfg.extra.get("synth", {})) if cfg.extra.get("synth") else None
+    Synthesiser overrides may be given as ``cfg.synth`` (a dict of SynthParams fields)."""
+    params = SynthParams.from_dict(cfg.synth) if cfg.synth else None
     common = {"mask_threshold": cfg.mask_threshold, "mask_dilate": cfg.mask_dilate}
     if split == "train":
         if cfg.data == "synthetic":
             return SyntheticRaindrops(max(cfg.iterations * cfg.batch_size, 1000), cfg.crop_size, cfg.seed,
-                                      params, cfg.extra.get("backgrounds"), mask_source=cfg.mask_source, **common)
-        return RaindropPairs(cfg.data, _auto_split(cfg.data, ("train",)), crop_size=cfg.crop_size,
+                                      params, (cfg.backgrounds or None), mask_source=cfg.mask_source,
+                                      **common)
+        return RaindropPairs(cfg.data, first_split(cfg.data, ("train",)), crop_size=cfg.crop_size,
                              flip=cfg.flip, seed=cfg.seed, **common)
     if split == "val":
         if not cfg.val_data:
             return SyntheticRaindrops(cfg.val_size, cfg.crop_size, cfg.seed + 1_000_003, params,
-                                      cfg.extra.get("backgrounds"), mask_source=cfg.mask_source, **common)
-        return RaindropPairs(cfg.val_data, _auto_split(cfg.val_data, ("test_a", "test_b")), crop_size=None,
+                                      (cfg.backgrounds or None), mask_source=cfg.mask_source, **common)
+        return RaindropPairs(cfg.val_data, first_split(cfg.val_data, ("test_a", "test_b")), crop_size=None,
                              limit=cfg.val_size or None, **common)
     raise ValueError(f"split must be 'train' or 'val', got {split!r}")
 
@@ -292,12 +224,12 @@ def write_synthetic(out: str | os.PathLike, n: int, size: int | tuple[int, int] 
         write_image(out / "mask" / f"{i}_mask.png", (res.mask * np.uint8(255)).astype(np.uint8))
         cov.append(float(res.mask.mean()))
         dcov.append(float(res.diff_mask.mean()))
-        per_image[str(i)] = {**res.params, "mask_coverage": round(cov[-1], 6), "diff_coverage": round(dcov[-1], 6)}
+        per_image[str(i)] = {**res.params, "mask_coverage": round(cov[-1], 6),
+                             "diff_coverage": round(dcov[-1], 6)}
     summary = {"out": str(out), "n": n, "size": list(hw), "seed": seed,
                "backgrounds": str(backgrounds) if backgrounds else "builtin",
                "mean_coverage": float(np.mean(cov)), "mean_diff_coverage": float(np.mean(dcov))}
     doc = {**summary, "params": params.to_dict(), "images": per_image}
-    tmp = out / ".params.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, out / "params.json")
+    with atomic_path(out / "params.json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
     return summary

@@ -8,16 +8,18 @@ AA+AD on Raindrop test_a, PSNR / SSIM with the authors' protocol (docs/paper.md#
     table = run_ablation("cpu", seeds=3, out_dir="runs/ablation-cpu")   # -> AblationTable
     print(table.markdown)                                               # paper | kit mean ± std
 
+The rows (model and variant each trains, the paper's numbers) are ``agan.experiments.table1.ROWS``.
 Every row is the same ``agan.train.loop.train`` call on the same preset, data, iteration count and
 seeds; only ``cfg.model`` / ``cfg.variant`` differ. Each row is scored on one held-out split:
-a synthetic set rendered once into ``out_dir/heldout`` (seed ``HELDOUT_SEED``, never used for
-training or validation) unless ``test`` names a folder (Raindrop ``test_a``: ``{data,gt}``, or
+a synthetic set rendered once into ``out_dir/heldout`` (``agan.experiments.heldout``: a seed never
+used for training or validation) unless ``test`` names a folder (Raindrop ``test_a``: ``{data,gt}``, or
 a dataset root holding ``test_a/``). The identity baseline (the rainy input scored as is) is
 the extra row "input".
 
 Layout of ``out_dir`` (resumable row by row and seed by seed):
     heldout/{data,gt}/ + heldout.json         the synthetic held-out split (when no ``test``)
-    <row>/s<seed>/train/                      the trainer's run folder (checkpoints, metrics, samples)
+    <row>/s<seed>/train/                      the trainer's run folder (checkpoints, metrics, samples);
+                                              <row> is ``table1.row_slug(row)``, e.g. A+AD -> A_AD
     <row>/s<seed>/results.json                PSNR / SSIM of that run; present = finished, not redone
     <row>/s<seed>/per_image.csv               per-image scores
     table1.csv, table1.md, ablation.json      the table (paper beside kit), and everything in one file
@@ -36,40 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agan.atomic import atomic_path
 from agan.config import Config
+from agan.experiments.heldout import scoring_split
+from agan.experiments.table1 import ROWS, order_agreement, row_dir, table1_markdown, table1_rows, write_table1
 
-__all__ = [
-    "HELDOUT_SEED",
-    "ROWS",
-    "AblationTable",
-    "make_heldout",
-    "order_agreement",
-    "row_config",
-    "run_ablation",
-    "summarise",
-]
+__all__ = ["AblationTable", "row_config", "run_ablation", "summarise"]
 
-# Table 1 rows -> (cfg.model, cfg.variant or None for the preset's)
-ROWS: dict[str, tuple[str, str | None]] = {
-    "Eigen13": ("eigen13", None),
-    "Pix2Pix": ("pix2pix", None),
-    "A": ("agan", "A"),
-    "A+D": ("agan", "A+D"),
-    "A+AD": ("agan", "A+AD"),
-    "AA+AD": ("agan", "AA+AD"),
-}
-HELDOUT_SEED = 20_180_618  # synthetic held-out split: a seed of its own (CVPR 2018 opened June 18)
-# held-out split per preset: (number of pairs, HxW); the paper preset mirrors test_a (58 pairs, 480x720); the
-# cpu preset's models see only 64-px crops and lose their gain on larger images, so its rows are scored at
-# 64x64 (the figures' size) on 64 pairs: per-image gains vary by ~1.6 dB, 24 pairs left +-0.3 dB of noise
-HELDOUT = {"cpu": (64, (64, 64)), "paper": (58, (480, 720))}
 # config keys whose change a finished row survives by training on (its checkpoint continues)
-_CONTINUABLE = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every", "ckpt_every",
-                "sample_every"}
-
-
-def _slug(row: str) -> str:
-    return row.replace("+", "_")
+_CONTINUABLE = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every",
+                "ckpt_every", "sample_every"}
 
 
 def _seeds(seeds: int | list[int]) -> list[int]:
@@ -91,10 +69,9 @@ def row_config(preset: str, row: str, seed: int, *, iterations: int | None = Non
     cfg = Config.preset(preset)
     if overrides:
         cfg = cfg.override(overrides)
-    model, variant = ROWS[row]
-    changes: dict[str, Any] = {"model": model, "seed": seed}
-    if variant is not None:
-        changes["variant"] = variant
+    changes: dict[str, Any] = {"model": ROWS[row].model, "seed": seed}
+    if ROWS[row].variant is not None:
+        changes["variant"] = ROWS[row].variant
     if iterations is not None:
         if iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {iterations}")
@@ -104,50 +81,6 @@ def row_config(preset: str, row: str, seed: int, *, iterations: int | None = Non
     if device is not None:
         changes["device"] = device
     return cfg.replace(**changes)
-
-
-# ----------------------------------------------------------------------------------------------
-# the held-out split
-# ----------------------------------------------------------------------------------------------
-
-
-def make_heldout(folder: str | Path, count: int, size: tuple[int, int], seed: int = HELDOUT_SEED,
-                 synth: dict[str, Any] | None = None, backgrounds: str | None = None,
-                 progress: bool = True) -> Path:
-    """Render ``count`` synthetic pairs of ``size`` (H, W) into ``folder/{data,gt}`` with
-    ``agan.data.datasets.write_synthetic`` (same renderer, synthesiser overrides and backgrounds as training),
-    once: a folder whose heldout.json holds the same spec is reused; another spec is an error."""
-    from agan.data.datasets import write_synthetic
-    from agan.synth.renderer import SynthParams
-
-    folder = Path(folder)
-    spec = {"seed": seed, "count": count, "size": list(size), "kind": "synthetic", "synth": synth or {},
-            "backgrounds": backgrounds}
-    meta = folder / "heldout.json"
-    if meta.is_file():
-        old = json.loads(meta.read_text())
-        if old != spec:
-            raise FileExistsError(f"{folder} holds another held-out split ({old}); wanted {spec}: "
-                                  "use --overwrite or another --out")
-        return folder
-    if folder.exists() and any(folder.iterdir()):
-        raise FileExistsError(f"{folder} is not empty and has no heldout.json; remove it or choose another --out")
-    params = SynthParams.from_dict(synth) if synth else None
-    write_synthetic(folder, count, tuple(size), seed, params=params, backgrounds=backgrounds, progress=progress)
-    meta.write_text(json.dumps(spec) + "\n")
-    return folder
-
-
-def _test_root(test: str | Path) -> tuple[Path, list[str] | None]:
-    """A ``{data,gt}`` folder as is; a dataset root holding test_a uses test_a only."""
-    root = Path(test)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: test folder not found (expected data/ and gt/, or a root with test_a/)")
-    if (root / "data").is_dir() and (root / "gt").is_dir():
-        return root, None
-    if (root / "test_a" / "data").is_dir():
-        return root, ["test_a"]
-    raise FileNotFoundError(f"{root}: expected data/ and gt/ folders, or a Raindrop root holding test_a/")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,23 +113,6 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     return measured
 
 
-def order_agreement(measured: dict[str, dict[str, Any]], metric: str = "psnr") -> tuple[int, int]:
-    """Pairs of Table 1 rows ordered as in the paper by ``metric``: (agreeing pairs, compared pairs)."""
-    from agan.viz.plots import PAPER_TABLE1
-
-    k = 0 if metric == "psnr" else 1
-    rows = [r for r in PAPER_TABLE1 if r in measured and measured[r].get(metric) is not None]
-    agree = total = 0
-    for i, a in enumerate(rows):
-        for b in rows[i + 1:]:
-            paper = PAPER_TABLE1[a][k] - PAPER_TABLE1[b][k]
-            if paper == 0:
-                continue
-            total += 1
-            agree += (measured[a][metric] - measured[b][metric]) * paper > 0
-    return agree, total
-
-
 @dataclass
 class AblationTable:
     """The outcome of :func:`run_ablation`. ``measured``: {row: {psnr, psnr_std, ssim, ssim_std, ...}};
@@ -212,8 +128,6 @@ class AblationTable:
 
     @property
     def rows(self) -> list[dict]:
-        from agan.viz.plots import table1_rows
-
         return table1_rows(self.measured)
 
     def __str__(self) -> str:
@@ -254,25 +168,22 @@ def _config_diff(a: dict, b: dict, row: str | None = None) -> list[str]:
     return sorted(k for k in set(a) | set(b) if k not in ignore and norm(a.get(k)) != norm(b.get(k)))
 
 
-def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, overwrite: bool, progress: bool,
-             log: Callable[[str], None]) -> dict:
-    """Train (or resume) one row/seed and score it; returns (and writes) its results.json.
-
-    A finished run with the same config (up to keys the row does not use) is returned as is; one that
-    differs only in ``_CONTINUABLE`` keys (a larger ``iterations``) continues from its checkpoint; any
-    other difference is refused unless ``overwrite``, which trains that row/seed afresh."""
+def _reuse_or_reset(cfg: Config, row: str, run_dir: Path, overwrite: bool, log: Callable[[str], None]
+                    ) -> dict | None:
+    """Step 1 of a row/seed: its finished results.json when the config matches (up to keys the row does
+    not use), else None after making the folder fit for training: a run that differs only in
+    ``_CONTINUABLE`` keys is kept (to continue from its checkpoint); any other difference is refused
+    unless ``overwrite``, which deletes that run."""
     import shutil
-
-    from agan.evaluation.protocol import evaluate_model
-    from agan.train.loop import train
 
     res_path, train_dir = run_dir / "results.json", run_dir / "train"
     saved = None
     if res_path.is_file():
-        saved = json.loads(res_path.read_text()).get("config", {})
+        old = json.loads(res_path.read_text())
+        saved = old.get("config", {})
         if not _config_diff(saved, cfg.to_dict(), row):
-            old = json.loads(res_path.read_text())
-            log(f"{row} seed {cfg.seed}: done already ({res_path}), PSNR {old['psnr']:.2f} SSIM {old['ssim']:.4f}")
+            log(f"{row} seed {cfg.seed}: done already ({res_path}), PSNR {old['psnr']:.2f} "
+                f"SSIM {old['ssim']:.4f}")
             return old
     elif (train_dir / "config.json").is_file():  # an interrupted run
         saved = json.loads((train_dir / "config.json").read_text())
@@ -280,21 +191,36 @@ def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, over
         diff = _config_diff(saved, cfg.to_dict(), row)
         if not set(diff) <= _CONTINUABLE:
             if not overwrite:
-                raise FileExistsError(f"{run_dir} holds a run of another config (differs in {', '.join(diff)}); "
-                                      "use --overwrite to retrain it, or another --out")
+                raise FileExistsError(f"{run_dir} holds a run of another config (differs in "
+                                      f"{', '.join(diff)}); use --overwrite to retrain it, or another --out")
             log(f"{row} seed {cfg.seed}: config differs in {', '.join(diff)}: training afresh (--overwrite)")
             shutil.rmtree(train_dir, ignore_errors=True)
         res_path.unlink(missing_ok=True)  # re-scored below
+    return None
+
+
+def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, overwrite: bool, progress: bool,
+             log: Callable[[str], None]) -> dict:
+    """Train (or resume) one row/seed and score it; returns (and writes) its results.json."""
+    from agan.evaluation import evaluate_model
+    from agan.train.loop import train
+
+    # 1. a finished run is returned as is
+    done = _reuse_or_reset(cfg, row, run_dir, overwrite, log)
+    if done is not None:
+        return done
+    # 2. train: resume=True continues an interrupted run; a folder without a checkpoint holds nothing to keep
+    train_dir = run_dir / "train"
     has_ckpt = (train_dir / "checkpoints" / "last.pt").is_file()
     t0 = time.perf_counter()
-    # resume=True continues an interrupted run; a folder without a checkpoint holds nothing to keep
     result = train(cfg, train_dir, resume=True, overwrite=not has_ckpt, progress=progress)
     train_time = time.perf_counter() - t0
     if result.interrupted:
         raise KeyboardInterrupt
     if result.step != cfg.iterations:
-        raise ValueError(f"{train_dir} holds a run of {result.step} steps, not the {cfg.iterations} asked for; "
-                         "use --overwrite to retrain it, or another --out")
+        raise ValueError(f"{train_dir} holds a run of {result.step} steps, not the {cfg.iterations} asked "
+                         "for; use --overwrite to retrain it, or another --out")
+    # 3. score on the held-out split with the authors' protocol
     t1 = time.perf_counter()
     ev = evaluate_model(result.generator, test_root, splits=splits, device=cfg.device, progress=progress)
     m = ev.means()
@@ -304,12 +230,15 @@ def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, over
            "input_psnr": m["input_psnr"], "input_ssim": m["input_ssim"], "test": str(test_root),
            "protocol": ev.protocol, "train_time_s": train_time, "eval_time_s": time.perf_counter() - t1,
            "val": result.val, "config": cfg.to_dict()}
-    tmp = res_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(res_path)
+    with atomic_path(run_dir / "results.json") as tmp:
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
     log(f"{row} seed {cfg.seed}: PSNR {out['psnr']:.2f} dB, SSIM {out['ssim']:.4f} "
         f"(input {out['input_psnr']:.2f} / {out['input_ssim']:.4f}); trained in {train_time:.0f} s")
     return out
+
+
+_PROTOCOL = ("crop to a multiple of 4, clip-and-round to uint8, Y = 0.299 R + 0.587 G + 0.114 B, "
+             "PSNR (range 255) and SSIM (7x7 uniform window) on Y")
 
 
 def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str | Path = "runs/ablation", *,
@@ -322,9 +251,9 @@ def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str |
 
     preset: "cpu" | "paper"; seeds: a count (0..n-1) or a list; data: training folder (default the
     preset's, synthetic); test: held-out folder (Raindrop test_a) or None for the synthetic held-out
-    split (``heldout_count`` pairs of ``heldout_size``; defaults in ``HELDOUT``); iterations and
-    ``overrides`` ("key=value" strings or a dict) apply to every row alike. Re-running the same call
-    skips what is done; ``overwrite`` retrains the rows whose saved config differs (instead of
+    split (``heldout_count`` pairs of ``heldout_size``; defaults in ``agan.experiments.heldout.HELDOUT``);
+    iterations and ``overrides`` ("key=value" strings or a dict) apply to every row alike. Re-running the
+    same call skips what is done; ``overwrite`` retrains the rows whose saved config differs (instead of
     refusing) and re-renders a held-out split of another spec.
     """
     log = log or _print
@@ -334,46 +263,29 @@ def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str |
         raise ValueError(f"unknown Table 1 row(s) {', '.join(unknown)}; rows: {', '.join(ROWS)}")
     seed_list = _seeds(seeds)
     out = Path(out_dir)
-    cfgs = {(r, s): row_config(preset, r, s, iterations=iterations, data=data, overrides=overrides, device=device)
+    cfgs = {(r, s): row_config(preset, r, s, iterations=iterations, data=data, overrides=overrides,
+                               device=device)
             for r in rows for s in seed_list}  # validates every config before any training starts
-    if test is not None:
-        test_root, splits = _test_root(test)
-        test_kind = "folder"
-    else:
-        count, size = HELDOUT.get(preset, HELDOUT["cpu"])
-        count, size = heldout_count or count, tuple(heldout_size or size)
-        heldout = out / "heldout"
-        first = next(iter(cfgs.values()))
-        synth, backgrounds = first.extra.get("synth") or None, first.extra.get("backgrounds")
-        if overwrite and (heldout / "heldout.json").is_file():
-            spec = json.loads((heldout / "heldout.json").read_text())
-            if (spec.get("count"), spec.get("size"), spec.get("synth") or None) != (count, list(size), synth):
-                import shutil
-
-                shutil.rmtree(heldout)  # another spec: re-rendered below
-        test_root = make_heldout(heldout, count, size, synth=synth, backgrounds=backgrounds, progress=progress)
-        splits = None
-        test_kind = f"synthetic, {count} pairs of {size[0]}x{size[1]}, seed {HELDOUT_SEED}"
+    first = next(iter(cfgs.values()))
+    test_root, splits, test_kind = scoring_split(out, preset, test, first.synth or None,
+                                                 first.backgrounds or None, heldout_count, heldout_size,
+                                                 overwrite, progress)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {r: [] for r in rows}
     t0 = time.perf_counter()
     jobs = [(r, s) for r in rows for s in seed_list]
     for k, (r, s) in enumerate(jobs, 1):
         log(f"[{k}/{len(jobs)}] {r} seed {s}")
-        results[r].append(_run_one(cfgs[(r, s)], r, out / _slug(r) / f"s{s}", test_root, splits, overwrite,
+        results[r].append(_run_one(cfgs[(r, s)], r, row_dir(out, r, s), test_root, splits, overwrite,
                                    progress, log))
-    first = next(iter(cfgs.values()))
-    protocol = "crop to a multiple of 4, clip-and-round to uint8, Y = 0.299 R + 0.587 G + 0.114 B, " \
-               "PSNR (range 255) and SSIM (7x7 uniform window) on Y"
-    info = {"preset": preset, "rows": rows, "seeds": seed_list, "iterations": first.iterations, "test": str(test_root),
-            "test_kind": test_kind, "protocol": protocol, "wall_time_s": time.perf_counter() - t0,
+    info = {"preset": preset, "rows": rows, "seeds": seed_list, "iterations": first.iterations,
+            "test": str(test_root), "test_kind": test_kind, "protocol": _PROTOCOL,
+            "wall_time_s": time.perf_counter() - t0,
             "train_time_s": sum(x.get("train_time_s", 0.0) for v in results.values() for x in v)}
     return _write_table(results, info, out)
 
 
 def _write_table(results: dict[str, list[dict]], info: dict[str, Any], out: Path) -> AblationTable:
-    from agan.viz.plots import table1_markdown, write_table1
-
     measured = summarise(results)
     note = _note(info, measured)
     csv_path, md_path = write_table1(measured, out, kit_label="kit", note=note)
@@ -382,7 +294,8 @@ def _write_table(results: dict[str, list[dict]], info: dict[str, Any], out: Path
         if row != "input":
             cost.append(f"| {row} | {m['n_seeds']} | {m['train_time_s'] / max(1, m['n_seeds']):.0f} |")
     markdown = (note + "\n\n" + table1_markdown(measured, kit_label="kit") + "\n" + "\n".join(cost) + "\n"
-                + f"\nTotal wall time of this call: {info['wall_time_s']:.0f} s (finished rows are not retrained).\n")
+                + f"\nTotal wall time of this call: {info['wall_time_s']:.0f} s (finished rows are not "
+                "retrained).\n")
     md_path.write_text(markdown)
     json_path = out / "ablation.json"
     json_path.write_text(json.dumps({"info": info, "measured": measured, "runs": results}, indent=2,

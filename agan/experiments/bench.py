@@ -12,8 +12,8 @@ at a precision (the larger of the 3x3-conv and a large square matrix multiply) i
 path that keeps the network's multiplications (direct or im2col convolutions, as oneDNN's CPU path
 uses) could take, and plain's time over it the largest speed-up such a path could show.
 Only fewer multiplications (Winograd or FFT convolutions) could beat it.
-Also: one training step (D update + G update, paper losses, VGG with random weights), plain eager fp32
-vs the fast setup (channels-last, bf16/fp16 autocast, tuned allocator), and synthesiser pairs/s.
+Also (``agan.experiments.bench_train``): the trainer's own training step, plain eager fp32 vs the trainer's
+setup, and synthesiser pairs/s.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from agan.config import Config
-from agan.infer.fast import FastGenerator, autocast, channels_last, grad_scaler, malloc_tuning, resolve_precision
-from agan.models import build_discriminator, build_generator, count_parameters
+from agan.experiments.bench_train import bench_synth, bench_train_step
+from agan.infer.fast import FastGenerator
+from agan.infer.malloc import malloc_tuning
+from agan.models import build_generator, count_parameters
 from agan.models.summary import count_flops
+from agan.precision import resolve_precision
 
 __all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "conv_throughput", "format_report",
            "matmul_throughput", "run_bench"]
@@ -223,136 +226,6 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
 
 
 # ----------------------------------------------------------------------------------------------
-# one training step: D update then G update (paper Eqs. 8-9, then Eq. 7)
-# ----------------------------------------------------------------------------------------------
-
-
-class _Step:
-    """G, D, the four losses and two optimisers; ``fast`` = channels-last + autocast (+ GradScaler)."""
-
-    def __init__(self, cfg: Config, device: torch.device, fast: bool):
-        from agan.losses import (
-            AttentionLoss,
-            DiscriminatorLoss,
-            GeneratorAdversarialLoss,
-            MultiScaleLoss,
-            PerceptualLoss,
-        )
-
-        torch.manual_seed(0)
-        self.device, self.fast = device, fast
-        self.G = build_generator(cfg).to(device).train()
-        self.D = build_discriminator(cfg)
-        self.D = self.D.to(device).train() if self.D is not None else None
-        self.L_ATT, self.L_M = AttentionLoss(cfg.theta), MultiScaleLoss(cfg.lambdas)
-        self.L_P = PerceptualLoss(weights="random").to(device)
-        self.L_GAN, self.L_D = GeneratorAdversarialLoss(cfg.adv_weight), DiscriminatorLoss(cfg.gamma)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas) if self.D else None
-        precision = resolve_precision("auto", device) if fast else "fp32"
-        self.precision = precision
-        self.ctx = (lambda: autocast(device, precision)) if fast else nullcontext
-        self.scaler = grad_scaler(device, precision) if fast else None
-        if fast:
-            channels_last(self.G, self.D, self.L_P)
-
-    def __call__(self, I, T, M) -> float:
-        G, D = self.G, self.D
-        with self.ctx():
-            out = G(I)
-        if D is not None:  # D update: L_D = -log D(R) - log(1 - D(O)) + gamma L_map
-            with self.ctx():
-                real, fake = D(T), D(out.O.detach())
-                target = out.attention[-1].detach() if out.attention else M
-                L_D, _ = self.L_D(real.logit, fake.logit, real.map, fake.map, target)
-            self.opt_d.zero_grad(set_to_none=True)
-            self._backward_step(L_D, self.opt_d)
-        with self.ctx():  # G update: L_G = 1e-2 L_GAN + L_ATT + L_M + L_P
-            L_G = self.L_M([out.S1, out.S2, out.O], T) + self.L_P(out.O, T)
-            if out.attention:
-                L_G = L_G + self.L_ATT(out.attention, M)
-            if D is not None:
-                for p in D.parameters():
-                    p.requires_grad_(False)
-                L_G = L_G + self.L_GAN(D(out.O).logit)
-                for p in D.parameters():
-                    p.requires_grad_(True)
-        self.opt_g.zero_grad(set_to_none=True)
-        self._backward_step(L_G, self.opt_g)
-        return L_G.detach()
-
-    def _backward_step(self, loss, opt) -> None:
-        if self.scaler is not None and self.scaler.is_enabled():
-            self.scaler.scale(loss).backward()
-            self.scaler.step(opt)
-            self.scaler.update()
-        else:
-            loss.backward()
-            opt.step()
-
-
-def bench_train_step(preset: str = "paper", size: int = 224, batch: int = 2, steps: int = 2,
-                     width: float | None = None, device: torch.device | str = "cpu", progress=None) -> dict:
-    """Seconds per training step (median of ``steps`` after one warm-up), plain eager fp32 vs fast."""
-    device = torch.device(device)
-    cfg = Config.preset(preset, crop_size=size, batch_size=batch, **({"width": width} if width else {}))
-    g = torch.Generator().manual_seed(0)
-    I, T = torch.rand(batch, 3, size, size, generator=g), torch.rand(batch, 3, size, size, generator=g)
-    M = (torch.rand(batch, 1, size, size, generator=g) > 0.8).float()
-    I, T, M = I.to(device), T.to(device), M.to(device)
-    res = {"preset": preset, "size": size, "batch": batch, "variant": cfg.variant}
-    steppers = {"plain": _Step(cfg, device, fast=False), "fast": _Step(cfg, device, fast=True)}
-    inputs = {"plain": (I, T, M), "fast": tuple(t.contiguous(memory_format=torch.channels_last) for t in (I, T, M))}
-    times: dict[str, list[float]] = {k: [] for k in steppers}
-    for k, step in steppers.items():  # warm-up
-        cm = malloc_tuning() if (k == "fast" and device.type == "cpu") else nullcontext()
-        with cm:
-            _timed(lambda step=step, k=k: step(*inputs[k]), device)
-    for r in range(steps):
-        for k, step in steppers.items():
-            cm = malloc_tuning() if (k == "fast" and device.type == "cpu") else nullcontext()
-            with cm:
-                times[k].append(_timed(lambda step=step, k=k: step(*inputs[k]), device))
-            if progress:
-                progress(f"train step {r + 1}/{steps} {k}: {times[k][-1]:.2f} s")
-    for k in steppers:
-        res[f"{k}_seconds"] = statistics.median(times[k])
-        res[f"{k}_seconds_all"] = times[k]
-    res["fast_precision"] = steppers["fast"].precision
-    res["speedup"] = res["plain_seconds"] / res["fast_seconds"]
-    return res
-
-
-# ----------------------------------------------------------------------------------------------
-# the synthesiser
-# ----------------------------------------------------------------------------------------------
-
-
-def bench_synth(size: int = 224, n: int = 50, seed: int = 0) -> dict:
-    """Pairs/s of ``agan.synth.renderer.make_pair`` on one core, after a warm-up that builds the procedural
-    background bank and loads the photos (a one-off cost per process, cached); a note when absent."""
-    try:
-        from agan.synth.backgrounds import N_PROCEDURAL, _default_source, _procedural_bank
-        from agan.synth.renderer import make_pair
-    except ImportError as e:
-        return {"pairs_per_s": None, "note": f"agan.synth.renderer unavailable ({e})"}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for k in range(N_PROCEDURAL):  # warm-up: background bank, photos
-            _procedural_bank(k)
-        _default_source()
-        make_pair(seed, 0, size)
-        t0 = time.perf_counter()
-        for i in range(1, n + 1):
-            make_pair(seed, i, size)
-        wall = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads)
-    return {"size": size, "pairs": n, "pairs_per_s": n / wall, "note": "one core (torch threads = 1)"}
-
-
-# ----------------------------------------------------------------------------------------------
 # everything, and the printed table
 # ----------------------------------------------------------------------------------------------
 
@@ -413,9 +286,11 @@ def format_report(r: dict) -> str:
                      f"{c['seconds']:.3f} s/image{sp}")
     t = r.get("train_step")
     if t:
-        lines += ["", (f"training step ({t['preset']}, variant {t['variant']}, {t['size']}x{t['size']}, batch "
-                       f"{t['batch']}, G+D+VGG): plain fp32 {t['plain_seconds']:.2f} s, fast "
-                       f"({t['fast_precision']}, channels-last) {t['fast_seconds']:.2f} s, x{t['speedup']:.2f}")]
+        parts = "G+D+VGG (random-init)" if t.get("perceptual") else "G+D, no L_P as in the preset"
+        lines += ["", (f"training step, the trainer's GanStep ({t['preset']}, variant {t['variant']}, "
+                       f"{t['size']}x{t['size']}, batch {t['batch']}, {parts}): plain fp32 NCHW "
+                       f"{t['plain_seconds']:.2f} s, as trained ({t['fast_precision']}, channels-last) "
+                       f"{t['fast_seconds']:.2f} s, x{t['speedup']:.2f}")]
     s = r.get("synth")
     if s:
         lines += [""]

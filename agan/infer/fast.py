@@ -1,4 +1,4 @@
-"""Fast inference path of the generator G, and the precision/memory-format helpers the trainer uses.
+"""Fast inference path of the generator G (precision policy: ``agan.precision``).
 
 The plain ``agan.models.Generator.forward`` stays the reference (and the baseline of ``agan bench``).
 ``FastGenerator(G)`` computes the same function with the same weights, organised for speed:
@@ -30,104 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agan.infer.malloc import malloc_tuning, trim_if_tuned
 from agan.models.generator import Generator, GeneratorOutput, check_size
+from agan.precision import autocast, precision_dtype, resolve_precision
 
-__all__ = ["PRECISIONS", "FastGenerator", "autocast", "channels_last", "cpu_has_fast_bf16", "fast_forward",
-           "grad_scaler", "malloc_tuning", "precision_dtype", "resolve_precision", "to_channels_last", "tune_malloc",
-           "use_channels_last"]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["FastGenerator", "channels_last", "fast_forward", "to_channels_last", "use_channels_last"]
 CL = torch.channels_last
 
 
 # ----------------------------------------------------------------------------------------------
-# precision
-# ----------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (x86 avx512_bf16 or AMX-BF16; Arm bf16)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16", "bf16"))
-
-
-def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu") -> str:
-    """"auto" -> fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; others are checked and returned."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {'|'.join(PRECISIONS)}, got {precision!r}")
-    device = torch.device(device)
-    if precision == "auto":
-        if device.type == "cuda":
-            return "fp16"
-        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
-    if precision == "fp16" and device.type == "cpu":
-        raise ValueError("precision fp16 is for CUDA; on CPU use bf16 (or fp32)")
-    return precision
-
-
-def precision_dtype(precision: str) -> torch.dtype:
-    return _DTYPES[precision]
-
-
-# ----------------------------------------------------------------------------------------------
-# allocator: keep large freed blocks instead of mmap/munmap + page faults for every activation
-# ----------------------------------------------------------------------------------------------
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_malloc_depth = 0
-
-
-@functools.lru_cache(maxsize=1)
-def _libc():
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except OSError:  # not glibc (macOS, Windows, musl): nothing to tune
-        return None
-
-
-def tune_malloc(keep: bool = True) -> bool:
-    """glibc only: serve big tensors from the heap (no per-tensor mmap/munmap and page faults, which cost
-    ~20% of a full-resolution conv); ``keep=False`` returns the freed memory to the system (malloc_trim).
-    The thresholds stay raised: glibc's default is a *dynamic* threshold that mallopt cannot restore, and
-    fixing it back at 128 KiB made every later tensor an mmap (training after a derain ran at 2.4 instead
-    of 5.3 steps/s). Returns False where there is no glibc."""
-    libc = _libc()
-    if libc is None:
-        return False
-    if keep:
-        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
-        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    else:
-        libc.malloc_trim(0)
-    return True
-
-
-@contextlib.contextmanager
-def malloc_tuning():
-    """``tune_malloc()`` for the duration of the block (re-entrant); the memory goes back afterwards."""
-    global _malloc_depth
-    _malloc_depth += 1
-    if _malloc_depth == 1:
-        tune_malloc(True)
-    try:
-        yield
-    finally:
-        _malloc_depth -= 1
-        if _malloc_depth == 0:
-            tune_malloc(False)
-
-
-# ----------------------------------------------------------------------------------------------
-# helpers for the training step (channels-last models/inputs, autocast, grad scaler)
+# memory format (channels-last models and inputs)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -150,22 +62,6 @@ def use_channels_last(device: torch.device | str, dtype: torch.dtype | None = No
 def to_channels_last(x: Tensor) -> Tensor:
     """(B, C, H, W) -> the same tensor in channels-last memory format (no-op for other ranks)."""
     return x.contiguous(memory_format=CL) if x.dim() == 4 else x
-
-
-def autocast(device: torch.device | str, precision: str = "auto"):
-    """A ``torch.autocast`` context for the resolved precision, or a no-op context for fp32."""
-    device = torch.device(device)
-    precision = resolve_precision(precision, device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
-
-
-def grad_scaler(device: torch.device | str, precision: str = "auto"):
-    """A GradScaler for fp16 on CUDA (loss scaling); a disabled one otherwise (bf16 needs none)."""
-    device = torch.device(device)
-    enabled = device.type == "cuda" and resolve_precision(precision, device) == "fp16"
-    return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,7 +140,7 @@ class FastGenerator(nn.Module):
     def forward(self, image: Tensor) -> GeneratorOutput:
         check_size(image)
         precision = resolve_precision(self.precision, image.device)
-        dtype = _DTYPES[precision]
+        dtype = precision_dtype(precision)
         cpu = image.device.type == "cpu"
         cl = self.channels_last
         self._cl = use_channels_last(image.device, dtype) if cl is None else cl
@@ -260,8 +156,8 @@ class FastGenerator(nn.Module):
         G = self.G
         if G.arn is not None:
             maps, inp = self._arn(x, w)  # inp = [I, A_N]: (B, 4, H, W)
-            if _malloc_depth and x.device.type == "cpu":  # hand the ARN's freed blocks back before the AE
-                _libc().malloc_trim(0)  # (bounds heap fragmentation: peak RSS = max(ARN, AE), not their sum)
+            if x.device.type == "cpu":  # hand the ARN's freed blocks back before the AE (bounds heap
+                trim_if_tuned()  # fragmentation: peak RSS = max(ARN, AE), not their sum)
         else:
             maps, inp = [], x
         return (maps, *self._autoencoder(inp, w))

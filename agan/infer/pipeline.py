@@ -1,4 +1,4 @@
-"""Derain any image: load weights, pad, tile, run G, return O and the attention maps A_1..A_N.
+"""Derain any image: pad, tile, run G, return O and the attention maps A_1..A_N (weights: ``agan.infer.load``).
 
 Reference: Qian et al., CVPR 2018, Sec. 4 (G: I -> A_1..A_N -> O). The authors' script crops every
 image to a multiple of 4 (pixels lost); here the image is reflect-padded at the bottom/right to a
@@ -13,7 +13,7 @@ Large images are processed in overlapping tiles (memory stays bounded by one til
     * ``tile=None`` picks tiles of 512 for images larger than 1024 x 1024, else runs the whole image;
       ``tile=0`` never tiles.
 
-    from agan.infer.pipeline import derain, load_generator
+    from agan.infer import derain, load_generator
     G = load_generator("runs/cpu/checkpoint.pt")       # kit checkpoint, authors' gen.pkl, a state dict or .safetensors
     out, maps = derain(Image.open("rain.png"), model=G)  # PIL -> PIL; maps: A_1..A_N, HxW float arrays
     out, maps = derain(Image.open("rain.png"))           # the kit's default model (agan/weights/)
@@ -31,94 +31,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from agan import pick_device
-from agan.checkpoint import CheckpointError, safe_load
-from agan.infer.fast import fast_forward, resolve_precision
-from agan.models.generator import Generator
+from agan.infer.fast import fast_forward
+from agan.infer.load import load_generator
+from agan.models.generator import Generator, model_size
+from agan.precision import resolve_precision
 
-__all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "CHECKPOINT_FORMATS", "derain", "derain_tensor", "load_generator",
-           "model_size", "set_derain_config"]
+__all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "derain", "derain_tensor"]
 
-CHECKPOINT_FORMATS = ("agan-checkpoint", "agan-generator")
 AUTO_TILE_PIXELS = 1024 * 1024  # images larger than this are tiled when tile=None ...
 AUTO_TILE = 512  # ... in tiles of this size
-
-
-# ----------------------------------------------------------------------------------------------
-# Loading weights
-# ----------------------------------------------------------------------------------------------
-
-
-def _strip_module(sd: dict) -> dict:
-    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):  # DDP / DataParallel
-        return {k[len("module."):]: v for k, v in sd.items()}
-    return sd
-
-
-def _generator_from_state_dict(sd: dict, path) -> Generator:
-    """A bare state dict of our Generator: widths read from the tensor shapes, N = 4 (paper) steps."""
-    attentive = "arn.head_in.weight" in sd
-    c1 = sd["autoencoder.conv1.weight"].shape[0]  # round(64 * width) channels
-    width = c1 / 64
-    arn_width = sd["arn.head_in.weight"].shape[0] / 32 if attentive else None  # round(32 * arn_width)
-    model = Generator(width=width, steps=4, attentive=attentive, arn_width=arn_width)
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: state dict does not fit a Generator of width {width:g}: "
-                              f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}") from None
-    return model
-
-
-def load_generator(path: str | os.PathLike, device: str | torch.device = "auto") -> Generator:
-    """Build the generator stored in ``path`` (loaded safely, weights only), in eval mode on ``device``.
-
-    Accepts (a) kit checkpoints: ``{"format": "agan-checkpoint" | "agan-generator", "config": {...},
-    "G": state_dict, ...}``; (b) the authors' ``gen.pkl`` (BGR layout, converted by
-    ``agan.models.authors``); (c) a bare state dict of ``agan.models.Generator`` (N = 4 steps assumed);
-    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.infer.release.load_release``: sha256 checked).
-    """
-    from agan.config import Config
-    from agan.models import build_generator
-    from agan.models.authors import import_authors_state_dict, is_authors_state_dict
-
-    path = Path(path)
-    if path.suffix.lower() == ".safetensors":  # a release (agan.infer.release: fp16 weights + JSON sidecar)
-        from agan.infer.release import load_release
-
-        return load_release(path, device=pick_device(device) if isinstance(device, str) else device)
-    ckpt = safe_load(path, map_location="cpu")
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: not a generator checkpoint (holds a {type(ckpt).__name__}, expected a dict)")
-    fmt = ckpt.get("format")
-    if fmt is not None and fmt not in CHECKPOINT_FORMATS:
-        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (expected one of {CHECKPOINT_FORMATS})")
-    if fmt in CHECKPOINT_FORMATS:
-        if "G" not in ckpt or "config" not in ckpt:
-            raise CheckpointError(f"{path}: {fmt} checkpoint without 'G' weights or 'config'")
-        try:
-            cfg = Config.from_dict(ckpt["config"])
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{path}: its config is invalid: {e}") from None
-        model = build_generator(cfg)
-        try:
-            model.load_state_dict(_strip_module(ckpt["G"]))
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: weights do not match the config's generator "
-                                  f"(width {cfg.width}, steps {cfg.steps}, variant {cfg.variant})") from e
-        set_derain_config(model, cfg)
-    elif is_authors_state_dict(ckpt):
-        model = Generator()
-        try:
-            model.load_state_dict(import_authors_state_dict(ckpt))
-        except (KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: the authors' layout does not fit: {str(e).splitlines()[0]}") from None
-    elif "autoencoder.conv1.weight" in _strip_module(ckpt):
-        model = _generator_from_state_dict(_strip_module(ckpt), path)
-    else:
-        keys = ", ".join(map(str, list(ckpt)[:5]))
-        raise CheckpointError(f"{path}: not a generator checkpoint (expected a kit checkpoint, the authors' "
-                              f"gen.pkl or a Generator state dict; found keys {keys})")
-    return model.to(pick_device(device) if isinstance(device, str) else device).eval()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,17 +103,6 @@ def _ramp(n: int, overlap: int, left: bool, right: bool) -> Tensor:
         if right:
             w[n - k:] = torch.minimum(w[n - k:], r.flip(0))
     return w
-
-
-def set_derain_config(model, cfg) -> None:
-    """Store how ``model`` derains by default (``Config.derain_size``, ``derain_smooth``, ``derain_blend``)."""
-    model.derain_size, model.derain_smooth, model.derain_blend = cfg.derain_size, cfg.derain_smooth, cfg.derain_blend
-
-
-def model_size(model) -> int:
-    """The longer image side (px) at which ``model`` runs by default: what its weights were trained for
-    (``Config.derain_size``, set by :func:`load_generator`); 0 = full resolution."""
-    return int(getattr(model, "derain_size", 0) or 0)
 
 
 def _gaussian(t: Tensor, sigma: float) -> Tensor:

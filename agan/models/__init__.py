@@ -13,7 +13,8 @@ from agan.models.generator import (
 
 __all__ = ["AttentiveDiscriminator", "AttentiveRecurrentNetwork", "ContextualAutoencoder", "ConvLSTMCell",
            "DiscriminatorOutput", "Generator", "GeneratorOutput", "PlainDiscriminator", "ResidualBlock",
-           "agan_discriminator", "agan_generator", "build_discriminator", "build_generator", "count_parameters"]
+           "agan_discriminator", "agan_generator", "build_discriminator", "build_generator",
+           "count_parameters"]
 
 
 def build_generator(cfg) -> Generator:
@@ -27,8 +28,10 @@ def build_generator(cfg) -> Generator:
 
 
 def agan_generator(cfg) -> Generator:
-    """Attentive GAN's generator for ``cfg``'s widths, N and variant (also used by ``agan.train.recipes``)."""
-    return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator, arn_width=cfg.arn_width)
+    """Attentive GAN's generator for ``cfg``'s widths, N and variant (also used by
+    ``agan.train.recipes``)."""
+    return Generator(width=cfg.width, steps=cfg.steps, attentive=cfg.attentive_generator,
+                     arn_width=cfg.arn_width)
 
 
 def build_discriminator(cfg):

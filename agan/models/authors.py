@@ -31,7 +31,8 @@ _GATES = ("conv_i", "conv_f", "conv_g", "conv_o")
 # authors' module prefix -> our module prefix (gates handled separately)
 KEY_MAP: dict[str, str] = {
     "det_conv0.0": "arn.head_in",
-    **{f"det_conv{k}.{j}": f"arn.res_blocks.{k - 1}.conv{1 if j == 0 else 2}" for k in range(1, 6) for j in (0, 2)},
+    **{f"det_conv{k}.{j}": f"arn.res_blocks.{k - 1}.conv{1 if j == 0 else 2}"
+       for k in range(1, 6) for j in (0, 2)},
     "det_conv_mask.0": "arn.attention_head",
     **{f"conv{k}.0": f"autoencoder.conv{k}" for k in range(1, 11)},
     **{f"diconv{k}.0": f"autoencoder.dilated.{k - 1}" for k in range(1, 5)},

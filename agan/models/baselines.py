@@ -81,7 +81,8 @@ class Eigen13(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         if image.dim() != 4 or image.shape[1] != 3:
-            raise ValueError(f"Eigen13 expects an image batch of shape (B, 3, H, W), got {tuple(image.shape)}")
+            raise ValueError(f"Eigen13 expects an image batch of shape (B, 3, H, W), "
+                             f"got {tuple(image.shape)}")
         x = torch.tanh(self.conv1(self.pad1(image - 0.5)))  # (B, 512, H, W)
         x = torch.tanh(self.conv2(x))  # (B, 512, H, W)
         return self.conv3(self.pad3(x)) + 0.5  # O: (B, 3, H, W)
@@ -101,7 +102,8 @@ def _norm(kind: str, c: int) -> nn.Module:
 
 
 def unet_depth_for(crop_size: int, max_depth: int = 8) -> int:
-    """U-Net depth whose bottleneck is 1x1 on a crop of this size (8 for 256, the paper's), at most ``max_depth``."""
+    """U-Net depth whose bottleneck is 1x1 on a crop of this size (8 for 256, the paper's), at most
+    ``max_depth``."""
     return max(1, min(max_depth, math.ceil(math.log2(max(2, crop_size)))))
 
 
@@ -152,7 +154,8 @@ class UNetGenerator(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         if image.dim() != 4 or image.shape[1] != 3:
-            raise ValueError(f"UNetGenerator expects an image batch of shape (B, 3, H, W), got {tuple(image.shape)}")
+            raise ValueError(f"UNetGenerator expects an image batch of shape (B, 3, H, W), "
+                             f"got {tuple(image.shape)}")
         h, w = image.shape[-2:]
         m = 2 ** self.depth
         ph, pw = (-h) % m, (-w) % m
@@ -229,22 +232,24 @@ BASELINES = ("eigen13", "pix2pix")
 
 def build_baseline_generator(cfg) -> nn.Module:
     """Eigen13(width=cfg.width), or the U-Net with ngf = 64 * cfg.width and depth
-    ``cfg.extra["unet_depth"]`` (default: a 1x1 bottleneck on the training crop, 8 at 224/256).
-    Pix2Pix normalisation ``cfg.extra["pix2pix_norm"]``: "instance" by default, which is what the
+    ``cfg.unet_depth`` (0, the default: a 1x1 bottleneck on the training crop, 8 at 224/256).
+    Pix2Pix normalisation ``cfg.pix2pix_norm``: "instance" by default, which is what the
     paper's BatchNorm at batch size 1 (train and test) computes; "batch" for true BatchNorm."""
     if cfg.model == "eigen13":
         return Eigen13(width=cfg.width)
     if cfg.model == "pix2pix":
-        depth = int(cfg.extra.get("unet_depth", unet_depth_for(cfg.crop_size)))
-        return UNetGenerator(depth=depth, ngf=_ch(64, cfg.width), norm=cfg.extra.get("pix2pix_norm", "instance"))
+        depth = cfg.unet_depth or unet_depth_for(cfg.crop_size)
+        return UNetGenerator(depth=depth, ngf=_ch(64, cfg.width),
+                             norm=cfg.pix2pix_norm)
     raise ValueError(f"model must be one of {BASELINES} here, got {cfg.model!r}")
 
 
 def build_baseline_discriminator(cfg) -> nn.Module | None:
-    """None for Eigen13 (no adversarial term); the 70x70 PatchGAN with ndf = 64 * cfg.disc_width for Pix2Pix."""
+    """None for Eigen13 (no adversarial term); the 70x70 PatchGAN with ndf = 64 * cfg.disc_width for
+    Pix2Pix."""
     if cfg.model == "eigen13":
         return None
     if cfg.model == "pix2pix":
         return PatchDiscriminator(in_channels=6, ndf=_ch(64, cfg.disc_width),
-                                  norm=cfg.extra.get("pix2pix_norm", "instance"))
+                                  norm=cfg.pix2pix_norm)
     raise ValueError(f"model must be one of {BASELINES} here, got {cfg.model!r}")

@@ -31,10 +31,12 @@ def _bundled_files(folder: Path) -> tuple[Path, ...]:
     """The bundled photos in ``folder`` (sorted); warns once when there are none (a trimmed install)."""
     files = ()
     if folder.is_dir():
-        files = tuple(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in BUNDLED_EXTENSIONS))
+        files = tuple(sorted(p for p in folder.iterdir()
+                             if p.is_file() and p.suffix.lower() in BUNDLED_EXTENSIONS))
     if not files:
-        warnings.warn(f"{folder}: the bundled background photos are missing (a trimmed install?); the default "
-                      "backgrounds fall back to scikit-image's photos + procedural scenes", stacklevel=3)
+        warnings.warn(f"{folder}: the bundled background photos are missing (a trimmed install?); the "
+                      "default backgrounds fall back to scikit-image's photos + procedural scenes",
+                      stacklevel=3)
     return files
 
 
@@ -136,7 +138,8 @@ def procedural_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     trees = _fractal(rng, h, w, int(rng.integers(4, 10)), 3)  # foliage near the horizon
     band = np.exp(-((y1 - horizon + 0.1) / 0.22) ** 2)
     leaf = (trees * band) > rng.uniform(0.3, 0.5)
-    fol = (np.array([0.15, 0.35, 0.08]) * rng.uniform(0.6, 1.4) * (1 + rng.uniform(-0.2, 0.2, 3))).astype(np.float32)
+    fol = (np.array([0.15, 0.35, 0.08]) * rng.uniform(0.6, 1.4)
+           * (1 + rng.uniform(-0.2, 0.2, 3))).astype(np.float32)  # foliage colour
     img[leaf] = fol * (0.4 + 1.2 * _fractal(rng, h, w, 24, 3)[leaf][:, None])
     img += rng.normal(0, 0.012, (h, w, 1)).astype(np.float32)  # sensor noise
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)

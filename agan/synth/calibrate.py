@@ -14,7 +14,8 @@ rendered onto the *same* clean images, so only the drops differ:
 
 The realism table measures, at the real frames' scale (720x480), how synthetic drops differ from real
 ones: drop diameters, edge softness, contrast and colour inside drops, the changed fraction and the
-rainy shot's global tone (gain/offset fit outside the drops); see :func:`realism_stats`.
+rainy shot's global tone (gain/offset fit outside the drops); the per-pair statistics are
+``agan.synth.realism.realism_stats``.
 
     table = realism_table()                  # None when the real folder is absent
     print(format_table(table))               # Markdown: real | synthetic (+ partner-free proxies)
@@ -29,10 +30,12 @@ from typing import Any
 import numpy as np
 
 from agan.images import difference_mask, list_images, read_image
-from agan.synth.renderer import SynthParams, render
+from agan.synth.params import SynthParams
+from agan.synth.realism import realism_stats, single_image_stats
+from agan.synth.renderer import render
 
 __all__ = ["AREA_BINS", "calibration_figure", "calibration_report", "default_real_dir", "format_table",
-           "mask_stats", "realism_stats", "realism_table", "single_image_stats"]
+           "mask_stats", "realism_table"]
 
 AREA_BINS = 2.0 ** np.arange(4, 19)  # component areas 16 px .. 256k px, log2 bins
 
@@ -48,14 +51,17 @@ def _pairs(real_dir: Path) -> list[tuple[Path, Path]]:
     clean_dir = next((real_dir / d for d in ("clean", "gt") if (real_dir / d).is_dir()), None)
     if rain_dir is None or clean_dir is None:
         return []
-    def ids(d, kind):
-        return {int(m.group(1)): p for p in list_images(d) if (m := re.match(rf"^(\d+)_{kind}$", p.stem))}
-
-    rain, clean = ids(rain_dir, "rain"), ids(clean_dir, "clean")
+    rain, clean = _ids(rain_dir, "rain"), _ids(clean_dir, "clean")
     return [(rain[k], clean[k]) for k in sorted(set(rain) & set(clean))]
 
 
-def mask_stats(rain: np.ndarray, clean: np.ndarray, min_area: int = 20, threshold: int = 30) -> dict[str, Any]:
+def _ids(folder: Path, kind: str) -> dict[int, Path]:
+    """Numeric id -> path of the images ``<id>_<kind>.*`` in ``folder``."""
+    return {int(m.group(1)): p for p in list_images(folder) if (m := re.match(rf"^(\d+)_{kind}$", p.stem))}
+
+
+def mask_stats(rain: np.ndarray, clean: np.ndarray, min_area: int = 20,
+               threshold: int = 30) -> dict[str, Any]:
     """Statistics of one (rain, clean) uint8 pair; see the module docstring."""
     from skimage.measure import label
 
@@ -121,8 +127,9 @@ def calibration_figure(report: dict[str, Any], max_rows: int = 4):
     rows = len(ex) + 1
     fig, axes = plt.subplots(rows, 4, figsize=(16, 2.8 * rows), squeeze=False)
     for r, e in enumerate(ex):
-        for c, (img, title) in enumerate([(e["real_rain"], f"real {e['id']}"), (e["real_mask"], "real M"),
-                                          (e["syn_rain"], "synthetic (same B)"), (e["syn_mask"], "synthetic M")]):
+        panels = [(e["real_rain"], f"real {e['id']}"), (e["real_mask"], "real M"),
+                  (e["syn_rain"], "synthetic (same B)"), (e["syn_mask"], "synthetic M")]
+        for c, (img, title) in enumerate(panels):
             axes[r, c].imshow(img, cmap="gray" if img.ndim == 2 else None)
             axes[r, c].set_title(title, fontsize=9)
             axes[r, c].axis("off")
@@ -150,7 +157,6 @@ def calibration_figure(report: dict[str, Any], max_rows: int = 4):
 # ---------------------------------------------------------------------------------------------------
 # realism table: how synthetic drops compare with real ones, at the real frames' scale (720x480)
 
-LUMA = np.array([0.299, 0.587, 0.114])  # Y of RGB (ITU-R BT.601), grey levels 0..255
 UNPAIRED_SETS = ("raindrop_style", "raindrop_clarity", "in_the_wild")
 # (key, label, format) of the table rows, in order; the paired statistics, then the single-image proxy
 TABLE_ROWS = (
@@ -177,203 +183,6 @@ TABLE_ROWS = (
     ("smooth_frac", "[single image] smooth fraction (5x5 local std of Y < 6)", "{:.3f}"),
     ("smooth_d50", "[single image] smooth blobs, area-weighted median diameter (px)", "{:.1f}"),
 )
-
-
-def _luma(img: np.ndarray) -> np.ndarray:
-    return np.asarray(img, np.float64) @ LUMA
-
-
-def _edge_profile(err: np.ndarray, mask: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median of ``err`` over 1-px-wide shells at signed distance s from the boundary of ``mask``
-    (s < 0 outside, s > 0 inside; shell j holds Euclidean distances in [j - 0.5, j + 0.5) and sits at
-    |s| = j - 0.5, so the boundary is s = 0). Returns (positions, medians); empty shells give NaN."""
-    from scipy.ndimage import distance_transform_edt
-
-    d_in = distance_transform_edt(mask)
-    d_out = distance_transform_edt(~mask)
-    j = np.where(mask, np.floor(d_in + 0.5), -np.floor(d_out + 0.5)).astype(np.int64)  # +-1, +-2, ...
-    sel = np.abs(j) <= band
-    js, es = j[sel], err[sel]
-    shells = np.r_[np.arange(-band, 0), np.arange(1, band + 1)]
-    pos = np.where(shells < 0, shells + 0.5, shells - 0.5).astype(np.float64)
-    order = np.argsort(js, kind="stable")
-    js, es = js[order], es[order]
-    edges = np.searchsorted(js, np.r_[shells, band + 1])  # shells are contiguous in the sorted js
-    med = np.full(shells.size, np.nan)
-    for k in range(shells.size):  # 2 * band shells: a short loop
-        lo, hi = edges[k], edges[k + 1]
-        if hi - lo >= 10:
-            med[k] = float(np.median(es[lo:hi]))
-    return pos, med
-
-
-def _rise_width(pos: np.ndarray, prof: np.ndarray, lo_frac: float = 0.1, hi_frac: float = 0.9) -> float:
-    """Distance between the first crossings (scanning from outside inwards) of the 10% and 90% levels
-    between the profile's outside floor (its minimum at s < 0) and its inside peak (maximum at s > 0)."""
-    ok = np.isfinite(prof)
-    pos, prof = pos[ok], prof[ok]
-    if not (pos < 0).any() or not (pos > 0).any():
-        return float("nan")
-    floor, peak = float(prof[pos < 0].min()), float(prof[pos > 0].max())
-    if peak - floor < 1e-6:
-        return float("nan")
-
-    def crossing(level):
-        k = int(np.argmax(prof >= level))  # first index at or above level (exists: the peak is)
-        if k == 0:
-            return float(pos[0])
-        p0, p1, v0, v1 = pos[k - 1], pos[k], prof[k - 1], prof[k]
-        return float(p0 + (level - v0) / (v1 - v0) * (p1 - p0))
-
-    return crossing(floor + hi_frac * (peak - floor)) - crossing(floor + lo_frac * (peak - floor))
-
-
-def single_image_stats(rain: np.ndarray, min_area: int = 20, window: int = 5,
-                       smooth_level: float = 6.0) -> dict[str, float]:
-    """Partner-free drop proxies of one rainy image (no clean shot needed):
-
-    smooth_frac  fraction of pixels whose local contrast -- the std of Y over a ``window`` x ``window``
-                 box -- is below ``smooth_level`` grey levels. Defocused drops are smooth blobs, but so
-                 are sky, walls and road: compare with the same number on clean shots (the confound).
-    smooth_d50   area-weighted median equivalent diameter sqrt(4 area / pi) (px) of the smooth regions'
-                 connected components of >= ``min_area`` px (8-connectivity): the size of the smooth
-                 blob that a typical smooth pixel lies in; a blob-size proxy with the same confound.
-
-    A weak proxy: on the 4 real train pairs smooth_frac(rain) - smooth_frac(clean) is +0.15, +0.20,
-    +0.32 and -0.05 (5x5, level 6; the setting that separated them best of 5..25 px x 1.5..6 levels),
-    while scenes differ by more than that. It ranks rainy photos of similar scenes, nothing finer.
-    """
-    from scipy.ndimage import uniform_filter
-    from skimage.measure import label
-
-    y = _luma(rain)
-    mean = uniform_filter(y, window, mode="reflect")
-    var = np.maximum(uniform_filter(y * y, window, mode="reflect") - mean * mean, 0.0)
-    smooth = np.sqrt(var) < smooth_level
-    areas = np.bincount(label(smooth, connectivity=2).ravel())[1:]
-    areas = np.sort(areas[areas >= min_area])
-    d50 = float(np.sqrt(4 * areas[np.searchsorted(np.cumsum(areas), 0.5 * areas.sum())] / np.pi)) \
-        if areas.size else float("nan")
-    return {"smooth_frac": float(smooth.mean()), "smooth_d50": d50}
-
-
-def realism_stats(rain: np.ndarray, clean: np.ndarray, min_area: int = 20, threshold: int = 30,
-                  soft: int = 5, exclude_px: float = 9.0, band: int = 16) -> dict[str, Any]:
-    """Realism statistics of one aligned (rain, clean) uint8 RGB pair; Y = BT.601 luma in grey levels,
-    dY = Y(rain) - Y(clean), M = |rain - clean| >= ``threshold`` in any channel (docs/paper.md#raindrop-mask),
-    "drops" = the 8-connected components of M of >= ``min_area`` px, D = their union.
-
-    n_drops, diam_p25/p50/p75, diam_area_p50
-        number of drops; percentiles of their equivalent diameters sqrt(4 area / pi), px; the
-        area-weighted median (the diameter of the drop that a typical pixel of D lies in: less
-        dominated by the many small fragments that texture changes leave in M of real pairs).
-    gain, offset, tone_rmse
-        least-squares fit Y(rain) = gain * Y(clean) + offset over the pixels farther than
-        ``exclude_px`` from M (M dilated by a disk) whose Y lies in [2, 253] in both shots (no
-        clipping); tone_rmse = rms residual of the fit there (misalignment, motion, glass blur).
-    edge_width (primary softness measure)
-        E = |Y(rain) - gain Y(clean) - offset| (the residual of the tone fit) is summarised by its
-        median over 1-px shells at signed distance s from the boundary of D (s in -band..band,
-        outside < 0); the width is the distance between the first crossings, going inwards, of the
-        10% and 90% levels between the outside floor (min over s < 0) and the inside peak (max over
-        s > 0). A straight step blurred by a Gaussian of sigma reads 2.56 sigma (a 60 px disk: 2.4-2.5
-        sigma, the curvature); a perfectly sharp edge ~0.8 px
-        (the pixel grid). Relative to its own floor and peak, so independent of the drops' contrast.
-    soft_ratio (secondary)
-        over D and the pixels within ``band`` px outside it: pixels with soft <= E < threshold over pixels with
-        E >= threshold. Grows with blur, but also with small drops and low drop contrast.
-    drop_contrast
-        median over drops of std(Y rain) / std(Y clean) inside the drop (drops with clean std >= 2):
-        below 1 when the drop shows a blurred or minified view, ~0 for a flat blob.
-    drop_shift_r/g/b
-        mean rain - clean per channel over D, grey levels.
-    coverage, changed_5, changed_5_tone
-        fraction of pixels in M; with |dY| >= ``soft``; with E >= ``soft`` (after the tone fit).
-    mean_shift, contrast_ratio
-        mean dY over all pixels; std Y(rain) / std Y(clean) over all pixels.
-    detail_ratio
-        std of the 4-neighbour Laplacian of Y, rain over clean, on the tone-fit pixels: below 1
-        the gain a for a pure tone change (synthetic drops on B); below a when the whole rainy shot
-        is softer (wet glass, focus).
-    plus the partner-free proxies of :func:`single_image_stats` of the rainy image.
-    """
-    from scipy.ndimage import distance_transform_edt, laplace
-    from skimage.measure import label
-
-    rain, clean = np.asarray(rain), np.asarray(clean)
-    if rain.shape != clean.shape or rain.ndim != 3 or rain.shape[2] != 3:
-        raise ValueError(f"rain and clean must be (H, W, 3) images of one shape, got {rain.shape} and "
-                         f"{clean.shape}")
-    diff = np.abs(rain.astype(np.int16) - clean.astype(np.int16))
-    m = diff.max(-1) >= threshold
-    yr, yc = _luma(rain), _luma(clean)
-    dy = yr - yc
-
-    lab = label(m, connectivity=2)
-    areas = np.bincount(lab.ravel())
-    keep = areas >= min_area
-    keep[0] = False
-    drops = keep[lab]
-    ids = np.flatnonzero(keep)
-    diam = np.sqrt(4 * areas[ids] / np.pi)
-    p25, p50, p75 = np.percentile(diam, [25, 50, 75]) if diam.size else (np.nan,) * 3
-    if diam.size:
-        o = np.argsort(diam)
-        cum = np.cumsum(areas[ids][o])
-        w50 = float(diam[o][np.searchsorted(cum, 0.5 * cum[-1])])
-    else:
-        w50 = float("nan")
-
-    far = distance_transform_edt(~m) > exclude_px if m.any() else np.ones_like(m)
-    fit = far & (yc >= 2) & (yc <= 253) & (yr >= 2) & (yr <= 253)
-    if fit.sum() < 100:  # almost everything is drop: fit on every unclipped pixel instead
-        fit = (yc >= 2) & (yc <= 253) & (yr >= 2) & (yr <= 253)
-    xc, xr = yc[fit], yr[fit]
-    var = float(xc.var())
-    gain = float(((xc - xc.mean()) * (xr - xr.mean())).mean() / var) if var > 1e-9 else 1.0
-    offset = float(xr.mean() - gain * xc.mean())
-    err = np.abs(yr - (gain * yc + offset))
-    tone_rmse = float(np.sqrt(np.mean(err[fit] ** 2)))
-
-    if drops.any() and (~drops).any():
-        pos, prof = _edge_profile(err, drops, band)
-        edge_width = _rise_width(pos, prof)
-        d_out = distance_transform_edt(~drops)
-        zone = drops | (d_out <= band)
-        hard = int(((err >= threshold) & zone).sum())
-        soft_ratio = float(((err >= soft) & (err < threshold) & zone).sum() / hard) if hard else float("nan")
-    else:
-        edge_width = soft_ratio = float("nan")
-
-    contrast = float("nan")
-    if ids.size:
-        n = areas[ids].astype(np.float64)
-        def comp_std(y):
-            s1 = np.bincount(lab.ravel(), y.ravel(), minlength=lab.max() + 1)[ids]
-            s2 = np.bincount(lab.ravel(), (y * y).ravel(), minlength=lab.max() + 1)[ids]
-            return np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 0.0))
-        sr, sc = comp_std(yr), comp_std(yc)
-        ok = sc >= 2.0
-        if ok.any():
-            contrast = float(np.median(sr[ok] / sc[ok]))
-    shift = (rain[drops].astype(np.float64) - clean[drops]).mean(0) if drops.any() else np.full(3, np.nan)
-
-    lr, lc = laplace(yr)[fit], laplace(yc)[fit]
-    out = {
-        "n_drops": int(ids.size), "diam_p25": float(p25), "diam_p50": float(p50), "diam_p75": float(p75),
-        "diam_area_p50": w50,
-        "edge_width": edge_width, "soft_ratio": soft_ratio, "drop_contrast": contrast,
-        "drop_shift_r": float(shift[0]), "drop_shift_g": float(shift[1]), "drop_shift_b": float(shift[2]),
-        "coverage": float(m.mean()), "changed_5": float((np.abs(dy) >= soft).mean()),
-        "changed_5_tone": float((err >= soft).mean()),
-        "gain": gain, "offset": offset, "tone_rmse": tone_rmse,
-        "mean_shift": float(dy.mean()), "contrast_ratio": float(yr.std() / max(yc.std(), 1e-9)),
-        "detail_ratio": float(lr.std() / max(lc.std(), 1e-9)),
-    }
-    out.update(single_image_stats(rain, min_area))
-    return out
-
-
 PAIRED_KEYS = tuple(k for k, _, _ in TABLE_ROWS if not k.startswith("smooth"))
 SINGLE_KEYS = ("smooth_frac", "smooth_d50")
 
@@ -403,16 +212,17 @@ def _fit_frame(img: np.ndarray, size: tuple[int, int] = (720, 480)) -> np.ndarra
 def realism_table(real_dir: str | Path | None = None, params: SynthParams | None = None,
                   n_synthetic: int = 2, seed: int = 0, min_area: int = 20,
                   unpaired_dir: str | Path | None = None, keep_example: bool = True) -> dict[str, Any] | None:
-    """Real vs synthetic drops, measured with :func:`realism_stats` at the real frames' scale.
+    """Real vs synthetic drops, measured with ``agan.synth.realism.realism_stats`` at the real frames'
+    scale.
 
     ``real`` averages the real pairs in ``real_dir`` (default ../shared/real/train_pairs, 720x480);
-    ``synthetic`` averages ``n_synthetic`` renders (``agan.synth.renderer.render`` with ``params``, default
-    ``SynthParams()``, generator ``default_rng([seed, i, k])``) onto every real clean image, so only
-    the drops (and the rainy shot's tone) differ. Averages are means over images (NaNs skipped), with
-    the spread across images in ``<key>_sd``; ``per_image`` keeps every image's numbers.
-    ``single`` holds the partner-free proxies (:func:`single_image_stats`) of the real rainy shots,
-    the synthetic renders, the real clean shots (the scene's own smooth area) and every folder of
-    ``unpaired_dir`` (default ``<real_dir>/../unpaired``; photos resized to fit 720x480).
+    ``synthetic`` averages ``n_synthetic`` renders (``agan.synth.renderer.render`` with ``params``,
+    default ``SynthParams()``, generator ``default_rng([seed, i, k])``) onto every real clean image, so
+    only the drops (and the rainy shot's tone) differ. Averages are means over images (NaNs skipped),
+    with the spread across images in ``<key>_sd``; ``per_image`` keeps every image's numbers.
+    ``single`` holds the partner-free proxies (``agan.synth.realism.single_image_stats``) of the real
+    rainy shots, the synthetic renders, the real clean shots (the scene's own smooth area) and every
+    folder of ``unpaired_dir`` (default ``<real_dir>/../unpaired``; photos resized to fit 720x480).
     Returns ``None`` when ``real_dir`` is absent or holds no pairs."""
     real_dir = Path(real_dir) if real_dir else default_real_dir()
     pairs = _pairs(real_dir) if real_dir.is_dir() else []
@@ -435,7 +245,8 @@ def realism_table(real_dir: str | Path | None = None, params: SynthParams | None
     counts = {"real rain": len(real), "synthetic rain": len(syn), "real clean": len(clean_single)}
     unpaired_dir = Path(unpaired_dir) if unpaired_dir else real_dir.parent / "unpaired"
     for name in sorted(d.name for d in unpaired_dir.iterdir() if d.is_dir()) if unpaired_dir.is_dir() else []:
-        rows = [single_image_stats(_fit_frame(read_image(p)), min_area) for p in list_images(unpaired_dir / name)]
+        rows = [single_image_stats(_fit_frame(read_image(p)), min_area)
+                for p in list_images(unpaired_dir / name)]
         if rows:
             single[name], counts[name] = _mean_rows(rows, SINGLE_KEYS), len(rows)
     table = {"real_dir": str(real_dir), "n_real": len(real), "n_synthetic": len(syn), "min_area": min_area,
@@ -470,10 +281,12 @@ def format_table(t: dict[str, Any], per_image: bool = False, spread: bool = True
         cells += [_cell(fmts[k], r[k]) for r in reals]
         lines.append("| " + " | ".join(cells) + " |")
     groups = list(t["single"])
-    lines += ["", "| partner-free proxy | " + " | ".join(f"{g} ({t['single_counts'][g]})" for g in groups) + " |",
+    counts = " | ".join(f"{g} ({t['single_counts'][g]})" for g in groups)
+    lines += ["", "| partner-free proxy | " + counts + " |",
               "|" + "---|" * (len(groups) + 1)]
     for k in SINGLE_KEYS:
         cells = [labels[k].removeprefix("[single image] ")]
-        cells += [_cell(fmts[k], t["single"][g][k], t["single"][g][k + "_sd"] if spread else None) for g in groups]
+        cells += [_cell(fmts[k], t["single"][g][k], t["single"][g][k + "_sd"] if spread else None)
+                  for g in groups]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

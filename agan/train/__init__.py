@@ -2,6 +2,6 @@
 ``baselines``), run folders and resuming (``runstate``), several GPUs (``distributed``).
 ``torchrun --nproc_per_node=K -m agan.train <agan train options>`` runs ``__main__``."""
 
-from agan.train.loop import TrainResult, Trainer, train
+from agan.train.loop import Trainer, TrainResult, train
 
 __all__ = ["TrainResult", "Trainer", "train"]

@@ -14,7 +14,7 @@ from the config like every other run, so Table 1 rows share data, steps, seeds a
 pix2pix paper itself used Adam 2e-4, betas (0.5, 0.999), which ``--set lr_g=2e-4 --set lr_d=2e-4
 --set betas=[0.5,0.999]`` reproduces.
 
-Importing this module registers "eigen13" and "pix2pix" in ``agan.train.recipes.RECIPES``.
+``agan.train.registry`` maps "eigen13" and "pix2pix" to these recipes.
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from agan.train.recipes import Recipe, logit_range, register_recipe
+from agan.train.recipes import Recipe, logit_range
 
-__all__ = ["L1_WEIGHT", "Eigen13Recipe", "Pix2PixRecipe"]
-
-L1_WEIGHT = 100.0  # lambda of pix2pix Eq. 4
+__all__ = ["Eigen13Recipe", "Pix2PixRecipe"]
 
 
-@register_recipe("eigen13")
+
 class Eigen13Recipe(Recipe):
     """Eigen13: the network regresses the clean image; L_MSE = MSE(O, T). No discriminator."""
 
@@ -49,15 +47,14 @@ class Eigen13Recipe(Recipe):
         return L, {"L_MSE": L}
 
 
-@register_recipe("pix2pix")
 class Pix2PixRecipe(Recipe):
     """Pix2Pix: U-Net G, conditional 70x70 PatchGAN D, L_G = L_GAN + 100 L_L1."""
 
     loss_names = ("L_GAN", "L_L1", "L_G", "L_D")
 
-    def __init__(self, cfg, device, log=print, l1_weight: float = L1_WEIGHT):
+    def __init__(self, cfg, device, log=print):
         super().__init__(cfg, device, log)
-        self.l1_weight = float(cfg.extra.get("l1_weight", l1_weight))
+        self.l1_weight = cfg.l1_weight
 
     def build(self):
         from agan.models.baselines import build_baseline_discriminator, build_baseline_generator

@@ -6,9 +6,8 @@ The training loop (``agan.train.loop``) is model-agnostic: per step it calls
     L_D, terms = recipe.d_loss(D, batch, out)             # discriminator update (D's params only)
     L_G, terms = recipe.g_loss(D_frozen, batch, out, adversarial)   # generator update, D frozen
 
-and logs the returned terms under the names of ``recipe.loss_names``. A recipe is registered in
-``RECIPES`` under ``cfg.model`` ("agan" here; baselines such as "eigen13" and "pix2pix" add theirs
-with :func:`register_recipe`). Rules for ``d_loss``: call D *once* (real and fake concatenated:
+and logs the returned terms under the names of ``recipe.loss_names``. ``agan.train.registry`` maps each
+``cfg.model`` to its recipe ("agan" here; the baselines "eigen13" and "pix2pix" in ``agan.train.baselines``). Rules for ``d_loss``: call D *once* (real and fake concatenated:
 DistributedDataParallel expects one forward per backward) and feed it detached fakes.
 
 AganRecipe (paper Sec. 4, Eqs. 4-9; docs/paper.md#losses), variants of Table 1 (``cfg.variant``):
@@ -30,7 +29,7 @@ from torch import Tensor, nn
 
 from agan.config import Config
 
-__all__ = ["RECIPES", "AganRecipe", "Recipe", "get_recipe", "logit_range", "register_recipe"]
+__all__ = ["AganRecipe", "Recipe", "logit_range", "make_perceptual_loss"]
 
 Batch = dict[str, Any]  # {"rain": (B,3,H,W), "clean": (B,3,H,W), "mask": (B,1,H,W), "id": [str]}
 
@@ -80,27 +79,6 @@ def logit_range(logits: Tensor) -> Tensor:
     return logits.max() - logits.min()
 
 
-RECIPES: dict[str, type[Recipe]] = {}
-
-
-def register_recipe(name: str):
-    def deco(cls: type[Recipe]) -> type[Recipe]:
-        RECIPES[name] = cls
-        return cls
-    return deco
-
-
-def get_recipe(cfg: Config, device: torch.device, log=print) -> Recipe:
-    if cfg.model not in RECIPES:
-        try:  # baselines register their recipes on import
-            import agan.train.baselines  # noqa: F401
-        except ImportError:
-            pass
-    if cfg.model not in RECIPES:
-        raise ValueError(f"model {cfg.model!r} has no training recipe; known: {sorted(RECIPES)}")
-    return RECIPES[cfg.model](cfg, device, log)
-
-
 _RANDOM_VGG: dict = {}
 
 
@@ -125,7 +103,6 @@ def make_perceptual_loss(cfg: Config, log=print) -> nn.Module:
     return PerceptualLoss(feats, layer_weights=cfg.vgg_layer_weights)
 
 
-@register_recipe("agan")
 class AganRecipe(Recipe):
     """Attentive GAN and its ablations (cfg.variant)."""
 

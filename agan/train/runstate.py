@@ -13,21 +13,19 @@ import random
 import shutil
 import signal
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
-from agan.checkpoint import safe_load
+from agan.checkpoint import CHECKPOINT_FORMAT, safe_load
 from agan.config import Config
 
-__all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "RESUMABLE_KEYS", "RUN_FILES", "VERSION", "StopFlag", "frozen", "prepare_run_dir", "restore_rng", "rng_state", "sample_grid", "seed_all"]
+__all__ = ["RESUMABLE_KEYS", "RUN_FILES", "VERSION", "StopFlag", "prepare_run_dir", "restore_rng", "rng_state", "seed_all"]
 
 
-CHECKPOINT_FORMAT, GENERATOR_FORMAT, VERSION = "agan-checkpoint", "agan-generator", 1
+VERSION = 1  # of the run checkpoint layout
 RUN_FILES = ("config.json", "metrics.jsonl", "train.log", "checkpoints", "samples")
 # keys a resumed run may change; any other difference means "a different run"
 RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every", "ckpt_every",
@@ -128,30 +126,3 @@ class StopFlag:
         for s, h in self._old.items():
             signal.signal(s, h)
         self._old = {}
-
-
-@contextmanager
-def frozen(module: nn.Module | None):
-    """Turn off requires_grad of ``module``'s parameters inside the block (D during the G update)."""
-    if module is None:
-        yield
-        return
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(module.parameters(), flags):
-            p.requires_grad_(f)
-
-
-def sample_grid(columns: list[Tensor], pad: int = 2) -> Tensor:
-    """Columns of (B, C, H, W) images in [0, 1] -> one (3, rows*H', cols*W') grid, row i = image i."""
-    from torchvision.utils import make_grid
-
-    b = columns[0].shape[0]
-    cols = [c.detach().float().cpu().clamp(0, 1) for c in columns]
-    cols = [c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in cols]
-    tiles = torch.stack(cols, dim=1).reshape(b * len(cols), 3, *cols[0].shape[-2:])  # row-major
-    return make_grid(tiles, nrow=len(cols), padding=pad, pad_value=1.0)

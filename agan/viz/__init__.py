@@ -1,1 +1,2 @@
-"""Plots, image grids, Table 1's formatting (``plots``) and notebook 08's interactive explorer (``explorer``)."""
+"""Plots and image grids (``plots``), the repository's folders (``paths``) and notebook 08's interactive
+explorer (``explorer``). Table 1's formatting is ``agan.experiments.table1``."""

@@ -60,7 +60,8 @@ def list_examples(real_dir: str | os.PathLike | None = None, n_synthetic: int = 
 
     names = [f"synthetic:{i}" for i in range(n_synthetic)]
     if real_dir is not None and Path(real_dir).is_dir():
-        files = sorted(p for p in Path(real_dir).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        files = sorted(p for p in Path(real_dir).rglob("*")
+                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
                        and "clean" not in p.stem and p.parent.name not in ("clean", "gt"))
         names += [str(p) for p in files]
     return names
@@ -119,7 +120,7 @@ def synthesise(index: int = 0, size: int = 128, seed: int = 0, **drops: float):
     """Pair ``index`` of the synthetic set ``seed`` with some drop parameters fixed (names of
     ``DROP_PARAMETERS``; a single value fixes the synthesiser's range). Returns a ``SynthResult``.
     A value out of its physical range raises ValueError naming the parameter."""
-    from agan.synth.renderer import SynthParams, make_pair
+    from agan.synth import SynthParams, make_pair
 
     unknown = sorted(set(drops) - set(DROP_PARAMETERS))
     if unknown:
@@ -129,15 +130,16 @@ def synthesise(index: int = 0, size: int = 128, seed: int = 0, **drops: float):
 
 
 def _generator(model, device: Any = "auto"):
-    """``model`` as a generator: a module as it is, a path loaded (``agan.infer.pipeline.load_generator``), None: the
-    kit's default model (``agan.infer.release.default_weights()``; FileNotFoundError, one line, when not installed)."""
+    """``model`` as a generator: a module as it is, a path loaded (``agan.infer.load.load_generator``),
+    None: the kit's default model (``agan.infer.release.default_weights()``; FileNotFoundError, one line,
+    when not installed)."""
     if model is None:
         from agan.infer.release import announce_default, default_weights
 
         model = default_weights()
         announce_default(model)
     if isinstance(model, (str, os.PathLike)):
-        from agan.infer.pipeline import load_generator
+        from agan.infer.load import load_generator
 
         return load_generator(model, device)
     return model
@@ -151,8 +153,8 @@ def explore(name: str, model=None, size: int = 128, seed: int = 0, params: Any =
 
     rain, clean, exact = load_example(name, size, seed, params)
     output, maps = derain(rain.astype(np.float32) / 255.0, model=model, device=device)
-    return ExplorerState(name, rain, np.asarray(output, np.float32), [np.asarray(m, np.float32) for m in maps],
-                         clean, exact)
+    return ExplorerState(name, rain, np.asarray(output, np.float32),
+                         [np.asarray(m, np.float32) for m in maps], clean, exact)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,12 +202,14 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def render_view(state: ExplorerState, t: int | None = None, threshold: int = 30, level: float = 0.5,
                 ax_size: float = 2.6):
     """The explorer's picture: I, A_t, a mask (M at ``threshold`` with a clean image, else A_t >= ``level``),
-    O and B when known. Titles carry the numbers (coverage, IoU of A_t >= level with M). Returns the Figure."""
+    O and B when known. Titles carry the numbers (coverage, IoU of A_t >= level with M). Returns the
+    Figure."""
     import matplotlib.pyplot as plt
 
     from agan.viz.plots import to_display
 
-    panels: list[tuple[str, Any, str | None]] = [(f"input I ({state.name})"[:40], to_display(state.rain), None)]
+    panels: list[tuple[str, Any, str | None]] = [
+        (f"input I ({state.name})"[:40], to_display(state.rain), None)]
     A = None
     if state.attention:
         t = len(state.attention) if t is None else t
@@ -267,7 +271,7 @@ def build_explorer(model=None, examples: list[str] | None = None, size: int = 12
     def state_for() -> ExplorerState:
         params = None
         if custom.value and pick.value.startswith("synthetic:"):
-            from agan.synth.renderer import SynthParams
+            from agan.synth import SynthParams
 
             params = SynthParams().override({k: float(w.value) for k, w in drops.items()})
         key = (pick.value, params.to_dict().__repr__() if params is not None else None)

@@ -1,9 +1,9 @@
 """Figure helpers shared by the notebooks and ``agan.experiments.figures``: attention strips, image grids,
-loss curves from ``metrics.jsonl`` and the paper's Table 1 next to the kit's numbers.
+attention overlays, captions and loss curves from ``metrics.jsonl``.
 
 Reference: Qian et al., CVPR 2018 -- Fig. 3/8 (attention maps A_1..A_N across the recurrent
-steps), Fig. 4 (multi-scale outputs S_1, S_2, O), Table 1 (ablations, PSNR/SSIM on test_a;
-the numbers below are the paper's, docs/paper.md#table-1).
+steps), Fig. 4 (multi-scale outputs S_1, S_2, O). Table 1 (its rows, the paper's numbers and its
+formatting) is ``agan.experiments.table1``; where the repository's folders are, ``agan.viz.paths``.
 
 Conventions: images are tensors (3, H, W) / (1, 3, H, W) in [0, 1], HxWx3 uint8/float arrays or
 PIL images; ``to_display`` turns any of them into an HxWx3 float array in [0, 1]. Attention maps
@@ -14,79 +14,26 @@ Only matplotlib, numpy and torch; nothing here trains, loads or writes models.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "PAPER_TABLE1",
-    "TABLE1_MEANING",
-    "TABLE1_ORDER",
-    "ProjectPaths",
     "add_caption",
     "attention_overlay",
     "attention_strip",
     "attention_to_display",
     "image_grid",
     "plot_loss_curves",
-    "project_paths",
     "read_metrics",
     "save_figure",
-    "table1_csv",
-    "table1_markdown",
-    "table1_rows",
     "to_display",
-    "write_table1",
 ]
-
-# Paper Table 1 (Sec. 6; Raindrop test_a, PSNR / SSIM), docs/paper.md#table-1: variant -> (PSNR, SSIM)
-PAPER_TABLE1: dict[str, tuple[float, float]] = {
-    "Eigen13": (28.59, 0.6726),
-    "Pix2Pix": (30.14, 0.8299),
-    "A": (29.25, 0.7853),
-    "A+D": (30.88, 0.8670),
-    "A+AD": (30.60, 0.8710),
-    "AA+AD": (31.57, 0.9023),
-}
-TABLE1_ORDER = tuple(PAPER_TABLE1)
-TABLE1_MEANING = {
-    "input": "the rainy input itself (identity baseline)",
-    "Eigen13": "3-layer CNN of Eigen et al., ICCV 2013",
-    "Pix2Pix": "U-Net generator + PatchGAN, Isola et al. 2017",
-    "A": "autoencoder alone (no attention, no discriminator)",
-    "A+D": "autoencoder + plain discriminator",
-    "A+AD": "autoencoder + attentive discriminator",
-    "AA+AD": "attentive-recurrent network + autoencoder + attentive discriminator (full)",
-}
-
-
-# ----------------------------------------------------------------------------------------------
-# where things are (notebooks run from notebooks/, scripts from the root, Colab from /content)
-# ----------------------------------------------------------------------------------------------
-class ProjectPaths(NamedTuple):
-    root: Path  # the repository root (or the working folder on Colab)
-    figures: Path  # root/figures
-    runs: Path  # root/runs
-    data: Path  # root/data
-    real: Path | None  # root/../shared/real when present (never bundled), else None
-
-
-def project_paths(start: str | os.PathLike | None = None) -> ProjectPaths:
-    """Find the project root from ``start`` (default: the working folder) by walking up to the folder
-    holding ``pyproject.toml`` + ``agan/``; falls back to ``start`` itself (e.g. on Colab)."""
-    here = Path(start or Path.cwd()).resolve()
-    root = next((p for p in (here, *here.parents) if (p / "pyproject.toml").is_file() and (p / "agan").is_dir()),
-                here)
-    real = root.parent / "shared" / "real"
-    return ProjectPaths(root, root / "figures", root / "runs", root / "data", real if real.is_dir() else None)
-
 
 # ----------------------------------------------------------------------------------------------
 # conversions
@@ -237,8 +184,8 @@ def attention_overlay(image: Any, A: Any, *, vmin: float = 0.0, vmax: float = 1.
 
 
 def add_caption(fig, text: str, *, fontsize: float = 9.0, width: int | None = None):
-    """Write ``text`` under the figure (``fig.text`` below its bottom edge: ``save_figure``'s tight bounding box
-    takes it in), each paragraph (``\n``-separated) wrapped to the figure's width. Returns the Text."""
+    """Write ``text`` under the figure (``fig.text`` below its bottom edge: ``save_figure``'s tight bounding
+    box takes it in), each paragraph (``\n``-separated) wrapped to the figure's width. Returns the Text."""
     import textwrap
 
     if width is None:  # characters of ~0.55 em that fit across the figure
@@ -280,21 +227,23 @@ def _series(records: Iterable[Mapping], key: str, x_key: str) -> tuple[list[floa
 
 # legend text for the trainer's validation keys (metrics.jsonl rows with "split": "val"; the rows with
 # "split": "real", the real pairs of Config.real_val, are read as real_<key>: see _real_keys)
-_CURVE_LABELS = {"psnr": "output O", "ssim": "output O", "psnr_input": "rainy input I", "ssim_input": "rainy input I",
-                 "psnr_raw": "O of the raw G (ema on)", "ssim_raw": "O of the raw G (ema on)"}
+_CURVE_LABELS = {"psnr": "output O", "ssim": "output O", "psnr_input": "rainy input I",
+                 "ssim_input": "rainy input I", "psnr_raw": "O of the raw G (ema on)",
+                 "ssim_raw": "O of the raw G (ema on)"}
 # ... and beside real pairs, where "output O" alone would not say which images
 _CURVE_LABELS_WITH_REAL = {**_CURVE_LABELS, "psnr": "val (synthetic)", "ssim": "val (synthetic)",
                            "psnr_input": "synthetic input", "ssim_input": "synthetic input",
                            "real_psnr": "real pairs", "real_ssim": "real pairs",
                            "real_psnr_input": "real input", "real_ssim_input": "real input"}
 # one colour per set of images (output solid, its rainy input dashed); the loss terms keep the default cycle
-_CURVE_COLORS = {"val_psnr": "C0", "val_ssim": "C0", "psnr": "C0", "ssim": "C0", "psnr_raw": "C2", "ssim_raw": "C2",
-                 "real_psnr": "C3", "real_ssim": "C3"}
+_CURVE_COLORS = {"val_psnr": "C0", "val_ssim": "C0", "psnr": "C0", "ssim": "C0", "psnr_raw": "C2",
+                 "ssim_raw": "C2", "real_psnr": "C3", "real_ssim": "C3"}
 
 
 def _real_keys(records: Iterable[Mapping], x_key: str) -> tuple[list[Mapping], bool]:
-    """Rows with ``"split": "real"`` (the real pairs' validation) with their keys renamed ``real_<key>``, so that
-    their psnr / ssim never join the synthetic validation's; the other rows as they are. Also: were there any."""
+    """Rows with ``"split": "real"`` (the real pairs' validation) with their keys renamed ``real_<key>``, so
+    that their psnr / ssim never join the synthetic validation's; the other rows as they are. Also: were
+    there any."""
     out, any_real = [], False
     for rec in records:
         if rec.get("split") == "real":
@@ -350,88 +299,13 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a Figure as PNG atomically (temp file + rename) and close it."""
+    """Save a Figure as PNG atomically (``agan.atomic.atomic_path``) and close it."""
     import matplotlib.pyplot as plt
 
+    from agan.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
-
-
-# ----------------------------------------------------------------------------------------------
-# Table 1: the paper's numbers beside the kit's
-# ----------------------------------------------------------------------------------------------
-def _stat(entry: Any, name: str) -> tuple[float | None, float | None]:
-    """(mean, std) of ``name`` ("psnr"/"ssim") from an entry: a mapping with psnr, psnr_std (or
-    psnr_mean), a (psnr, ssim) pair, or None."""
-    if entry is None:
-        return None, None
-    if isinstance(entry, Mapping):
-        mean = entry.get(name, entry.get(f"{name}_mean"))
-        std = entry.get(f"{name}_std")
-        return (None if mean is None else float(mean)), (None if std is None else float(std))
-    pair = tuple(entry)
-    if len(pair) != 2:
-        raise ValueError(f"a Table 1 entry is a mapping or a (psnr, ssim) pair, got {entry!r}")
-    return float(pair[0 if name == "psnr" else 1]), None
-
-
-def table1_rows(measured: Mapping[str, Any] | None = None, order: Sequence[str] | None = None) -> list[dict]:
-    """Rows of Table 1: variant, meaning, paper_psnr, paper_ssim, kit_psnr, kit_psnr_std, kit_ssim,
-    kit_ssim_std (kit values None where not measured). Rows: the paper's six in order, then any extra
-    measured rows (e.g. "input")."""
-    measured = dict(measured or {})
-    names = list(order) if order is not None else list(TABLE1_ORDER) + [k for k in measured if k not in PAPER_TABLE1]
-    rows = []
-    for name in names:
-        paper = PAPER_TABLE1.get(name, (None, None))
-        p, p_sd = _stat(measured.get(name), "psnr")
-        s, s_sd = _stat(measured.get(name), "ssim")
-        rows.append({"variant": name, "meaning": TABLE1_MEANING.get(name, ""), "paper_psnr": paper[0],
-                         "paper_ssim": paper[1], "kit_psnr": p, "kit_psnr_std": p_sd, "kit_ssim": s, "kit_ssim_std": s_sd})
-    return rows
-
-
-def _fmt(mean: float | None, std: float | None, digits: int) -> str:
-    if mean is None:
-        return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
-
-
-def table1_markdown(measured: Mapping[str, Any] | None = None, *, kit_label: str = "kit",
-                    order: Sequence[str] | None = None) -> str:
-    """Table 1 as Markdown: | variant | meaning | paper PSNR | paper SSIM | kit PSNR | kit SSIM |."""
-    lines = [f"| variant | meaning | paper PSNR | paper SSIM | {kit_label} PSNR | {kit_label} SSIM |",
-             "|---|---|---|---|---|---|"]
-    for r in table1_rows(measured, order):
-        lines.append(f"| {r['variant']} | {r['meaning']} | {_fmt(r['paper_psnr'], None, 2)} | "
-                     f"{_fmt(r['paper_ssim'], None, 4)} | {_fmt(r['kit_psnr'], r['kit_psnr_std'], 2)} | "
-                     f"{_fmt(r['kit_ssim'], r['kit_ssim_std'], 4)} |")
-    return "\n".join(lines) + "\n"
-
-
-def table1_csv(measured: Mapping[str, Any] | None = None, order: Sequence[str] | None = None) -> str:
-    """Table 1 as CSV text (empty cells where not measured)."""
-    rows = table1_rows(measured, order)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
-def write_table1(measured: Mapping[str, Any] | None, out_dir: str | os.PathLike, *, kit_label: str = "kit",
-                 note: str = "") -> tuple[Path, Path]:
-    """Write ``table1.csv`` and ``table1.md`` into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out / "table1.csv", out / "table1.md"
-    csv_path.write_text(table1_csv(measured))
-    md = table1_markdown(measured, kit_label=kit_label)
-    md_path.write_text((note.strip() + "\n\n" if note.strip() else "") + md)
-    return csv_path, md_path

@@ -1,0 +1,78 @@
+"""Numeric precision: what "auto" means, for training and for inference, decided in one place.
+
+    resolve_precision("auto", "cpu")                   # "bf16" on CPUs with native bf16 dot products, else "fp32"
+    resolve_precision("auto", "cuda")                  # "fp16": inference (``agan derain``, ``agan bench``)
+    resolve_precision("auto", "cuda", training=True)   # "bf16" on GPUs with native bf16 (Ampere+), else "fp16"
+    with autocast(device, "bf16"): ...                 # torch.autocast, or nothing for fp32
+
+Why the two CUDA answers differ: a training step needs bf16's range (no loss scaling, no overflow in the
+losses' gradients), while inference computes bounded images, where fp16 is as exact and at least as fast on
+every GPU, including those without native bf16 (docs/design.md). On a CPU both use bf16 only where the CPU has
+native bf16 dot products (avx512_bf16 / AMX / Arm bf16); emulated bf16 is slower than fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+
+__all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "grad_scaler", "precision_dtype", "resolve_precision"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 dot products (x86 avx512_bf16 or AMX-BF16; Arm bf16)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
+def _cuda_has_native_bf16() -> bool:
+    try:  # native bf16 only (Ampere and newer); emulated bf16 on a T4 is slower than fp16
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # older torch
+        return torch.cuda.is_bf16_supported()
+
+
+def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", training: bool = False) -> str:
+    """"auto" -> the precision this device runs fastest at (see the module docstring); the others are checked
+    (fp16 needs CUDA) and returned."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {'|'.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if training and _cuda_has_native_bf16() else "fp16"
+        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 is for CUDA; on CPU use bf16 (or fp32)")
+    return precision
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """"fp32" | "bf16" | "fp16" -> the torch dtype."""
+    return _DTYPES[precision]
+
+
+def autocast(device: torch.device | str, precision: str = "auto", training: bool = False):
+    """A ``torch.autocast`` context for the resolved precision, or a no-op context for fp32."""
+    device = torch.device(device)
+    precision = resolve_precision(precision, device, training)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+
+
+def grad_scaler(device: torch.device | str, precision: str = "auto", training: bool = True):
+    """A GradScaler for fp16 on CUDA (loss scaling); a disabled one otherwise (bf16 and fp32 need none)."""
+    device = torch.device(device)
+    enabled = device.type == "cuda" and resolve_precision(precision, device, training) == "fp16"
+    return torch.amp.GradScaler("cuda" if device.type == "cuda" else device.type, enabled=enabled)
