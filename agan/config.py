@@ -23,11 +23,12 @@ from typing import Any
 
 from agan.atomic import atomic_path
 
-__all__ = ["Config", "OPTIMIZER_LRS", "PRESETS", "VARIANTS"]
+__all__ = ["Config", "OPTIMIZER_LRS", "PRESETS", "VARIANTS", "split_key_values"]
 
 # the learning rates (G, D) an optimiser comes with: the paper gives no optimiser (docs/design.md); Adam's are
 # the dataclass defaults, RMSprop's those of public re-implementations
-OPTIMIZER_LRS: dict[str, dict[str, float]] = {"adam": {"lr_g": 5e-4, "lr_d": 5e-4}, "rmsprop": {"lr_g": 2e-5, "lr_d": 1e-5}}
+OPTIMIZER_LRS: dict[str, dict[str, float]] = {"adam": {"lr_g": 5e-4, "lr_d": 5e-4},
+                                              "rmsprop": {"lr_g": 2e-5, "lr_d": 1e-5}}
 
 # the scalar field types a value is checked against: (accepted Python types, words for the error message)
 _SCALAR_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -46,6 +47,24 @@ VARIANTS: dict[str, tuple[bool, str | None]] = {
     "AA+AD": (True, "attentive"),
 }
 
+
+
+def split_key_values(items: list[str], what: str, form: str) -> list[tuple[str, str]]:
+    """``["a=1", "b = x"]`` -> ``[("a", "1"), ("b", " x")]``; an item without "=" is one clear error line."""
+    pairs = []
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{what} {item!r} is not of the form {form}")
+        k, v = item.split("=", 1)
+        pairs.append((k.strip(), v))
+    return pairs
+
+
+def _json_or_text(v: str) -> Any:
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v
 
 @dataclass
 class Config:
@@ -123,7 +142,8 @@ class Config:
     ckpt_every: int = 1000
     sample_every: int = 1000
     # --- synthetic drops (beyond the paper: agan.synth) -------------------------------------------
-    synth: dict[str, Any] = field(default_factory=dict)  # SynthParams fields to override, e.g. {"frame_px": 240}
+    # SynthParams fields to override, e.g. {"frame_px": 240}
+    synth: dict[str, Any] = field(default_factory=dict)
     backgrounds: str = ""  # the synthesiser's clean images: "" = the bundled photos | a folder of images
     # --- baselines of Table 1 (agan.models.baselines) ---------------------------------------------
     l1_weight: float = 100.0  # Pix2Pix: L_G = L_GAN + l1_weight * L_L1 (lambda of Isola et al. Eq. 4)
@@ -199,7 +219,8 @@ class Config:
         return cfg.replace(**overrides) if overrides else cfg
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with ``changes``, after the config's rules (each one yields to a value set in the same call):
+        """A copy with ``changes``, after the config's rules (each one yields to a value set in the same
+        call):
         1. a new ``optimizer`` brings its own learning rates (OPTIMIZER_LRS) and, for RMSprop, generator-only
            pre-training for the first 10% of ``iterations`` (where ``pretrain_steps`` is 0);
         2. choosing VGG features (``vgg_weights``) turns L_P on (``perceptual_weight`` 1) where it is off."""
@@ -207,7 +228,8 @@ class Config:
         if "optimizer" in given and changes["optimizer"] != self.optimizer:
             for key, value in OPTIMIZER_LRS.get(changes["optimizer"], {}).items():
                 changes.setdefault(key, value)
-            if changes["optimizer"] == "rmsprop" and "pretrain_steps" not in given and self.pretrain_steps == 0:
+            if (changes["optimizer"] == "rmsprop" and "pretrain_steps" not in given
+                    and self.pretrain_steps == 0):
                 changes["pretrain_steps"] = changes.get("iterations", self.iterations) // 10
         if "vgg_weights" in given and "perceptual_weight" not in given and self.perceptual_weight == 0:
             changes["perceptual_weight"] = 1.0
@@ -215,19 +237,8 @@ class Config:
 
     def override(self, items: list[str] | dict[str, Any]) -> Config:
         """Apply "key=value" strings (values parsed as JSON when possible) or a dict."""
-        if isinstance(items, dict):
-            pairs = items.items()
-        else:
-            pairs = []
-            for item in items:
-                if "=" not in item:
-                    raise ValueError(f"override {item!r} is not of the form key=value")
-                k, v = item.split("=", 1)
-                try:
-                    v = json.loads(v)
-                except json.JSONDecodeError:
-                    pass
-                pairs.append((k.strip(), v))
+        pairs = items.items() if isinstance(items, dict) else [
+            (k, _json_or_text(v)) for k, v in split_key_values(items, "override", "key=value")]
         names = {f.name for f in fields(self)}
         changes = {}
         for k, v in pairs:

@@ -1,9 +1,10 @@
 """Numeric precision: what "auto" means, for training and for inference, decided in one place.
 
-    resolve_precision("auto", "cpu")                   # "bf16" on CPUs with native bf16 dot products, else "fp32"
-    resolve_precision("auto", "cuda")                  # "fp16": inference (``agan derain``, ``agan bench``)
-    resolve_precision("auto", "cuda", training=True)   # "bf16" on GPUs with native bf16 (Ampere+), else "fp16"
-    with autocast(device, "bf16"): ...                 # torch.autocast, or nothing for fp32
+    resolve_precision("auto", "cpu")                  # "bf16" on CPUs with native bf16 dot products, else
+                                                      # "fp32"
+    resolve_precision("auto", "cuda")                 # "fp16": inference (``agan derain``, ``agan bench``)
+    resolve_precision("auto", "cuda", training=True)  # "bf16" on GPUs with native bf16 (Ampere+), else "fp16"
+    with autocast(device, "bf16"): ...                # torch.autocast, or nothing for fp32
 
 Why the two CUDA answers differ: a training step needs bf16's range (no loss scaling, no overflow in the
 losses' gradients), while inference computes bounded images, where fp16 is as exact and at least as fast on
@@ -18,7 +19,8 @@ import functools
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "grad_scaler", "precision_dtype", "resolve_precision"]
+__all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "grad_scaler", "precision_dtype",
+           "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -42,7 +44,8 @@ def _cuda_has_native_bf16() -> bool:
         return torch.cuda.is_bf16_supported()
 
 
-def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu", training: bool = False) -> str:
+def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu",
+                      training: bool = False) -> str:
     """"auto" -> the precision this device runs fastest at (see the module docstring); the others are checked
     (fp16 needs CUDA) and returned."""
     if precision not in PRECISIONS:

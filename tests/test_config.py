@@ -7,7 +7,8 @@ from agan.config import PRESETS, Config
 
 def test_paper_preset_has_spec_constants():
     c = Config.preset("paper")
-    assert (c.theta, c.lambdas, c.gamma, c.adv_weight, c.steps, c.width) == (0.8, (0.6, 0.8, 1.0), 0.05, 0.01, 4, 1.0)
+    assert ((c.theta, c.lambdas, c.gamma, c.adv_weight, c.steps, c.width)
+            == (0.8, (0.6, 0.8, 1.0), 0.05, 0.01, 4, 1.0))
     assert c.crop_size == 224 and c.vgg_weights == "imagenet" and c.variant == "AA+AD"
 
 

@@ -184,7 +184,8 @@ def test_bench_quick_json(capsys):
     assert inf["gflops"] > 0 and inf["parameters"] > 0
     assert set(inf["paths"]) == {"plain", "fast32", "bf16"}
     for row in inf["paths"].values():
-        assert {"precision", "seconds", "gflop_per_s", "conv_fraction", "peak_memory_mb", "speedup"} <= set(row)
+        assert ({"precision", "seconds", "gflop_per_s", "conv_fraction", "peak_memory_mb", "speedup"}
+                <= set(row))
         assert row["seconds"] > 0 and row["speedup"] > 0
     assert inf["paths"]["plain"]["speedup"] == pytest.approx(1.0)
     assert set(inf["ceiling"]) == set(inf["matmul_gflop_per_s"]) == {"fp32", "bf16"}
@@ -222,5 +223,5 @@ def test_malloc_tuning_never_fixes_the_threshold_back(monkeypatch):
     monkeypatch.setattr(fast, "_libc", lambda: Libc())
     with fast.malloc_tuning():
         pass
-    assert calls == [("mallopt", fast._M_MMAP_THRESHOLD, 1 << 30), ("mallopt", fast._M_TRIM_THRESHOLD, 1 << 30),
-                     ("trim", 0)]
+    assert calls == [("mallopt", fast._M_MMAP_THRESHOLD, 1 << 30),
+                     ("mallopt", fast._M_TRIM_THRESHOLD, 1 << 30), ("trim", 0)]

@@ -55,7 +55,8 @@ def test_load_kit_checkpoints(tmp_path, small, kit_ckpt):
     assert load_generator(p, "cpu").arn is None
     # a baseline generator (returns O only): derained, no attention maps
     cfg_e = small_cfg(model="eigen13")
-    atomic_save({"format": "agan-generator", "config": cfg_e.to_dict(), "G": build_generator(cfg_e).state_dict()}, p)
+    atomic_save({"format": "agan-generator", "config": cfg_e.to_dict(),
+                 "G": build_generator(cfg_e).state_dict()}, p)
     out, maps = derain(np.zeros((13, 18, 3), np.uint8), weights=p, device="cpu")
     assert out.shape == (13, 18, 3) and maps == []
 
@@ -92,7 +93,8 @@ def test_load_errors_name_the_file(tmp_path, content, match):
 
 def test_load_mismatched_kit_checkpoint(tmp_path, small):
     p = tmp_path / "m.pt"
-    atomic_save({"format": "agan-checkpoint", "config": small_cfg(width=0.25).to_dict(), "G": small.state_dict()}, p)
+    atomic_save({"format": "agan-checkpoint", "config": small_cfg(width=0.25).to_dict(),
+                 "G": small.state_dict()}, p)
     with pytest.raises(CheckpointError, match="do not match"):
         load_generator(p, "cpu")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
@@ -147,7 +149,8 @@ def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt, tmp_path, monk
     b, _ = derain(img, model=small)
     np.testing.assert_array_equal(a, b)
     assert small.training is False
-    # neither model nor weights: the kit's default model, here not installed (tests/test_release.py: installed)
+    # neither model nor weights: the kit's default model, here not installed (installed:
+    # tests/test_release.py)
     monkeypatch.setattr(agan.infer.release, "DEFAULT_WEIGHTS", tmp_path / "agan-synthetic.safetensors")
     with pytest.raises(FileNotFoundError, match="default model is not installed"):
         derain(img)
@@ -166,7 +169,8 @@ def test_tile_starts_are_aligned_cover_and_overlap():
 
 
 class Recorder(torch.nn.Module):
-    """A cheap stand-in for G with a known receptive field: O = conv_k(I), A = mean of I. Records tile shapes."""
+    """A cheap stand-in for G with a known receptive field: O = conv_k(I), A = mean of I. Records tile
+    shapes."""
 
     def __init__(self, k=1):
         super().__init__()
@@ -246,7 +250,8 @@ def make_folder(tmp_path):
 def test_cli_derain_folder_with_a_corrupt_file(tmp_path, kit_ckpt, capsys):
     d = make_folder(tmp_path)
     out = tmp_path / "out"
-    rc = main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--save-attention", "--device", "cpu"])
+    rc = main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--save-attention",
+               "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 1 and "1 failed" in err and "3_rain.png" in err
     assert Image.open(out / "1_rain.png").size == (53, 37) and Image.open(out / "2_rain.jpg").format == "JPEG"
@@ -262,7 +267,8 @@ def test_cli_derain_folder_with_a_corrupt_file(tmp_path, kit_ckpt, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "2 skipped" in err and "--overwrite" in err
     assert (out / "1_rain.png").read_bytes() == b"keep me"
-    rc = main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu", "--overwrite"])
+    rc = main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu",
+               "--overwrite"])
     assert rc == 0 and Image.open(out / "1_rain.png").size == (53, 37)
 
     # never over an input, even with --overwrite
@@ -309,7 +315,8 @@ def test_precision_auto_resolves_per_device_and_is_the_cli_default(tmp_path, sma
     Image.fromarray(img).save(d / "1_rain.png")
     for args, expected in (([], auto), (["--precision", "fp32"], derain(img, model=small)[0])):
         out = tmp_path / f"out{len(args)}"
-        assert main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu", *args]) == 0
+        assert main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu",
+                     *args]) == 0
         np.testing.assert_array_equal(read_image(out / "1_rain.png"), expected)
 
 
@@ -347,7 +354,8 @@ def test_size_runs_g_reduced_and_keeps_the_input_detail():
 
 def test_size_defaults_to_the_checkpoints_derain_size(tmp_path, small):
     p = tmp_path / "g.pt"
-    atomic_save({"format": "agan-generator", "config": small_cfg(derain_size=32).to_dict(), "G": small.state_dict()}, p)
+    atomic_save({"format": "agan-generator", "config": small_cfg(derain_size=32).to_dict(),
+                 "G": small.state_dict()}, p)
     g = load_generator(p, "cpu")
     assert g.derain_size == 32
     img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
@@ -367,11 +375,13 @@ def test_cli_derain_size_option(tmp_path, kit_ckpt, capsys):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")), ref)
     assert main(["derain", str(tmp_path / "a.png"), "--weights", str(kit_ckpt), "--out", str(tmp_path / "o2"),
                  "--size", "big"]) == 2
-    assert "--size must be model, full or a number" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+    assert ("--size must be model, full or a number" in capsys.readouterr().err
+            and not (tmp_path / "o2").exists())
 
 
 class Dark(torch.nn.Module):
-    """O = 0.2 x (a strong change); A_N = 1 on the left half, 0 on the right (attention found drops on the left)."""
+    """O = 0.2 x (a strong change); A_N = 1 on the left half, 0 on the right (attention found drops on the
+    left)."""
 
     def __init__(self):
         super().__init__()
@@ -391,8 +401,10 @@ def test_blend_attention_keeps_regions_without_drops_and_smooth_blurs_the_change
     torch.testing.assert_close(O[..., 32:], x[..., 32:])  # right: the input, untouched
     Os, _ = derain_tensor(Dark(), x, size=0, smooth=3.0)
     D = Os - x
-    assert D.abs().max() > 0.05 and torch.diff(D, dim=-1).abs().mean() < 0.3 * torch.diff(-0.8 * x, dim=-1).abs().mean()
-    torch.testing.assert_close(D.mean(), (-0.8 * x).mean(), atol=2e-3, rtol=0)  # a blur keeps the mean (reflect pad)
+    assert (D.abs().max() > 0.05
+            and torch.diff(D, dim=-1).abs().mean() < 0.3 * torch.diff(-0.8 * x, dim=-1).abs().mean())
+    # a blur keeps the mean (reflect pad)
+    torch.testing.assert_close(D.mean(), (-0.8 * x).mean(), atol=2e-3, rtol=0)
     # all off at full size: the raw O of G, bit for bit
     O_raw, _ = derain_tensor(Dark(), x, size=0, smooth=0, blend="none")
     assert torch.equal(O_raw, 0.2 * x)

@@ -1,5 +1,5 @@
-"""agan.infer.release: the kit's own model in the box (fp16 safetensors + JSON sidecar), the default weights of
-derain() / agan derain / agan eval, and scripts/export_release.py."""
+"""agan.infer.release: the kit's own model in the box (fp16 safetensors + JSON sidecar), the default weights
+of derain() / agan derain / agan eval, and scripts/export_release.py."""
 
 import copy
 import importlib.util
@@ -75,7 +75,8 @@ def test_export_writes_fp16_safetensors_and_sidecar(tiny):
     assert info["sha256"] == sha256_file(path) and info["bytes"] == path.stat().st_size
     assert info["parameters"] == count_parameters(G) and info["dtype"] == "float16"
     assert Config.from_dict(info["config"]) == tiny_cfg(derain_size=96)
-    assert info["seed"] == 0 and info["note"] == "tiny" and info["step"] == 2  # card fields + the checkpoint's step
+    # card fields + the checkpoint's step
+    assert info["seed"] == 0 and info["note"] == "tiny" and info["step"] == 2
     with safe_open(str(path), framework="pt") as f:
         assert set(f.keys()) == set(G.state_dict())
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
@@ -109,7 +110,8 @@ def test_export_refuses_to_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         export_release(tmp_path / "generator.pt", tmp_path / "w", {})
     export_release(tmp_path / "generator.pt", tmp_path / "w", {}, overwrite=True)
-    assert sha256_file(path) != digest and json.loads(sidecar_path(path).read_text())["sha256"] == sha256_file(path)
+    assert (sha256_file(path) != digest
+            and json.loads(sidecar_path(path).read_text())["sha256"] == sha256_file(path))
     with pytest.raises(ValueError, match="sha256"):
         export_release(tmp_path / "generator.pt", tmp_path / "w2", {"sha256": "x"})  # reserved field
 
@@ -173,7 +175,8 @@ def test_cli_derain_without_weights_uses_the_default(tiny, default_is, tmp_path,
 
     path, _ = tiny
     default_is(path)
-    Image.fromarray(np.random.default_rng(2).integers(0, 256, (33, 40, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (33, 40, 3), dtype=np.uint8)).save(
+        tmp_path / "a.png")
     assert main(["derain", str(tmp_path / "a.png"), "--out", str(tmp_path / "o1"), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "using the kit's default model (" in err and "trained on synthetic drops only" in err
@@ -188,7 +191,8 @@ def test_missing_default_is_one_clear_error(default_is, tmp_path, capsys):
     from PIL import Image
 
     default_is(tmp_path / "nowhere" / "agan-synthetic.safetensors")
-    with pytest.raises(FileNotFoundError, match=r"the kit's default model is not installed \(.*\): pass --weights"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"the kit's default model is not installed \(.*\): pass --weights"):
         release.default_weights()
     with pytest.raises(FileNotFoundError, match="not installed"):
         derain(np.zeros((8, 8, 3), np.uint8))
@@ -242,8 +246,10 @@ def fake_run(run: Path, done: bool = True) -> Config:
     save_generator(run / "checkpoints" / "generator.pt", cfg, step=40)
     rows = [{"step": 0, "split": "val", "psnr": 8.0, "ssim": 0.1, "psnr_input": 23.0, "ssim_input": 0.8},
             {"step": 20, "split": "train", "L_G": 1.0},
-            {"step": 40, "split": "val", "psnr": 24.25, "ssim": 0.8123, "psnr_input": 23.0, "ssim_input": 0.8},
-            {"step": 40, "split": "real", "psnr": 18.5, "ssim": 0.7321, "psnr_input": 17.95, "ssim_input": 0.7204}]
+            {"step": 40, "split": "val", "psnr": 24.25, "ssim": 0.8123, "psnr_input": 23.0,
+             "ssim_input": 0.8},
+            {"step": 40, "split": "real", "psnr": 18.5, "ssim": 0.7321, "psnr_input": 17.95,
+             "ssim_input": 0.7204}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     log = ["run x: model agan, variant AA+AD, G 1 params, D 1 params, device cpu, precision bf16 autocast, "
            "10 training items, optimizer adam (lr G 0.001, D 0.0005, cosine), steps 0->40",
@@ -261,18 +267,21 @@ def test_export_script_writes_release_json_and_card(tmp_path, capsys):
     (tmp_path / "fail.md").write_text("- reflections on wet roads are left as they are\n")
     out = tmp_path / "weights"
     script = _script()
-    assert script.main([str(tmp_path / "run"), "--out", str(out), "--failures", str(tmp_path / "fail.md")]) == 0
+    assert script.main([str(tmp_path / "run"), "--out", str(out), "--failures",
+                        str(tmp_path / "fail.md")]) == 0
     info = json.loads((out / "agan-synthetic.json").read_text())
     assert info["iterations"] == 40 and info["seed"] == 3 and info["preset"] == "cpu"
     assert info["wall_time_s"] == 30.5 and info["wall_time_segments"] == 2  # stopped + resumed to the end
     assert info["trained_on"] == {"device": "cpu", "precision": "bf16 autocast"}
     assert info["machine"]["cpu"] and info["machine"]["platform"]
-    assert info["metrics"]["synthetic_val"]["psnr"] == 24.25 and info["metrics"]["synthetic_val"]["step"] == 40
+    assert (info["metrics"]["synthetic_val"]["psnr"] == 24.25
+            and info["metrics"]["synthetic_val"]["step"] == 40)
     assert info["metrics"]["real"] == {"step": 40, "psnr": 18.5, "ssim": 0.7321, "psnr_input": 17.95,
                                        "ssim_input": 0.7204, "data": "pairs/real", "pairs": 4}
     assert Config.from_dict(info["config"]) == cfg
     card = (out / "MODEL_CARD.md").read_text()
-    for section in ("## What it is", "## Data", "## Recipe", "## Measured", "## Known failure cases", "## Licence"):
+    for section in ("## What it is", "## Data", "## Recipe", "## Measured", "## Known failure cases",
+                    "## Licence"):
         assert section in card
     assert "Synthetic only" in card and "agan/assets/backgrounds" in card and "MIT" in card
     assert "| 23.00 | 24.25 | +1.25 | 0.8000 | 0.8123 |" in card  # synthetic held-out vs input
@@ -311,8 +320,8 @@ def test_reproduce_command_quotes_json_like_strings():
 
 
 def test_the_shipped_model_cards_synthetic_numbers_reproduce():
-    """The card's synthetic scores (MODEL_CARD.md, agan-synthetic.json 'measured') come from this code: the first
-    two frames, measured again on the installed file, give the same per-image PSNR / SSIM."""
+    """The card's synthetic scores (MODEL_CARD.md, agan-synthetic.json 'measured') come from this code: the
+    first two frames, measured again on the installed file, give the same per-image PSNR / SSIM."""
     import json
 
     from agan.infer.model_card import measure_release

@@ -1,5 +1,6 @@
 """Training loop: run files per variant, losses, D/G update separation, bit-exact resume, NaN stop,
-signals, run-directory safety, CLI. Tiny networks on a tiny in-memory dataset (no agan.data.datasets needed)."""
+signals, run-directory safety, CLI. Tiny networks on a tiny in-memory dataset (no agan.data.datasets
+needed)."""
 
 import json
 import math
@@ -56,7 +57,8 @@ class Pairs(Dataset):
 def tiny(**kw) -> Config:
     base = {"width": 0.125, "steps": 2, "crop_size": 32, "batch_size": 2, "disc_width": 0.25, "disc_pool": 2,
             "iterations": 2, "log_every": 1, "val_every": 2, "ckpt_every": 2, "sample_every": 2,
-            "vgg_layers": ("relu1_1", "relu1_2"), "perceptual_weight": 1.0}  # L_P on (the cpu preset has it off)
+            # L_P on (the cpu preset has it off)
+            "vgg_layers": ("relu1_1", "relu1_2"), "perceptual_weight": 1.0}
     return Config.preset("cpu", **{**base, **kw})
 
 
@@ -83,7 +85,8 @@ def test_variant_writes_run_files(tmp_path, variant):
         terms = set(r) & set(LOSS_NAMES)
         assert terms == VARIANT_TERMS[variant]
         assert all(math.isfinite(r[t]) for t in terms)
-        assert r["L_G"] == pytest.approx(sum(r[t] for t in ("L_GAN", "L_ATT", "L_M", "L_P") if t in r), rel=1e-5)
+        assert r["L_G"] == pytest.approx(sum(r[t] for t in ("L_GAN", "L_ATT", "L_M", "L_P") if t in r),
+                                         rel=1e-5)
     val_rows = [r for r in rows(out / "metrics.jsonl") if r["split"] == "val"]
     assert [r["step"] for r in val_rows] == [0, 2]
     assert val_rows[-1]["psnr_input"] > 15 and 0 < val_rows[-1]["ssim_input"] <= 1
@@ -155,7 +158,8 @@ def test_resume_with_a_checkpoint_that_does_not_fit_is_one_clear_error(tmp_path)
     ckpt["D"]["features.0.bias"] = ckpt["D"]["features.0.bias"][:2]
     torch.save(ckpt, res.checkpoint)
     before = res.checkpoint.read_bytes()
-    with pytest.raises(ValueError, match=r"last\.pt: the saved discriminator does not fit .*features\.0\.weight"):
+    with pytest.raises(ValueError,
+                       match=r"last\.pt: the saved discriminator does not fit .*features\.0\.weight"):
         run(cfg.replace(iterations=4), tmp_path / "run", resume=True)
     assert res.checkpoint.read_bytes() == before  # nothing overwritten
 
@@ -190,7 +194,8 @@ def test_nan_stops_with_term_and_step_keeping_last_good_checkpoint(tmp_path, mon
     monkeypatch.setitem(RECIPES, "nan-test", _NaNRecipe)
     _NaNRecipe.calls = 0
     cfg = tiny(model="nan-test", iterations=8, log_every=3, ckpt_every=2, val_every=0, sample_every=0)
-    with pytest.raises(NonFiniteLossError, match=r"loss L_P became nan at step 4; .*last good checkpoint .*step 2"):
+    with pytest.raises(NonFiniteLossError,
+                       match=r"loss L_P became nan at step 4; .*last good checkpoint .*step 2"):
         run(cfg, tmp_path / "run")
     assert safe_load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
 
@@ -228,8 +233,10 @@ def test_cli_train_and_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(T, "_dataset", lambda cfg, split: Pairs() if split == "train" else Pairs(2, seed=9))
     out = tmp_path / "cli"
     common = ["--set", "width=0.125", "--set", "steps=2", "--set", "crop_size=32", "--set", "batch_size=2",
-              "--set", "disc_pool=2", "--set", "val_every=2", "--set", "vgg_layers=[\"relu1_1\", \"relu1_2\"]", "--set", "log_every=1", "--no-progress"]
-    assert main(["train", "--preset", "cpu", "--variant", "A+D", "--iterations", "2", "--out", str(out), *common]) == 0
+              "--set", "disc_pool=2", "--set", "val_every=2",
+              "--set", "vgg_layers=[\"relu1_1\", \"relu1_2\"]", "--set", "log_every=1", "--no-progress"]
+    assert main(["train", "--preset", "cpu", "--variant", "A+D", "--iterations", "2", "--out", str(out),
+                 *common]) == 0
     assert main(["train", "--variant", "A+D", "--iterations", "2", "--out", str(out), *common]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["train", "--out", str(out), "--resume", "--iterations", "3", "--no-progress"]) == 0
@@ -245,10 +252,12 @@ def test_cli_optimizer_recipe_and_help():
 
     p = argparse.ArgumentParser()
     add_arguments(p)
-    cfg, out = build_config(p.parse_args(["--preset", "paper", "--optimizer", "rmsprop", "--iterations", "1000"]))
+    cfg, out = build_config(p.parse_args(["--preset", "paper", "--optimizer", "rmsprop",
+                                          "--iterations", "1000"]))
     assert (cfg.optimizer, cfg.lr_g, cfg.lr_d, cfg.pretrain_steps) == ("rmsprop", 2e-5, 1e-5, 100)
     assert out.name == "paper-AA+AD-s0" and cfg.crop_size == 224
-    cfg, _ = build_config(p.parse_args(["--optimizer", "rmsprop", "--set", "lr_g=1e-4", "--set", "pretrain_steps=0"]))
+    cfg, _ = build_config(p.parse_args(["--optimizer", "rmsprop", "--set", "lr_g=1e-4",
+                                        "--set", "pretrain_steps=0"]))
     assert (cfg.name, cfg.lr_g, cfg.lr_d, cfg.pretrain_steps) == ("cpu", 1e-4, 1e-5, 0)
 
 
@@ -257,7 +266,8 @@ def test_module_entry_point_for_torchrun():
     import sys
 
     # torchrun --nproc_per_node=K -m agan.train ... runs this entry point with the agan train options
-    p = subprocess.run([sys.executable, "-m", "agan.train", "--help"], capture_output=True, text=True, timeout=120, check=False)
+    p = subprocess.run([sys.executable, "-m", "agan.train", "--help"], capture_output=True, text=True,
+                       timeout=120, check=False)
     assert p.returncode == 0 and "--resume" in p.stdout and "torchrun" in p.stdout
 
 
@@ -293,12 +303,14 @@ def test_cosine_lr_schedule_values_and_exact_resume(tmp_path, monkeypatch):
     cfg = tiny(lr_schedule="cosine", lr_final=0.1, iterations=5, log_every=5, val_every=0, ckpt_every=100,
                sample_every=0)
     f = [lr_factor(cfg, s) for s in range(6)]
-    assert f[0] == 1.0 and math.isclose(f[5], 0.1) and math.isclose(lr_factor(cfg, 2.5), 0.55)  # half way: mean
+    # half way: the mean
+    assert f[0] == 1.0 and math.isclose(f[5], 0.1) and math.isclose(lr_factor(cfg, 2.5), 0.55)
     assert all(a > b for a, b in zip(f, f[1:]))  # decreasing
     assert lr_factor(cfg.replace(lr_schedule="constant"), 3) == 1.0
     with pytest.raises(ValueError, match="lr_schedule"):
         tiny(lr_schedule="step")
-    # the last update (after 4 completed steps) used lr_g * f(4); an interrupted run resumes on the same schedule
+    # the last update (after 4 completed steps) used lr_g * f(4); an interrupted run resumes on the same
+    # schedule
     full = run(cfg, tmp_path / "full")
     ck = safe_load(full.checkpoint)
     assert math.isclose(ck["opt_G"]["param_groups"][0]["lr"], cfg.lr_g * f[4])
@@ -316,7 +328,8 @@ def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monke
     from agan.train.step import ema_decay
 
     cfg = tiny(ema=0.9, iterations=5, log_every=5, val_every=5, ckpt_every=100, sample_every=0)
-    assert [round(ema_decay(cfg, s), 4) for s in (0, 1, 8, 100)] == [0.1, 0.1818, 0.5, 0.9]  # warm-up, then cfg.ema
+    # warm-up, then cfg.ema
+    assert [round(ema_decay(cfg, s), 4) for s in (0, 1, 8, 100)] == [0.1, 0.1818, 0.5, 0.9]
     assert ema_decay(cfg.replace(ema=0.5), 100) == 0.5
     with pytest.raises(ValueError, match="ema"):
         tiny(ema=1.0)
@@ -346,11 +359,13 @@ def test_ema_of_generator_weights_is_validated_saved_and_resumed(tmp_path, monke
     assert all(torch.equal(res.G.state_dict()[k], v) for k, v in ck["G_ema"].items())
     monkeypatch.setattr(GanStep, "update_ema", real_update)
     # validation scores the average: rescoring it by hand gives the logged numbers
-    trainer = Trainer(cfg, tmp_path / "check", False, False, False, *_single(), Pairs(), Pairs(2, seed=9, flip=False))
+    trainer = Trainer(cfg, tmp_path / "check", False, False, False, *_single(), Pairs(),
+                      Pairs(2, seed=9, flip=False))
     trainer.gan.G_ema.load_state_dict(ck["G_ema"])
     assert trainer.validation.score()["psnr"] == pytest.approx(res.val["psnr"], abs=1e-9)
     trainer.gan.G_bare.load_state_dict(ck["G"])  # and the raw G is scored beside it
-    assert trainer.validation.score(trainer.gan.G_bare)["psnr"] == pytest.approx(res.val["psnr_raw"], abs=1e-9)
+    assert (trainer.validation.score(trainer.gan.G_bare)["psnr"]
+            == pytest.approx(res.val["psnr_raw"], abs=1e-9))
     assert res.val["psnr_raw"] != res.val["psnr"]
     # resume: the average continues bit-exactly
     half = run(cfg.replace(iterations=2, lr_schedule="constant"), tmp_path / "half")
@@ -365,7 +380,8 @@ def test_perceptual_loss_off_builds_no_vgg_and_logs_no_L_P(tmp_path, monkeypatch
     from agan.cli.train import add_arguments, build_config
 
     assert Config.preset("cpu").perceptual_weight == 0  # the cpu preset: no ImageNet VGG offline, so no L_P
-    monkeypatch.setattr(recipes, "make_perceptual_loss", lambda *a, **k: pytest.fail("VGG built with L_P off"))
+    monkeypatch.setattr(recipes, "make_perceptual_loss",
+                        lambda *a, **k: pytest.fail("VGG built with L_P off"))
     res = run(tiny(perceptual_weight=0.0, iterations=2), tmp_path / "off")
     rows_ = [r for r in rows(tmp_path / "off" / "metrics.jsonl") if r["split"] == "train"]
     assert rows_ and all("L_P" not in r for r in rows_)
@@ -376,12 +392,13 @@ def test_perceptual_loss_off_builds_no_vgg_and_logs_no_L_P(tmp_path, monkeypatch
 
     p = argparse.ArgumentParser()
     add_arguments(p)
-    on, _ = build_config(p.parse_args(["--preset", "cpu", "--vgg-weights", "random", "--out", str(tmp_path / "x")]))
+    on, _ = build_config(p.parse_args(["--preset", "cpu", "--vgg-weights", "random",
+                                       "--out", str(tmp_path / "x")]))
     assert on.perceptual_weight == 1.0 and on.vgg_weights == "random"
     off, _ = build_config(p.parse_args(["--preset", "cpu", "--out", str(tmp_path / "y")]))
     assert off.perceptual_weight == 0.0
-    kept, _ = build_config(p.parse_args(["--preset", "cpu", "--vgg-weights", "random", "--set", "perceptual_weight=0.5",
-                                         "--out", str(tmp_path / "z")]))
+    kept, _ = build_config(p.parse_args(["--preset", "cpu", "--vgg-weights", "random",
+                                         "--set", "perceptual_weight=0.5", "--out", str(tmp_path / "z")]))
     assert kept.perceptual_weight == 0.5
 
 
@@ -414,8 +431,9 @@ def test_deterministic_run_is_logged_and_switches_torch_to_deterministic_kernels
 
 
 class _DeadDRecipe(AganRecipe):
-    """D's second stride-4 conv can never fire (zero weights, negative bias): after its ReLU D's output is one
-    constant whatever the image, and no gradient reaches the layers before it, as in seed 2 of the cpu preset."""
+    """D's second stride-4 conv can never fire (zero weights, negative bias): after its ReLU D's output is
+    one constant whatever the image, and no gradient reaches the layers before it, as in seed 2 of the cpu
+    preset."""
 
     def build(self):
         G, D = super().build()
@@ -432,7 +450,8 @@ def test_a_dead_discriminator_is_logged(tmp_path, monkeypatch):
     log = (tmp_path / "dead" / "train.log").read_text()
     assert "step 2: D idle: the same output for every real and fake image" in log
     assert "D was idle in 2 of the 2 logged windows of this run, to the end" in log
-    assert [r["D_range"] for r in rows(tmp_path / "dead" / "metrics.jsonl") if r["split"] == "train"] == [0.0, 0.0]
+    assert [r["D_range"] for r in rows(tmp_path / "dead" / "metrics.jsonl")
+            if r["split"] == "train"] == [0.0, 0.0]
 
     alive = run(tiny(iterations=4, log_every=2, val_every=0, sample_every=0), tmp_path / "alive")
     assert all(r["D_range"] > 0 for r in rows(alive.out_dir / "metrics.jsonl") if r["split"] == "train")
@@ -457,7 +476,8 @@ def test_real_val_is_scored_like_agan_derain_beside_the_synthetic_split(tmp_path
     res = run(cfg, tmp_path / "run")
     real_rows = [r for r in rows(res.out_dir / "metrics.jsonl") if r["split"] == "real"]
     assert [r["step"] for r in real_rows] == [0, 2]
-    pairs = [tuple(np.array(Image.open(real / k / f"{i}_{k}.png")) for k in ("rain", "clean")) for i in range(2)]
+    pairs = [tuple(np.array(Image.open(real / k / f"{i}_{k}.png")) for k in ("rain", "clean"))
+             for i in range(2)]
     ident = np.mean([score_pair(r, c) for r, c in pairs], 0)
     x = [torch.from_numpy(r).permute(2, 0, 1)[None].float() / 255 for r, _ in pairs]
     outs = [derain_tensor(res.G.eval(), xi, precision="auto", size=24, smooth=cfg.derain_smooth,
@@ -478,8 +498,9 @@ def test_real_val_folder_without_pairs_is_one_clear_error(tmp_path):
 
 
 def test_bench_times_the_trainers_own_step(tmp_path):
-    """``agan bench``'s training step is the trainer's GanStep: for the same config, seed and batch it computes
-    the same losses, bit for bit, as the Trainer's step (and its "plain" runner the same losses to rounding)."""
+    """``agan bench``'s training step is the trainer's GanStep: for the same config, seed and batch it
+    computes the same losses, bit for bit, as the Trainer's step (and its "plain" runner the same losses to
+    rounding)."""
     from agan.experiments.bench_train import bench_batch, train_step_runners
     from agan.train.step import GanStep
 

@@ -23,34 +23,39 @@ failed or was skipped (2 for a usage error such as a bad weights file)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("derain", help="remove raindrops from images or folders of images",
-                       description="Run a trained generator on image files or folders: reflect-pads to a "
-                                   "multiple of 4 and crops back (every pixel kept), tiles large images with "
-                                   "blended seams. Weights: a kit checkpoint, a kit release (.safetensors), the "
-                                   "authors' gen.pkl, or a Generator state dict; without --weights, the kit's "
-                                   "default model (agan/weights/agan-synthetic.safetensors).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "derain", help="remove raindrops from images or folders of images",
+        description="Run a trained generator on image files or folders: reflect-pads to a "
+                    "multiple of 4 and crops back (every pixel kept), tiles large images with "
+                    "blended seams. Weights: a kit checkpoint, a kit release (.safetensors), the "
+                    "authors' gen.pkl, or a Generator state dict; without --weights, the kit's "
+                    "default model (agan/weights/agan-synthetic.safetensors).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--weights", default=None, metavar="W",
-                   help="checkpoint file (kit .pt, kit release .safetensors, or the authors' gen.pkl); default: "
-                        "the kit's own model, agan/weights/agan-synthetic.safetensors (installed with the "
-                        "package, trained on synthetic drops only)")
+                   help="checkpoint file (kit .pt, kit release .safetensors, or the authors' gen.pkl); "
+                        "default: the kit's own model, agan/weights/agan-synthetic.safetensors (installed "
+                        "with the package, trained on synthetic drops only)")
     p.add_argument("--save-attention", action="store_true", help="also write the attention maps A_1..A_N")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--tile", type=int, default=None, metavar="N",
-                   help="tile size in pixels (default: automatic, 512 for images over 1024x1024; 0 = never tile)")
+                   help="tile size in pixels (default: automatic, 512 for images over 1024x1024; "
+                        "0 = never tile)")
     p.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
     p.add_argument("--size", default="model", metavar="N|full|model",
-                   help="the longer side (px) at which the network runs: model (default: the scale the weights "
-                        "were trained for, e.g. 240 for the cpu preset, full resolution for gen.pkl), full, or N; "
-                        "only the network's change is enlarged back, so finer detail stays the input's")
+                   help="the longer side (px) at which the network runs: model (default: the scale the "
+                        "weights were trained for, e.g. 240 for the cpu preset, full resolution for "
+                        "gen.pkl), full, or N; only the network's change is enlarged back, so finer detail "
+                        "stays the input's")
     p.add_argument("--smooth", default="model", metavar="S|model",
-                   help="sigma (px at the network's scale) of the Gaussian that smooths the network's change before "
-                        "it is applied: model (default: the weights' own, e.g. 2 for the kit's model, 0 for gen.pkl)")
+                   help="sigma (px at the network's scale) of the Gaussian that smooths the network's change "
+                        "before it is applied: model (default: the weights' own, e.g. 2 for the kit's model, "
+                        "0 for gen.pkl)")
     p.add_argument("--blend", default="model", choices=("model", "none", "attention"),
-                   help="attention: the change is weighted by the last attention map clip(A_N, 0, 1), so regions "
-                        "without drops stay as they were; none: applied everywhere; model (default): the weights' own")
+                   help="attention: the change is weighted by the last attention map clip(A_N, 0, 1), so "
+                        "regions without drops stay as they were; none: applied everywhere; model (default): "
+                        "the weights' own")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto (default): bf16 on CPUs with native bf16 (avx512_bf16/AMX), fp16 on CUDA, else "
@@ -88,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
-    derain_kw = {"tile": args.tile, "overlap": args.overlap, "precision": args.precision, "size": _size(args.size),
+    derain_kw = {"tile": args.tile, "overlap": args.overlap, "precision": args.precision,
+                 "size": _size(args.size),
                  "smooth": None if args.smooth == "model" else _smooth(args.smooth),
                  "blend": None if args.blend == "model" else args.blend}
     weights = args.weights

@@ -37,18 +37,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help="cpu | paper (default cpu; with --resume: the run's own)")
     p.add_argument("--variant", default=None, help="A | A+D | A+AD | AA+AD (full model, default)")
     p.add_argument("--model", default=None, help="agan (default) | eigen13 | pix2pix (baselines)")
-    p.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/<preset>-<variant>-s<seed>)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="run directory (default runs/<preset>-<variant>-s<seed>)")
     p.add_argument("--data", default=None, metavar="DIR",
-                   help="training data: 'synthetic' (default, rendered on the fly) or a folder in the Raindrop layout")
-    p.add_argument("--val-data", default=None, metavar="DIR", help="held-out pairs folder (default: synthetic split)")
+                   help="training data: 'synthetic' (default, rendered on the fly) or a folder in the "
+                        "Raindrop layout")
+    p.add_argument("--val-data", default=None, metavar="DIR",
+                   help="held-out pairs folder (default: synthetic split)")
     p.add_argument("--real-val", default=None, metavar="DIR",
-                   help="real rain/clean pairs (rain/+clean/, data/+gt/, input/+target/ or input/+gt/; any size) "
+                   help="real rain/clean pairs (rain/+clean/, data/+gt/, input/+target/ or input/+gt/; "
+                        "any size) "
                         "scored at full resolution at every validation point, beside the synthetic split "
                         "(e.g. ../shared/real/train_pairs)")
     p.add_argument("--iterations", type=int, default=None, metavar="N", help="total training steps")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="auto (CUDA when present) | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default=None, help="auto (bf16/fp16 autocast on CUDA; bf16 on CPUs with native bf16, else fp32) | fp32 | bf16 | fp16")
+    p.add_argument("--precision", default=None,
+                   help="auto (bf16/fp16 autocast on CUDA; bf16 on CPUs with native bf16, else fp32) | "
+                        "fp32 | bf16 | fp16")
     p.add_argument("--optimizer", default=None, choices=["adam", "rmsprop"],
                    help="adam (lr 5e-4, betas 0.5/0.99) | rmsprop (lr 2e-5 G / 1e-5 D + G pre-training)")
     p.add_argument("--vgg-weights", default=None, metavar="W",
@@ -58,12 +64,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="any config field, repeatable (e.g. --set batch_size=8 --set lambdas=[0.6,0.8,1])")
     p.add_argument("--resume", action="store_true", help="continue the run in DIR from checkpoints/last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in DIR")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to DIR/train.log)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (logs still go to DIR/train.log)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train Attentive GAN or an ablation (presets cpu | paper)",
-                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=run)
 
@@ -75,8 +83,9 @@ def build_config(args: argparse.Namespace):
     from agan.train.loop import run_name
 
     flags = {"variant": args.variant, "model": args.model, "data": args.data, "val_data": args.val_data,
-             "real_val": args.real_val, "iterations": args.iterations, "seed": args.seed, "device": args.device,
-             "precision": args.precision, "optimizer": args.optimizer, "vgg_weights": args.vgg_weights}
+             "real_val": args.real_val, "iterations": args.iterations, "seed": args.seed,
+             "device": args.device, "precision": args.precision, "optimizer": args.optimizer,
+             "vgg_weights": args.vgg_weights}
     flags = {k: v for k, v in flags.items() if v is not None}
     base = Config.preset(args.preset or "cpu")
     out = Path(args.out) if args.out else None
@@ -101,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     cfg, out = build_config(args)
     result = train(cfg, out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     if result.interrupted:
-        print(f"agan train: interrupted at step {result.step}; resume with: agan train --out {result.out_dir} --resume",
-              file=sys.stderr)
+        print(f"agan train: interrupted at step {result.step}; resume with: "
+              f"agan train --out {result.out_dir} --resume", file=sys.stderr)
         return 130
     return 0
 

@@ -88,7 +88,8 @@ def conv_throughput(device: torch.device, precision: str = "fp32", channels: int
     """GFLOP/s of one channels-last 3x3 conv (channels -> channels, batch 1), best of ``repeats``."""
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, channels, *size, generator=g).to(device, dtype).contiguous(memory_format=torch.channels_last)
+    x = (torch.randn(1, channels, *size, generator=g).to(device, dtype)
+         .contiguous(memory_format=torch.channels_last))
     w = (0.05 * torch.randn(channels, channels, 3, 3, generator=g)).to(device, dtype)
     w = w.contiguous(memory_format=torch.channels_last)
     flops = 2 * channels * channels * 9 * size[0] * size[1]
@@ -99,7 +100,8 @@ def conv_throughput(device: torch.device, precision: str = "fp32", channels: int
     return flops / best / 1e9
 
 
-def matmul_throughput(device: torch.device, precision: str = "fp32", n: int = 2048, repeats: int = 5) -> float:
+def matmul_throughput(device: torch.device, precision: str = "fp32", n: int = 2048,
+                      repeats: int = 5) -> float:
     """GFLOP/s of an n x n by n x n matrix multiply (2 n^3 flops), best of ``repeats``: with the 3x3-conv
     rate, what bounds any path that does the network's multiplications at that precision."""
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -119,8 +121,10 @@ def matmul_throughput(device: torch.device, precision: str = "fp32", n: int = 20
 def _peak_memory_subprocess(preset: str, size: tuple[int, int], path: str, device: torch.device,
                             width: float | None) -> float | None:
     """Peak RSS (MB) of a fresh Python process that builds G and runs one forward on ``path``."""
-    spec = json.dumps({"preset": preset, "size": list(size), "path": path, "device": str(device), "width": width})
-    cmd = [sys.executable, "-c", "import agan.experiments.bench as b, sys; b._memory_worker(sys.argv[1])", spec]
+    spec = json.dumps({"preset": preset, "size": list(size), "path": path, "device": str(device),
+                       "width": width})
+    cmd = [sys.executable, "-c", "import agan.experiments.bench as b, sys; b._memory_worker(sys.argv[1])",
+           spec]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, check=True)
@@ -216,7 +220,8 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
         rows[p]["speedup"] = base / rows[p]["seconds"] if base else None
     # the least time any path with the same multiplications could take: every FLOP at the best rate measured
     peak = {p: max(conv[p], matmul[p]) for p in precisions}
-    ceiling = {p: {"gflop_per_s": rate, "seconds": gflops / rate, "speedup": base * rate / gflops if base else None}
+    ceiling = {p: {"gflop_per_s": rate, "seconds": gflops / rate,
+                   "speedup": base * rate / gflops if base else None}
                for p, rate in peak.items()}
     return {"size": f"{h}x{w}", "preset": preset, "width": cfg.width, "parameters": count_parameters(G),
             "gflops": gflops, "conv3x3_gflop_per_s": conv, "conv_size": f"{conv_size[0]}x{conv_size[1]}",
@@ -252,8 +257,8 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
               "quick": quick}
     if device.type == "cuda":
         report["device_name"] = torch.cuda.get_device_name(device)
-    report["inference"] = bench_inference(size, paths, repeats, preset, width, device, memory, progress, conv_size,
-                                          matmul_n)
+    report["inference"] = bench_inference(size, paths, repeats, preset, width, device, memory, progress,
+                                          conv_size, matmul_n)
     report["train_step"] = bench_train_step(device=device, progress=progress, **train_kw) if train else None
     report["synth"] = bench_synth(**synth_kw) if synth else None
     return report
@@ -278,12 +283,12 @@ def format_report(r: dict) -> str:
         sp = f"{row['speedup']:.2f}" if row["speedup"] is not None else "n/a"
         lines.append(f"{p:<10}{row['precision']:>10}{row['seconds']:>10.3f}{row['gflop_per_s']:>10.1f}"
                      f"{100 * row['conv_fraction']:>8.0f}%{mem:>9}{sp:>9}{row['warmup_seconds']:>11.1f}")
-    lines.append(f"(median of {inf['repeats']} interleaved runs after a warm-up; peak memory: {inf['memory_kind']}; "
-                 "'of conv' = achieved / 3x3-conv throughput at the same precision)")
+    lines.append(f"(median of {inf['repeats']} interleaved runs after a warm-up; peak memory: "
+                 f"{inf['memory_kind']}; 'of conv' = achieved / 3x3-conv throughput at the same precision)")
     for p, c in inf["ceiling"].items():
         sp = f" = x{c['speedup']:.2f} plain" if c["speedup"] is not None else ""
-        lines.append(f"ceiling {p}: {inf['gflops']:.1f} GFLOP at {c['gflop_per_s']:.0f} GFLOP/s (the best rate above) = "
-                     f"{c['seconds']:.3f} s/image{sp}")
+        lines.append(f"ceiling {p}: {inf['gflops']:.1f} GFLOP at {c['gflop_per_s']:.0f} GFLOP/s "
+                     f"(the best rate above) = {c['seconds']:.3f} s/image{sp}")
     t = r.get("train_step")
     if t:
         parts = "G+D+VGG (random-init)" if t.get("perceptual") else "G+D, no L_P as in the preset"

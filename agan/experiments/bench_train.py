@@ -27,7 +27,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_config(preset: str = "paper", size: int = 224, batch: int = 2, width: float | None = None) -> Config:
+def bench_config(preset: str = "paper", size: int = 224, batch: int = 2,
+                 width: float | None = None) -> Config:
     """The preset at the bench's crop size and batch (and width); random-init VGG16 where L_P is on."""
     cfg = Config.preset(preset)
     changes = {"crop_size": size, "batch_size": batch, **({"width": width} if width else {})}

@@ -9,7 +9,8 @@ Rules, per input file (in order):
        fails that file;
     2. an existing output (or attention map) is skipped unless ``overwrite``;
     3. the image is read (its alpha channel kept for formats that store one), derained, written atomically
-       (``agan.images.write_image``; JPEG / WebP at quality 95) with A_1..A_N as ``attention/<stem>_A<t>.png``;
+       (``agan.images.write_image``; JPEG / WebP at quality 95) with A_1..A_N as
+       ``attention/<stem>_A<t>.png``;
     4. a file that cannot be read or derained (including out of memory) fails alone; the others go on.
 """
 
@@ -89,10 +90,10 @@ def _derain_one(f: Path, target: Path, out_dir: Path, model, save_attention: boo
             write_image(out_dir / "attention" / f"{f.stem}_A{t}.png", grey, overwrite=True)
 
 
-def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = False, save_attention: bool = False,
-                 progress: bool = True, **derain_kw) -> BatchReport:
-    """Derain ``files`` into ``out_dir`` with ``model`` (``derain_kw``: tile, overlap, precision, size, smooth,
-    blend of ``agan.infer.derain``) by the rules above; a progress bar unless ``progress=False``."""
+def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = False,
+                 save_attention: bool = False, progress: bool = True, **derain_kw) -> BatchReport:
+    """Derain ``files`` into ``out_dir`` with ``model`` (``derain_kw``: tile, overlap, precision, size,
+    smooth, blend of ``agan.infer.derain``) by the rules above; a progress bar unless ``progress=False``."""
     from tqdm.auto import tqdm
 
     from agan.images import ImageReadError
@@ -111,7 +112,7 @@ def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = F
         try:
             _derain_one(f, target, out_dir, model, save_attention, derain_kw)
             report.done += 1
-        except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # rule 4 (e.g. out of memory)
+        except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # rule 4
             msg = str(e).strip() or type(e).__name__
             report.failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
             bar.write(f"agan derain: failed: {e}", file=sys.stderr)

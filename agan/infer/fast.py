@@ -51,11 +51,11 @@ def channels_last(*modules: nn.Module) -> None:
 
 
 def use_channels_last(device: torch.device | str, dtype: torch.dtype | None = None) -> bool:
-    """Inference layout: NHWC activations and weights, except 16-bit on CUDA. NHWC is the main speed-up on the CPU
-    (oneDNN) and helps fp32 on CUDA a little, but with cuDNN's heuristic kernel choice (no autotuning, which
-    inference of images of any size cannot afford) a 16-bit NHWC conv of G fell to a slow direct kernel: on an
-    H100, G at 480x720 took 55-56 ms in fp16 / bf16 NHWC against 13-16 ms in NCHW (fp32 NHWC 16 ms, NCHW 19).
-    Training autotunes (cudnn.benchmark) and stays NHWC."""
+    """Inference layout: NHWC activations and weights, except 16-bit on CUDA. NHWC is the main speed-up on the
+    CPU (oneDNN) and helps fp32 on CUDA a little, but with cuDNN's heuristic kernel choice (no autotuning,
+    which inference of images of any size cannot afford) a 16-bit NHWC conv of G fell to a slow direct kernel:
+    on an H100, G at 480x720 took 55-56 ms in fp16 / bf16 NHWC against 13-16 ms in NCHW (fp32 NHWC 16 ms,
+    NCHW 19). Training autotunes (cudnn.benchmark) and stays NHWC."""
     return torch.device(device).type != "cuda" or dtype not in (torch.float16, torch.bfloat16)
 
 
@@ -127,14 +127,16 @@ class FastGenerator(nn.Module):
                     i, f, g, o = (slice(k * n, (k + 1) * n) for k in range(4))
                     weight = torch.cat([weight[i], weight[f], weight[o], 2 * weight[g]])
                     bias = torch.cat([bias[i], bias[f], bias[o], 2 * bias[g]])
-                    w[name + "0"] = self._cast(torch.cat([weight[:n], weight[2 * n:]])[:, : weight.shape[1] - n],
-                                               torch.cat([bias[:n], bias[2 * n:]]), device, dtype)
+                    w[name + "0"] = self._cast(
+                        torch.cat([weight[:n], weight[2 * n:]])[:, : weight.shape[1] - n],
+                        torch.cat([bias[:n], bias[2 * n:]]), device, dtype)
                 w[name] = self._cast(weight, bias, device, dtype)
         self._w, self._cache_key = w, key
         return w
 
     def _cast(self, weight: Tensor, bias: Tensor, device, dtype) -> tuple[Tensor, Tensor]:
-        return weight.to(device=device, dtype=dtype).contiguous(memory_format=self._fmt()), bias.to(device=device, dtype=dtype)
+        return (weight.to(device=device, dtype=dtype).contiguous(memory_format=self._fmt()),
+                bias.to(device=device, dtype=dtype))
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, image: Tensor) -> GeneratorOutput:
@@ -178,7 +180,8 @@ class FastGenerator(nn.Module):
                     body = F.relu(_conv(F.relu(_conv(y, w[name + ".conv1"], block.conv1)), w[name + ".conv2"],
                                         block.conv2))
                     y = body + y  # both >= 0: the outer ReLU is the identity
-                i, f, o, g = torch.sigmoid(_conv(torch.cat([y, H], 1), w["arn.lstm.gates"], arn.lstm.gates)).chunk(4, 1)
+                i, f, o, g = torch.sigmoid(
+                    _conv(torch.cat([y, H], 1), w["arn.lstm.gates"], arn.lstm.gates)).chunk(4, 1)
                 cell = f * cell + i * (2 * g - 1)
                 H = o * torch.tanh(cell)
                 A = _conv(H, w["arn.attention_head"], arn.attention_head)
@@ -200,7 +203,8 @@ class FastGenerator(nn.Module):
         arn = self.G.arn
         b, _, h, wd = image.shape
         C = arn.channels
-        new = functools.partial(torch.empty, dtype=image.dtype, device=image.device, memory_format=self._fmt())
+        new = functools.partial(torch.empty, dtype=image.dtype, device=image.device,
+                                memory_format=self._fmt())
         inp = new((b, 4, h, wd))  # [I, A_{t-1}]
         inp[:, :3].copy_(image)  # I
         inp[:, 3:].fill_(arn.initial_attention)  # A_0
@@ -218,7 +222,8 @@ class FastGenerator(nn.Module):
             y = _conv(inp, w["arn.head_in"], arn.head_in).relu_()  # (B, C, H, W), >= 0
             for k, block in enumerate(arn.res_blocks):
                 name = f"arn.res_blocks.{k}"
-                body = _conv(_conv(y, w[name + ".conv1"], block.conv1).relu_(), w[name + ".conv2"], block.conv2)
+                body = _conv(_conv(y, w[name + ".conv1"], block.conv1).relu_(), w[name + ".conv2"],
+                             block.conv2)
                 body.relu_()
                 # ReLU(body + y) = body + y: both are >= 0, so the block's outer ReLU is the identity
                 y = torch.add(body, y, out=X) if k == n_res - 1 else body.add_(y)
@@ -298,7 +303,8 @@ class FastGenerator(nn.Module):
 _FAST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def fast_forward(model: nn.Module, x: Tensor, precision: str = "auto", compile: bool = False) -> GeneratorOutput:
+def fast_forward(model: nn.Module, x: Tensor, precision: str = "auto",
+                 compile: bool = False) -> GeneratorOutput:
     """G(x) by the fast path (a cached :class:`FastGenerator` per model and precision).
 
     Models other than :class:`agan.models.Generator` (e.g. baselines) run plainly under inference_mode,

@@ -1,4 +1,5 @@
-"""Load a generator from any weights file the kit meets, safely (``weights_only=True``: nothing in a file runs).
+"""Load a generator from any weights file the kit meets, safely (``weights_only=True``: nothing in a file
+runs).
 
 Accepted: a kit checkpoint (``checkpoints/last.pt``: format "agan-checkpoint"), a kit generator
 (``generator.pt``: "agan-generator"), a released ``.safetensors`` (``agan.infer.release``), the authors'
@@ -44,8 +45,9 @@ def _generator_from_state_dict(sd: dict, path) -> Generator:
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: state dict does not fit a Generator of width {width:g}: "
-                              f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}") from None
+        raise CheckpointError(
+            f"{path}: state dict does not fit a Generator of width {width:g}: "
+            f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}") from None
     return model
 
 
@@ -55,7 +57,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
     Accepts (a) kit checkpoints: ``{"format": "agan-checkpoint" | "agan-generator", "config": {...},
     "G": state_dict, ...}``; (b) the authors' ``gen.pkl`` (BGR layout, converted by
     ``agan.models.authors``); (c) a bare state dict of ``agan.models.Generator`` (N = 4 steps assumed);
-    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.infer.release.load_release``: sha256 checked).
+    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.infer.release.load_release``: sha256
+    checked).
     """
     from agan.config import Config
     from agan.models import build_generator
@@ -68,7 +71,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
         return load_release(path, device=pick_device(device) if isinstance(device, str) else device)
     ckpt = safe_load(path, map_location="cpu")
     if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: not a generator checkpoint (holds a {type(ckpt).__name__}, expected a dict)")
+        raise CheckpointError(f"{path}: not a generator checkpoint (holds a {type(ckpt).__name__}, "
+                              "expected a dict)")
     fmt = ckpt.get("format")
     if fmt is not None and fmt not in KIT_FORMATS:
         raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (expected one of {KIT_FORMATS})")
@@ -91,7 +95,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
         try:
             model.load_state_dict(import_authors_state_dict(ckpt))
         except (KeyError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: the authors' layout does not fit: {str(e).splitlines()[0]}") from None
+            raise CheckpointError(f"{path}: the authors' layout does not fit: "
+                                  f"{str(e).splitlines()[0]}") from None
     elif "autoencoder.conv1.weight" in _strip_module(ckpt):
         model = _generator_from_state_dict(_strip_module(ckpt), path)
     else:

@@ -21,7 +21,8 @@ import torch
 
 from agan.infer.release import DEFAULT_NAME
 
-__all__ = ["machine_description", "measure_release", "render_model_card", "reproduce_command", "run_card_fields"]
+__all__ = ["machine_description", "measure_release", "render_model_card", "reproduce_command",
+           "run_card_fields"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,8 +71,8 @@ def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
         elif m := _REAL_PAIRS.search(line):
             real_pairs = int(m.group(1))
     if done is None:
-        raise ValueError(f"{run_dir / 'train.log'}: no 'done: step N in S s' line (an unfinished or interrupted "
-                         f"run? finish it with agan train --out {run_dir} --resume)")
+        raise ValueError(f"{run_dir / 'train.log'}: no 'done: step N in S s' line (an unfinished or "
+                         f"interrupted run? finish it with agan train --out {run_dir} --resume)")
     last: dict[str, dict] = {}
     with open(run_dir / "metrics.jsonl", encoding="utf-8") as f:
         for line in f:
@@ -85,7 +86,8 @@ def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
     if "val" in last:
         metrics["synthetic_val"] = {**last["val"], "images": cfg.val_size}
     if "real" in last:
-        metrics["real"] = {**last["real"], "data": cfg.real_val, **({"pairs": real_pairs} if real_pairs else {})}
+        metrics["real"] = {**last["real"], "data": cfg.real_val,
+                           **({"pairs": real_pairs} if real_pairs else {})}
     return {"run": run_dir.name, "preset": cfg.name, "iterations": done, "seed": cfg.seed,
             "wall_time_s": round(sum(segments), 1), "wall_time_segments": len(segments),
             "trained_on": trained_on or {}, "machine": machine_description(), "metrics": metrics,
@@ -93,7 +95,8 @@ def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def reproduce_command(cfg, out: str = f"runs/{DEFAULT_NAME}") -> str:
-    """The ``agan train`` command that rebuilds ``cfg``: its preset plus ``--set`` for every field that differs."""
+    """The ``agan train`` command that rebuilds ``cfg``: its preset plus ``--set`` for every field that
+    differs."""
     from dataclasses import fields
 
     from agan.config import PRESETS, Config
@@ -118,15 +121,16 @@ def reproduce_command(cfg, out: str = f"runs/{DEFAULT_NAME}") -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-MEASURE_SEED = 20180001  # the card's synthetic frames: make_pair(MEASURE_SEED, i, (480, 720)), never trained on
+# the card's synthetic frames: make_pair(MEASURE_SEED, i, (480, 720)), never trained on
+MEASURE_SEED = 20180001
 
 
 def measure_release(weights: str | os.PathLike, real_dir: str | os.PathLike | None = None,
                     n_synthetic: int = 12, progress: bool = True) -> dict[str, Any]:
-    """The card's numbers, measured on the exported file through ``agan.infer.pipeline.derain`` (fp32, the model's own
-    derain settings): ``n_synthetic`` whole 480x720 synthetic frames (seed ``MEASURE_SEED``, drops at a photo's
-    scale) and, when ``real_dir`` holds pairs, the real pairs at full resolution. Per-image scores are kept so
-    that a test can reproduce a subset."""
+    """The card's numbers, measured on the exported file through ``agan.infer.pipeline.derain`` (fp32, the
+    model's own derain settings): ``n_synthetic`` whole 480x720 synthetic frames (seed ``MEASURE_SEED``,
+    drops at a photo's scale) and, when ``real_dir`` holds pairs, the real pairs at full resolution.
+    Per-image scores are kept so that a test can reproduce a subset."""
     import numpy as np
     from tqdm.auto import tqdm
 
@@ -170,8 +174,9 @@ def _measured(metrics: dict, measured: bool = False) -> str:
             rows.append(f"| {label} | n/a | n/a | n/a | n/a | n/a |")
             continue
         gain = m["psnr"] - m["psnr_input"] if "psnr" in m and "psnr_input" in m else None
-        what = (f"{label} ({m['images']} {'frames' if measured else 'crops'})" if key.startswith("synthetic")
-                and "images" in m else f"{label} ({m.get('pairs', m.get('images'))} pairs, {m.get('data', '')})"
+        what = (f"{label} ({m['images']} {'frames' if measured else 'crops'})"
+                if key.startswith("synthetic") and "images" in m
+                else f"{label} ({m.get('pairs', m.get('images'))} pairs, {m.get('data', '')})"
                 if key == "real" and ("pairs" in m or "images" in m) else label)
         rows.append(f"| {what} | {_fmt(m.get('psnr_input'))} | {_fmt(m.get('psnr'))} | "
                     f"{'+' if gain is not None and gain >= 0 else ''}{_fmt(gain)} | "
@@ -206,11 +211,11 @@ def render_model_card(info: dict, failures: str = "") -> str:
     minutes = f" ({wall / 60:.1f} min)" if isinstance(wall, (int, float)) else ""
     segments = info.get("wall_time_segments", 1)
     size = cfg.get("derain_size", 0)
-    scale = (f"by default it runs on a photo reduced to {size} px on its longer side (`Config.derain_size`, the "
-             f"scale its drops were drawn at) and only its change is enlarged back, so finer detail stays the "
-             f"photo's" if size else "by default it runs at the photo's full resolution")
-    failures = failures.strip() or ("See the README (what the model does and does not remove); no failure cases "
-                                    "were recorded for this release.")
+    scale = (f"by default it runs on a photo reduced to {size} px on its longer side (`Config.derain_size`, "
+             f"the scale its drops were drawn at) and only its change is enlarged back, so finer detail "
+             f"stays the photo's" if size else "by default it runs at the photo's full resolution")
+    failures = failures.strip() or ("See the README (what the model does and does not remove); no failure "
+                                    "cases were recorded for this release.")
     head = _wrap(f"""# {stem}: the kit's default generator
 
 ## What it is
@@ -223,16 +228,16 @@ built by `agan.models.build_generator` from the config stored with the weights: 
 {info.get('parameters', 0):,} parameters. Stored as float16 safetensors ({info.get('bytes', 0) / 1e6:.1f}
 MB, sha256 `{info.get('sha256', '?')}`, checked on every load), loaded as float32.
 
-It is the model `agan derain IMG --out DIR`, `agan eval --data DIR` and `agan.infer.pipeline.derain(image)` use
-when no weights are given; {scale}.
+It is the model `agan derain IMG --out DIR`, `agan eval --data DIR` and `agan.infer.pipeline.derain(image)`
+use when no weights are given; {scale}.
 
 ## Data
 
 Synthetic only. Every training pair was rendered on the fly by the kit's physically based raindrop
-synthesiser (`agan.synth.renderer`: drops on a pane in front of the lens, refraction and defocus) over the clean
-backgrounds bundled with the package (`agan/assets/backgrounds`; each photo keeps its own licence, listed
-in `agan/assets/backgrounds/README.md`). No real rainy photograph, and nothing of the Raindrop dataset
-of Qian et al., was trained on; the real pairs under Measured were only scored.
+synthesiser (`agan.synth.renderer`: drops on a pane in front of the lens, refraction and defocus) over the
+clean backgrounds bundled with the package (`agan/assets/backgrounds`; each photo keeps its own licence,
+listed in `agan/assets/backgrounds/README.md`). No real rainy photograph, and nothing of the Raindrop
+dataset of Qian et al., was trained on; the real pairs under Measured were only scored.
 
 ## Recipe
 
@@ -242,16 +247,18 @@ Preset `{info.get('preset', cfg.get('name', '?'))}`, {info.get('iterations', '?'
 f' over {segments} resumed segments' if segments > 1 else ''}. Machine: {machine.get('cpu', '?')},
 {machine.get('platform', '?')}, torch {machine.get('torch', '?')}. To reproduce (then export):""")
     measured = info.get("measured")
-    first = (f"""Measured on this file (`agan.infer.model_card.measure_release`: `agan.infer.pipeline.derain` in fp32 with the model's own
-settings; PSNR / SSIM on Y, the authors' protocol), beside the rainy input's own scores. The synthetic frames are
-whole 480x720 renders never trained on; the real pairs are scored at full resolution.
+    first = (f"""Measured on this file (`agan.infer.model_card.measure_release`: `agan.infer.pipeline.derain`
+in fp32 with the model's own settings; PSNR / SSIM on Y, the authors' protocol), beside the rainy input's own
+scores. The synthetic frames are whole 480x720 renders never trained on; the real pairs are scored at full
+resolution.
 
 {_measured(measured, measured=True)}
 
 At the training run's last validation point (64-px synthetic crops; real pairs as the run scored them):
 
-""" if measured else """PSNR / SSIM (Y channel, the authors' protocol) at the run's last validation point, beside the rainy
-input's own scores. The real pairs are scored at full resolution as `agan derain` derains them.
+""" if measured else """PSNR / SSIM (Y channel, the authors' protocol) at the run's last validation point,
+beside the rainy input's own scores. The real pairs are scored at full resolution as `agan derain` derains
+them.
 
 """)
     tail = _wrap(f"""## Measured

@@ -1,4 +1,5 @@
-"""Derain any image: pad, tile, run G, return O and the attention maps A_1..A_N (weights: ``agan.infer.load``).
+"""Derain any image: pad, tile, run G, return O and the attention maps A_1..A_N (weights:
+``agan.infer.load``).
 
 Reference: Qian et al., CVPR 2018, Sec. 4 (G: I -> A_1..A_N -> O). The authors' script crops every
 image to a multiple of 4 (pixels lost); here the image is reflect-padded at the bottom/right to a
@@ -14,7 +15,8 @@ Large images are processed in overlapping tiles (memory stays bounded by one til
       ``tile=0`` never tiles.
 
     from agan.infer import derain, load_generator
-    G = load_generator("runs/cpu/checkpoint.pt")       # kit checkpoint, authors' gen.pkl, a state dict or .safetensors
+    # weights: a kit checkpoint, the authors' gen.pkl, a state dict or a .safetensors release
+    G = load_generator("runs/cpu/checkpoint.pt")
     out, maps = derain(Image.open("rain.png"), model=G)  # PIL -> PIL; maps: A_1..A_N, HxW float arrays
     out, maps = derain(Image.open("rain.png"))           # the kit's default model (agan/weights/)
 """
@@ -55,7 +57,8 @@ def _forward(model: torch.nn.Module, x: Tensor, precision: str = "fp32") -> tupl
         precision = resolve_precision("auto", x.device)
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    out = fast_forward(model, x, precision)  # agan.infer.fast: FastGenerator for G (fp32 within 1e-4 of plain)
+    # agan.infer.fast: FastGenerator for G (fp32 within 1e-4 of plain)
+    out = fast_forward(model, x, precision)
     if isinstance(out, Tensor):  # baselines (Eigen13, Pix2Pix U-Net) return O alone
         return out.float(), []
     return out.O.float(), [a.float() for a in out.attention]
@@ -116,7 +119,8 @@ def _gaussian(t: Tensor, sigma: float) -> Tensor:
 
 
 def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, precision: str = "fp32",
-                  device: str | torch.device | None = None, size: int | None = None, smooth: float | None = None,
+                  device: str | torch.device | None = None, size: int | None = None,
+                  smooth: float | None = None,
                   blend: str | None = None) -> tuple[Tensor, list[Tensor]]:
     """G on a batch (B, 3, H, W) in [0, 1] of any size -> (O, [A_1..A_N]) at (B, ., H, W) on x's device.
 
@@ -135,8 +139,8 @@ def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, 
     smooth = float(getattr(model, "derain_smooth", 0.0) or 0.0) if smooth is None else float(smooth)
     blend = getattr(model, "derain_blend", "none") or "none" if blend is None else blend
     if size < 0 or smooth < 0 or blend not in ("none", "attention"):
-        raise ValueError(f"size must be >= 0 (0 = full resolution), smooth >= 0 and blend 'none' or 'attention'; "
-                         f"got size={size}, smooth={smooth}, blend={blend!r}")
+        raise ValueError(f"size must be >= 0 (0 = full resolution), smooth >= 0 and blend 'none' or "
+                         f"'attention'; got size={size}, smooth={smooth}, blend={blend!r}")
     H, W = x.shape[-2:]
     reduce = 0 < size < max(H, W)
     if not reduce and smooth == 0 and blend == "none":
@@ -145,7 +149,8 @@ def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, 
     if reduce:
         s = size / max(H, W)
         hs, ws = max(4, round(H * s)), max(4, round(W * s))
-        small = F.interpolate(x, (hs, ws), mode="bilinear", antialias=True, align_corners=False)  # (B, 3, hs, ws)
+        # (B, 3, hs, ws)
+        small = F.interpolate(x, (hs, ws), mode="bilinear", antialias=True, align_corners=False)
     O, maps = _derain_full(model, small, tile, overlap, precision, device)
     D = O - small  # (B, 3, hs, ws): G's change
     if smooth > 0:
@@ -214,7 +219,8 @@ def _model_for(model, weights, device) -> torch.nn.Module:
         weights = default_weights()
         announce_default(weights)
     p = Path(weights).resolve()
-    key = (str(p), p.stat().st_mtime_ns if p.exists() else 0, str(pick_device(device) if isinstance(device, str) else device))
+    key = (str(p), p.stat().st_mtime_ns if p.exists() else 0,
+           str(pick_device(device) if isinstance(device, str) else device))
     if key not in _CACHE:  # notebooks call derain(img, weights=...) repeatedly: load once
         _CACHE.clear()
         _CACHE[key] = load_generator(p, device)
@@ -236,9 +242,11 @@ def _to_batch(image) -> tuple[Tensor, str, dict]:
             raise ValueError(f"expected an image array HxWx3 (or HxW, HxWx4), got shape {image.shape}")
         a = a[..., :3]
         if a.dtype == np.uint8:
-            t = torch.from_numpy(np.require(a, requirements=["C", "W"])).permute(2, 0, 1)[None].float() / 255.0
+            t = (torch.from_numpy(np.require(a, requirements=["C", "W"])).permute(2, 0, 1)[None].float()
+                 / 255.0)
         elif np.issubdtype(a.dtype, np.floating):
-            t = torch.from_numpy(np.require(a, np.float32, ["C", "W"])).permute(2, 0, 1)[None]  # read-only: copied
+            # read-only: copied
+            t = torch.from_numpy(np.require(a, np.float32, ["C", "W"])).permute(2, 0, 1)[None]
         else:
             raise ValueError(f"expected a uint8 or float image array, got dtype {a.dtype}")
         return t, "numpy", {"dtype": a.dtype}
@@ -264,14 +272,14 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
         dict, a kit release .safetensors; loaded once and cached). Neither: the kit's default model
         (``agan/weights/agan-synthetic.safetensors``, trained on synthetic drops only; said once on stderr).
     Returns the output as the input's kind (PIL -> PIL RGB; uint8 -> uint8; float -> float32, clipped to
-    [0, 1] unless ``clip=False`` (unclipped: G's raw O when size / smooth / blend are all off); tensor -> tensor on the input's device, same dims) and
-    the attention maps A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy
-    input, tensors shaped like the input with one channel for tensors. Variant "A" and the baselines
-    (Eigen13, Pix2Pix) have no maps ([]).
-    ``tile`` / ``overlap`` / ``size`` (the scale G runs at) / ``smooth`` / ``blend`` (how G's change is applied):
-    see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of
-    the plain path) | bf16 | fp16 | auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; what
-    ``agan derain`` uses).
+    [0, 1] unless ``clip=False`` (unclipped: G's raw O when size / smooth / blend are all off); tensor ->
+    tensor on the input's device, same dims) and the attention maps A_t at the input size (float32,
+    unbounded): HxW numpy arrays for PIL / numpy input, tensors shaped like the input with one channel for
+    tensors. Variant "A" and the baselines (Eigen13, Pix2Pix) have no maps ([]).
+    ``tile`` / ``overlap`` / ``size`` (the scale G runs at) / ``smooth`` / ``blend`` (how G's change is
+    applied): see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of the plain
+    path) | bf16 | fp16 | auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; what ``agan derain``
+    uses).
     """
     from PIL import Image
 

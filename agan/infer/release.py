@@ -150,10 +150,12 @@ def _checkpoint_parts(path: Path) -> tuple[dict, dict, dict]:
     return ckpt["config"], sd, ckpt
 
 
-def export_release(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike, card_fields: dict | None = None,
-                   name: str = DEFAULT_NAME, overwrite: bool = False) -> Path:
+def export_release(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike,
+                   card_fields: dict | None = None, name: str = DEFAULT_NAME,
+                   overwrite: bool = False) -> Path:
     """Write ``out_dir/<name>.safetensors`` (the generator of a kit checkpoint, float tensors as fp16) and
-    ``out_dir/<name>.json`` (config, sha256, size, parameter count + ``card_fields``) -> the .safetensors path.
+    ``out_dir/<name>.json`` (config, sha256, size, parameter count + ``card_fields``) -> the .safetensors
+    path.
 
     ``checkpoint_path``: a run's ``checkpoints/generator.pt`` (format agan-generator: the G validation
     scored, its moving average when ema > 0) or ``last.pt`` (agan-checkpoint: its "G", as ``load_generator``
@@ -191,10 +193,12 @@ def export_release(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLik
         if v.is_floating_point():
             v = v.to(torch.float16)
             if not torch.isfinite(v).all():
-                raise ValueError(f"{checkpoint_path}: {k} does not fit in float16 (|value| > 65504 or not finite)")
+                raise ValueError(f"{checkpoint_path}: {k} does not fit in float16 "
+                                 "(|value| > 65504 or not finite)")
         tensors[k] = v.contiguous().clone()  # safetensors refuses shared or strided storage
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
-    blob = save(tensors, metadata={"format": RELEASE_FORMAT, "version": str(RELEASE_VERSION), "config": config_json})
+    blob = save(tensors, metadata={"format": RELEASE_FORMAT, "version": str(RELEASE_VERSION),
+                                   "config": config_json})
     with atomic_path(weights) as tmp:
         tmp.write_bytes(blob)
     info = {"format": RELEASE_FORMAT, "version": RELEASE_VERSION, "weights": weights.name,
@@ -244,7 +248,8 @@ def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     digest = sha256_file(path)
     if digest != info["sha256"]:
         raise CheckpointError(f"{path}: the checksum does not match its {sidecar_path(path).name} (sha256 "
-                              f"{digest[:12]}..., expected {str(info['sha256'])[:12]}...): corrupt or replaced file")
+                              f"{digest[:12]}..., expected {str(info['sha256'])[:12]}...): "
+                              "corrupt or replaced file")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}

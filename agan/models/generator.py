@@ -254,8 +254,10 @@ def count_parameters(module: nn.Module) -> int:
 # the derain settings saved with a model (Config.derain_size / derain_smooth / derain_blend), attached to a
 # loaded generator by agan.infer.load / agan.infer.release and read by agan.infer.pipeline
 def set_derain_config(model, cfg) -> None:
-    """Store how ``model`` derains by default (``Config.derain_size``, ``derain_smooth``, ``derain_blend``)."""
-    model.derain_size, model.derain_smooth, model.derain_blend = cfg.derain_size, cfg.derain_smooth, cfg.derain_blend
+    """Store how ``model`` derains by default (``Config.derain_size``, ``derain_smooth``,
+    ``derain_blend``)."""
+    model.derain_size, model.derain_smooth = cfg.derain_size, cfg.derain_smooth
+    model.derain_blend = cfg.derain_blend
 
 
 def model_size(model) -> int:

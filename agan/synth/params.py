@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from agan.config import split_key_values
+
 __all__ = ["IMAGE_DRAWS", "Range", "SynthParams", "params_from_any", "replace", "sample_image_values"]
 
 Range = tuple[float, float]
@@ -130,15 +132,9 @@ class SynthParams:
     def override(self, items: list[str] | dict[str, Any]) -> SynthParams:
         """``["coverage=0.1,0.3", "tilt_deg=30", "merge_prob=0"]`` -> new validated SynthParams.
         A single number for a range parameter fixes it (lo = hi)."""
-        if isinstance(items, dict):
-            pairs = list(items.items())
-        else:
-            pairs = []
-            for item in items:
-                if "=" not in item:
-                    raise ValueError(f"synth parameter override {item!r} is not of the form name=value")
-                k, v = item.split("=", 1)
-                pairs.append((k.strip(), _parse_value(v)))
+        what = "synth parameter override"
+        pairs = list(items.items()) if isinstance(items, dict) else [
+            (k, _parse_value(v)) for k, v in split_key_values(items, what, "name=value")]
         current = self.to_dict()
         for k, v in pairs:
             if k not in current:

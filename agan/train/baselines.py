@@ -1,8 +1,8 @@
 """Training recipes of the two baselines of Table 1, in the same trainer as Attentive GAN.
 
-    agan train --model eigen13 ...      L_G = MSE(O, T)                                   (Eigen et al. 2013)
-    agan train --model pix2pix ...      L_G = BCE(D(I, O), 1) + 100 |O - T|_1             (Isola et al. 2017, Eq. 4)
-                                        L_D = (BCE(D(I, R), 1) + BCE(D(I, O), 0)) / 2
+    agan train --model eigen13 ...   L_G = MSE(O, T)                                (Eigen et al. 2013)
+    agan train --model pix2pix ...   L_G = BCE(D(I, O), 1) + 100 |O - T|_1          (Isola et al. 2017, Eq. 4)
+                                     L_D = (BCE(D(I, R), 1) + BCE(D(I, O), 0)) / 2
 
 I is the rainy input, O = G(I) the output, T = R the clean image. D is conditional: it sees
 cat[I, image] (6 channels) and returns a grid of patch logits (70x70 PatchGAN); BCE is

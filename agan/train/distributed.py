@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 if TYPE_CHECKING:
     from agan.config import Config
 
-__all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "broadcast_object", "resolve_workers", "setup", "teardown",
-           "unwrap", "wrap"]
+__all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "broadcast_object", "resolve_workers",
+           "setup", "teardown", "unwrap", "wrap"]
 
 
 @dataclass
@@ -46,7 +46,8 @@ class DistInfo:
 def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join (or reuse) the process group when WORLD_SIZE > 1; return (info, this process's device)."""
     if dist.is_available() and dist.is_initialized():
-        info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+        info = DistInfo(dist.get_rank(), dist.get_world_size(),
+                        int(os.environ.get("LOCAL_RANK", dist.get_rank())))
     elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if not dist.is_available():
             raise RuntimeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
@@ -138,7 +139,8 @@ class ShardedBatches:
         while True:
             epoch, offset = divmod(step, self.per_epoch)
             self.sampler.set_epoch(epoch)
-            if hasattr(self.dataset, "set_epoch"):  # e.g. RaindropPairs: random crops per (seed, epoch, index)
+            # e.g. RaindropPairs: random crops per (seed, epoch, index)
+            if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(epoch)
             indices = list(self.sampler)[offset * self.cfg.batch_size:]
             loader = DataLoader(self.dataset, batch_size=self.cfg.batch_size, sampler=indices, drop_last=True,

@@ -76,8 +76,8 @@ class TrainResult:
     metrics: Path | None = None
     interrupted: bool = False
     wall_time: float = 0.0
-    # the trained G (unwrapped, on device; its moving average when cfg.ema > 0: the G that validation scored and
-    # generator.pt holds) and D
+    # the trained G (unwrapped, on device; its moving average when cfg.ema > 0: the G that validation scored
+    # and generator.pt holds) and D
     G: torch.nn.Module | None = field(default=None, repr=False, compare=False)
     D: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
@@ -88,7 +88,8 @@ def run_name(cfg: Config) -> str:
 
 
 def train(cfg: Config, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True, *,
-          overwrite: bool = False, train_set: Dataset | None = None, val_set: Dataset | None = None) -> TrainResult:
+          overwrite: bool = False, train_set: Dataset | None = None,
+          val_set: Dataset | None = None) -> TrainResult:
     """Train ``cfg`` into ``out_dir`` (default ``runs/<run_name(cfg)>``) and return a :class:`TrainResult`.
 
     ``resume`` continues from ``out_dir/checkpoints/last.pt`` (a fresh start when there is none);
@@ -133,8 +134,8 @@ class Trainer:
         self.metrics_path = self.out / "metrics.jsonl"
         self._pending_log: list[str] | None = []  # messages before the run directory exists
         _set_backends(cfg, device)
-        # NHWC: faster convs with oneDNN and, in training (cuDNN autotuned), on CUDA too: the paper preset ran at
-        # 31.7 steps/s NHWC vs 26.0 NCHW under bf16 on an H100 (inference differs: agan.infer.fast)
+        # NHWC: faster convs with oneDNN and, in training (cuDNN autotuned), on CUDA too: the paper preset ran
+        # at 31.7 steps/s NHWC vs 26.0 NCHW under bf16 on an H100 (inference differs: agan.infer.fast)
         self.gan = GanStep(cfg, device, self.log, channels_last=True)
         self.step, self.saved_step, self.last_metrics = 0, None, {}
         if ckpt is not None:
@@ -186,7 +187,8 @@ class Trainer:
             restore_rng(ckpt["rng"])
         if self.info.is_main and self.metrics_path.exists():  # drop log lines past the checkpoint
             rows = [_json_row(ln) for ln in self.metrics_path.read_text().splitlines()]
-            keep = [r for r in rows if r is not None and r.get("step", 0) <= self.step]  # a kill -9 may cut a line
+            # a kill -9 may cut a line
+            keep = [r for r in rows if r is not None and r.get("step", 0) <= self.step]
             self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
         self.log(f"resumed from {self.out / 'checkpoints' / 'last.pt'} at step {self.step}")
 
@@ -196,10 +198,11 @@ class Trainer:
             return
         cfg = self.cfg.to_dict()
         atomic_save({"format": CHECKPOINT_FORMAT, "version": VERSION, "config": cfg, "step": self.step,
-                     **self.gan.state_dict(), "rng": rng_state(), "metrics": self.last_metrics}, self.ckpt_path)
+                     **self.gan.state_dict(), "rng": rng_state(), "metrics": self.last_metrics},
+                    self.ckpt_path)
         G = {k: v.detach().contiguous().cpu() for k, v in self.gan.G_eval.state_dict().items()}
-        atomic_save({"format": GENERATOR_FORMAT, "version": VERSION, "config": cfg, "step": self.step, "G": G},
-                    self.gen_path)
+        atomic_save({"format": GENERATOR_FORMAT, "version": VERSION, "config": cfg, "step": self.step,
+                     "G": G}, self.gen_path)
 
     def _last_good(self) -> str:
         return (f"the last good checkpoint is {self.ckpt_path}, step {self.saved_step}"
@@ -231,8 +234,8 @@ class Trainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         self._log_start()
-        # loss terms, then the gradient norms of G and D (checked for NaN/inf like the losses) and D_range, the
-        # spread of D's logits in a step: 0 = D's output ignores its input (a dead D)
+        # loss terms, then the gradient norms of G and D (checked for NaN/inf like the losses) and D_range,
+        # the spread of D's logits in a step: 0 = D's output ignores its input (a dead D)
         names = (*self.gan.recipe.loss_names, "grad_norm_G",
                  *(("grad_norm_D", "D_range") if self.gan.D_bare is not None else ()))
         self.window, self.idle = LossWindow(names, self.device), IdleMonitor()
@@ -291,14 +294,14 @@ class Trainer:
         return False
 
     def _log_point(self) -> dict[str, float]:
-        """The loss window's means into metrics.jsonl (and an idle-D message when D changed); then a new window."""
+        """Loss-window means into metrics.jsonl (and an idle-D message when D changed); then a new window."""
         self.window.check_finite(self.info, self.device, self._last_good())
         means = self.window.means()
         rate = self._window_n / max(1e-9, time.perf_counter() - self._window_t)
         self.last_metrics["train"] = means
         self._record({"step": self.step, "split": "train", **means, "steps_per_s": rate,
                       "time": time.perf_counter() - self._t0})
-        message = self.idle.update(means, self.step)  # say when D stops (or starts again) telling images apart
+        message = self.idle.update(means, self.step)  # when D stops (or starts again) telling images apart
         if message:
             self.log(message)
         self.window.reset()
@@ -314,7 +317,8 @@ class Trainer:
         variant = f", variant {cfg.variant}" if cfg.model == "agan" else ""
         procs = f" x{info.world_size} processes" if info.enabled else ""
         self.log(f"run {self.out}: model {cfg.model}{variant}, G {n_g:,d} params, D {n_d:,d} params, "
-                 f"device {self.device}{procs}, precision {prec}{', deterministic' if cfg.deterministic else ''}, "
+                 f"device {self.device}{procs}, precision {prec}"
+                 f"{', deterministic' if cfg.deterministic else ''}, "
                  f"{len(self.train_set)} training items{f' ({workers} loader workers)' if workers else ''}, "
                  f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}, {cfg.lr_schedule}), "
                  f"steps {self.step}->{cfg.iterations}")

@@ -38,7 +38,8 @@ class LossWindow:
         self.bad_val = torch.zeros(len(names), device=device)
 
     def add(self, terms: dict[str, Tensor], step: int) -> None:
-        """Accumulate one step's terms (missing ones count as absent); remember where a value first went bad."""
+        """Accumulate one step's terms (missing ones count as absent); remember where a value first went
+        bad."""
         vals = torch.stack([terms[n].detach().float() if n in terms else self.sums.new_zeros(())
                             for n in self.names])
         finite = torch.isfinite(vals)
@@ -58,7 +59,8 @@ class LossWindow:
         self.counts = [0] * len(self.names)
 
     def check_finite(self, info: dist_.DistInfo, device: torch.device, where: str) -> None:
-        """Raise :class:`NonFiniteLossError` when any process saw a NaN / inf; ``where``: the last checkpoint."""
+        """Raise :class:`NonFiniteLossError` when any process saw a NaN / inf; ``where``: the last
+        checkpoint."""
         steps = self.bad_step.tolist()
         local = any(s >= 0 for s in steps)
         if not dist_.any_flag(local, info, device):

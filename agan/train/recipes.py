@@ -7,7 +7,8 @@ The training loop (``agan.train.loop``) is model-agnostic: per step it calls
     L_G, terms = recipe.g_loss(D_frozen, batch, out, adversarial)   # generator update, D frozen
 
 and logs the returned terms under the names of ``recipe.loss_names``. ``agan.train.registry`` maps each
-``cfg.model`` to its recipe ("agan" here; the baselines "eigen13" and "pix2pix" in ``agan.train.baselines``). Rules for ``d_loss``: call D *once* (real and fake concatenated:
+``cfg.model`` to its recipe ("agan" here; the baselines "eigen13" and "pix2pix" in
+``agan.train.baselines``). Rules for ``d_loss``: call D *once* (real and fake concatenated:
 DistributedDataParallel expects one forward per backward) and feed it detached fakes.
 
 AganRecipe (paper Sec. 4, Eqs. 4-9; docs/paper.md#losses), variants of Table 1 (``cfg.variant``):
@@ -99,7 +100,8 @@ def make_perceptual_loss(cfg: Config, log=print) -> nn.Module:
         feats = copy.deepcopy(_RANDOM_VGG[key])
     else:
         feats = VGGFeatures(cfg.vgg_layers, weights=cfg.vgg_weights)
-        log(f"perceptual loss L_P: VGG16 features from {cfg.vgg_weights!r}, layers {', '.join(cfg.vgg_layers)}")
+        log(f"perceptual loss L_P: VGG16 features from {cfg.vgg_weights!r}, "
+            f"layers {', '.join(cfg.vgg_layers)}")
     return PerceptualLoss(feats, layer_weights=cfg.vgg_layer_weights)
 
 

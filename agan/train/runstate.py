@@ -22,14 +22,17 @@ import torch
 from agan.checkpoint import CHECKPOINT_FORMAT, safe_load
 from agan.config import Config
 
-__all__ = ["RESUMABLE_KEYS", "RUN_FILES", "VERSION", "StopFlag", "prepare_run_dir", "restore_rng", "rng_state", "seed_all"]
+__all__ = ["RESUMABLE_KEYS", "RUN_FILES", "VERSION", "StopFlag", "prepare_run_dir", "restore_rng",
+           "rng_state", "seed_all"]
 
 
 VERSION = 1  # of the run checkpoint layout
 RUN_FILES = ("config.json", "metrics.jsonl", "train.log", "checkpoints", "samples")
-# keys a resumed run may change; any other difference means "a different run"
-RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every", "ckpt_every",
-                  "sample_every", "real_val", "derain_size", "derain_smooth", "derain_blend"}  # real_val on: what is scored
+# keys a resumed run may change (real_val: turning it on changes only what is scored); any other difference
+# means "a different run"
+RESUMABLE_KEYS = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every",
+                  "val_every", "ckpt_every", "sample_every", "real_val", "derain_size", "derain_smooth",
+                  "derain_blend"}
 
 
 

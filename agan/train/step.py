@@ -91,9 +91,9 @@ def _grad_norm(module: nn.Module) -> Tensor:
 
 class GanStep:
     """G and D of ``cfg`` (seeded by cfg.seed), the recipe's losses, the optimisers and grad scalers, and
-    the step itself. ``channels_last``: NHWC models and batches (the trainer's layout; faster convs with oneDNN
-    and, cuDNN-autotuned, on CUDA). ``G`` / ``D`` are what the step calls (DDP wrappers after :meth:`wrap`),
-    ``G_bare`` / ``D_bare`` the modules themselves (checkpoints, evaluation)."""
+    the step itself. ``channels_last``: NHWC models and batches (the trainer's layout; faster convs with
+    oneDNN and, cuDNN-autotuned, on CUDA). ``G`` / ``D`` are what the step calls (DDP wrappers after
+    :meth:`wrap`), ``G_bare`` / ``D_bare`` the modules themselves (checkpoints, evaluation)."""
 
     def __init__(self, cfg: Config, device: torch.device, log=print, channels_last: bool = True):
         self.cfg, self.device = cfg, device
@@ -194,11 +194,12 @@ class GanStep:
             try:
                 module.load_state_dict(ckpt[key])
             except RuntimeError as e:  # e.g. a run from before narrow D layers were kept >= 4 channels wide
-                first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln or "Missing" in ln
-                              or "Unexpected" in ln), str(e).splitlines()[0])
+                first = next((ln.strip() for ln in str(e).splitlines()
+                              if "size mismatch" in ln or "Missing" in ln or "Unexpected" in ln),
+                             str(e).splitlines()[0])
                 raise ValueError(f"{where}: the saved {name} does not fit the one this version of agan "
-                                 f"builds from the run's config ({first}); resume it with the agan version that "
-                                 f"wrote it, or start a new run") from None
+                                 f"builds from the run's config ({first}); resume it with the agan version "
+                                 f"that wrote it, or start a new run") from None
         if self.G_ema is not None:  # a run that started without an average starts one from its G
             self.G_ema.load_state_dict(ckpt.get("G_ema") or ckpt["G"])
         self.opt_G.load_state_dict(ckpt["opt_G"])

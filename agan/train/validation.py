@@ -56,7 +56,8 @@ class Validation:
 
     @torch.no_grad()
     def generate(self, batch: dict, G: torch.nn.Module | None = None):
-        """(batch on the device, what the recipe's G returns) with G in eval mode, under the step's autocast."""
+        """(batch on the device, what the recipe's G returns) with G in eval mode, under the step's
+        autocast."""
         G = self.gan.G_eval if G is None else G
         G.eval()
         try:
@@ -86,9 +87,9 @@ class Validation:
         return {"psnr": psnr, "ssim": ssim, **self._identity}
 
     def score_real(self, G: torch.nn.Module | None = None) -> dict[str, float]:
-        """Mean PSNR / SSIM (Y, authors' protocol) of ``G`` on the real pairs of ``cfg.real_val``, each derained
-        whole, as ``agan derain`` does (``agan.infer.pipeline.derain_tensor`` with ``cfg.derain_size`` /
-        ``derain_smooth`` / ``derain_blend``), and of the input."""
+        """Mean PSNR / SSIM (Y, authors' protocol) of ``G`` on the real pairs of ``cfg.real_val``, each
+        derained whole, as ``agan derain`` does (``agan.infer.pipeline.derain_tensor`` with
+        ``cfg.derain_size`` / ``derain_smooth`` / ``derain_blend``), and of the input."""
         from agan.evaluation.protocol import score_pair
         from agan.infer.pipeline import derain_tensor
 
@@ -118,7 +119,8 @@ class Validation:
         items = [self._item(i) for i in range(k)]
         h = min(it["rain"].shape[-2] for it in items)
         w = min(it["rain"].shape[-1] for it in items)
-        batch = {key: torch.stack([it[key][..., :h, :w] for it in items]) for key in ("rain", "clean", "mask")}
+        batch = {key: torch.stack([it[key][..., :h, :w] for it in items])
+                 for key in ("rain", "clean", "mask")}
         batch, out = self.generate(batch)
         write_image(path, sample_grid([p.float() for p in self.gan.recipe.panels(batch, out)]))
         return path
