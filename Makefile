@@ -12,7 +12,7 @@ PRESET ?= cpu
 .PHONY: setup test reproduce lint clean-venv help
 
 help:
-	@echo "make test       - create $(VENV) if missing, install agan[dev,notebooks], run all tests"
+	@echo "make test       - create $(VENV) if missing, install agan[dev,notebooks,int8], run all tests"
 	@echo "make reproduce  - create $(VENV) if missing, then run the CPU reproduction (PRESET=paper on a GPU)"
 	@echo "make lint       - ruff"
 
@@ -20,7 +20,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,notebooks]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,notebooks,int8]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

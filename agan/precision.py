@@ -9,7 +9,9 @@
 Why the two CUDA answers differ: a training step needs bf16's range (no loss scaling, no overflow in the
 losses' gradients), while inference computes bounded images, where fp16 is as exact and at least as fast on
 every GPU, including those without native bf16 (docs/design.md). On a CPU both use bf16 only where the CPU has
-native bf16 dot products (avx512_bf16 / AMX / Arm bf16); emulated bf16 is slower than fp32.
+native bf16 dot products (avx512_bf16 / AMX / Arm bf16); emulated bf16 is slower than fp32. "int8"
+(inference on the CPU, ``agan.infer.int8``) is never chosen by "auto": its first call per process compiles for
+10-100 s and, on the CPUs measured so far, it ran at most x1.3 the bf16 path (docs/int8.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 __all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "grad_scaler", "precision_dtype",
            "resolve_precision"]
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: inference on the CPU only (agan.infer.int8)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -57,6 +59,8 @@ def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu
         return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 is for CUDA; on CPU use bf16 (or fp32)")
+    if precision == "int8" and (training or device.type != "cpu"):
+        raise ValueError("precision int8 is for inference on the CPU; on CUDA use fp16 (or auto)")
     return precision
 
 

@@ -307,7 +307,7 @@ def test_precision_auto_resolves_per_device_and_is_the_cli_default(tmp_path, sma
     resolved = resolve_precision("auto", "cpu")  # bf16 on CPUs with native bf16, else fp32
     auto, _ = derain(img, model=small, precision="auto")
     np.testing.assert_array_equal(auto, derain(img, model=small, precision=resolved)[0])
-    with pytest.raises(ValueError, match="precision must be auto, fp32, bf16 or fp16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16, int8"):
         derain(img, model=small, precision="fp8")
 
     d = tmp_path / "in"

@@ -11,22 +11,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="cost report: s/image per path (plain, fast fp32, bf16/fp16, compiled), GFLOP/s, memory",
-        description="Time the generator's forward pass at --size on each execution path: 'plain' (the "
-                    "reference eager fp32 model), 'fast32' (agan.infer.fast.FastGenerator in fp32: "
-                    "channels-last, fused ConvLSTM gates, in-place ops), 'bf16' (CPU with native bf16) or "
-                    "'fp16' (CUDA), 'compiled' (FastGenerator under torch.compile at the automatic "
-                    "precision). Prints parameters, GFLOPs (torch's flop counter), seconds per image (median "
-                    "of --repeats interleaved runs after a warm-up), achieved GFLOP/s, the fraction of this "
-                    "machine's measured 3x3-conv throughput, peak memory and the speed-up over plain; the "
-                    "ceiling per precision (the network's GFLOPs at the best of the conv and large-matmul "
-                    "rates: the most any path with the same multiplications could gain over plain); then one "
-                    "training step (plain vs fast) and the synthesiser's pairs/s. Slow at full size (minutes "
-                    "on a 2-core CPU); --quick for a smoke run.")
+        description=(
+            "Time the generator's forward pass at --size on each execution path: 'plain' (the reference "
+            "eager fp32 model), 'fast32' (agan.infer.fast.FastGenerator in fp32: channels-last, fused "
+            "ConvLSTM gates, in-place ops), 'bf16' (CPU with native bf16) or 'fp16' (CUDA), 'compiled' "
+            "(FastGenerator under torch.compile at the automatic precision), 'int8' (CPU: agan.infer.int8, "
+            "PT2E static int8, what agan derain --precision int8 runs; where torchao and a C++ compiler are"
+            " installed). Prints the CPU's instruction sets, parameters, GFLOPs (torch's flop counter), "
+            "seconds per image (median of --repeats interleaved runs after a warm-up), achieved GFLOP/s, "
+            "the fraction of this machine's measured 3x3-conv throughput, peak memory and the speed-up over"
+            " plain; the ceiling per precision (the network's GFLOPs at the best of the conv and large-"
+            "matmul rates: the most any path with the same multiplications could gain over plain); then one"
+            " training step (the trainer's own step: plain fp32 vs as trained) and the synthesiser's "
+            "pairs/s. Slow at full size (minutes on a 2-core CPU); --quick for a smoke run."))
     p.add_argument("--size", default="480x720", metavar="HxW",
                    help="image size (multiples of 4), default 480x720")
     p.add_argument("--paths", default=None,
-                   help="comma-separated paths among plain,fast32,bf16,fp16,compiled "
-                        "(default: plain,fast32,bf16,compiled on CPU; plain,fast32,fp16,compiled on CUDA)")
+                   help="comma-separated paths among plain,fast32,bf16,fp16,compiled,int8 "
+                        "(default: plain,fast32,bf16,compiled,int8 on CPU, int8 where available; "
+                        "plain,fast32,fp16,compiled on CUDA)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per path (median reported), default 3")
     p.add_argument("--preset", default="paper",
                    help="config preset for the generator (paper | cpu), default paper")

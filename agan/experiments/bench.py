@@ -40,8 +40,26 @@ from agan.precision import resolve_precision
 __all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "conv_throughput", "format_report",
            "matmul_throughput", "run_bench"]
 
-PATHS = ("plain", "fast32", "bf16", "fp16", "compiled")
-DEFAULT_PATHS = {"cpu": "plain,fast32,bf16,compiled", "cuda": "plain,fast32,fp16,compiled"}
+PATHS = ("plain", "fast32", "bf16", "fp16", "compiled", "int8")
+DEFAULT_PATHS = {"cpu": "plain,fast32,bf16,compiled,int8", "cuda": "plain,fast32,fp16,compiled"}
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_isa() -> list[str]:
+    """The CPU's vector / matrix instruction sets that decide the fast paths (from /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((ln for ln in f if ln.startswith("flags")), "").split())
+    except OSError:
+        return []
+    return [f for f in ISA_FLAGS if f in flags]
+
+
+def default_paths(device: torch.device) -> list[str]:
+    """The paths ``agan bench`` times by default: int8 only where its toolchain is installed."""
+    from agan.infer.int8 import available
+
+    return [p for p in DEFAULT_PATHS[device.type].split(",") if p != "int8" or available()]
 
 
 def _sync(device: torch.device) -> None:
@@ -63,6 +81,8 @@ def path_precision(path: str, device: torch.device) -> str:
         raise ValueError(f"unknown bench path {path!r}; choose from {', '.join(PATHS)}")
     if path in ("plain", "fast32"):
         return "fp32"
+    if path == "int8" and device.type != "cpu":
+        raise ValueError("path int8 is a CPU path; on CUDA use fp16")
     if path == "compiled":
         return resolve_precision("auto", device)
     return path
@@ -75,6 +95,10 @@ def make_runner(G, path: str, device: torch.device):
             with torch.inference_mode():
                 return G(x)
         return run
+    if path == "int8":  # what agan derain --precision int8 runs: quantized (and compiled) on the first call
+        from agan.infer.int8 import int8_forward
+
+        return lambda x: int8_forward(G, x)
     return FastGenerator(G, precision=path_precision(path, device), compile=path == "compiled")
 
 
@@ -85,7 +109,12 @@ def make_runner(G, path: str, device: torch.device):
 
 def conv_throughput(device: torch.device, precision: str = "fp32", channels: int = 64,
                     size: tuple[int, int] = (240, 360), repeats: int = 5) -> float:
-    """GFLOP/s of one channels-last 3x3 conv (channels -> channels, batch 1), best of ``repeats``."""
+    """GFLOP/s of one channels-last 3x3 conv (channels -> channels, batch 1), best of ``repeats``; int8: GOP/s
+    of the same conv quantized by the int8 path's toolchain (``agan.infer.int8.conv_rate_int8``)."""
+    if precision == "int8":
+        from agan.infer.int8 import conv_rate_int8
+
+        return conv_rate_int8(size, channels, repeats)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(1, channels, *size, generator=g).to(device, dtype)
@@ -168,7 +197,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
     h, w = size
     if h % 4 or w % 4:
         raise ValueError(f"--size {h}x{w}: height and width must be multiples of 4")
-    paths = paths or DEFAULT_PATHS[device.type].split(",")
+    paths = paths or default_paths(device)
     for p in paths:
         path_precision(p, device)
     if device.type == "cpu" and "fp16" in paths:
@@ -183,7 +212,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
 
     precisions = sorted({path_precision(p, device) for p in paths})
     conv = {p: conv_throughput(device, p, size=conv_size) for p in precisions}
-    matmul = {p: matmul_throughput(device, p, n=matmul_n) for p in precisions}
+    matmul = {p: matmul_throughput(device, p, n=matmul_n) for p in precisions if p != "int8"}
     runners, compile_s = {}, {}
     for p in paths:  # build and warm up (the compiled path compiles here)
         runners[p] = make_runner(G, p, device)
@@ -219,7 +248,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
     for p in paths:
         rows[p]["speedup"] = base / rows[p]["seconds"] if base else None
     # the least time any path with the same multiplications could take: every FLOP at the best rate measured
-    peak = {p: max(conv[p], matmul[p]) for p in precisions}
+    peak = {p: max(conv[p], matmul.get(p, 0.0)) for p in precisions}
     ceiling = {p: {"gflop_per_s": rate, "seconds": gflops / rate,
                    "speedup": base * rate / gflops if base else None}
                for p, rate in peak.items()}
@@ -250,11 +279,11 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
     conv_size, matmul_n = (240, 360), 2048
     if quick:
         size, repeats, width, memory, conv_size, matmul_n = (32, 48), 1, 0.25, False, (60, 90), 256
-        paths = [p for p in (paths or DEFAULT_PATHS[device.type].split(",")) if p != "compiled"]
+        paths = [p for p in (paths or default_paths(device)) if p not in ("compiled", "int8")]  # no compiles
         train_kw.update(size=32, steps=1, width=0.25)
         synth_kw.update(size=32, n=2)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "quick": quick}
+              "quick": quick, "cpu_isa": cpu_isa()}
     if device.type == "cuda":
         report["device_name"] = torch.cuda.get_device_name(device)
     report["inference"] = bench_inference(size, paths, repeats, preset, width, device, memory, progress,
@@ -267,12 +296,15 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
 def format_report(r: dict) -> str:
     inf = r["inference"]
     name = f" ({r['device_name']})" if r.get("device_name") else ""
+    isa = ", ".join(r.get("cpu_isa") or []) or "none of " + "/".join(ISA_FLAGS)
     lines = [(f"agan bench: {r['device']}{name}, torch {r['torch']}, {r['threads']} threads"
               f"{', QUICK' if r.get('quick') else ''}"),
+             f"CPU instruction sets: {isa}",
              (f"generator: preset {inf['preset']}, width {inf['width']}, {inf['parameters']:,d} parameters, "
               f"{inf['gflops']:.1f} GFLOP per {inf['size']} image"),
              f"3x3-conv throughput (channels-last, 64->64 at {inf['conv_size']}): "
-             + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in inf["conv3x3_gflop_per_s"].items()),
+             + ", ".join(f"{k} {v:.0f} G{'OP' if k == 'int8' else 'FLOP'}/s"
+                         for k, v in inf["conv3x3_gflop_per_s"].items()),
              f"matmul throughput ({inf['matmul_n']}x{inf['matmul_n']}): "
              + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in inf["matmul_gflop_per_s"].items()),
              "",
@@ -284,7 +316,8 @@ def format_report(r: dict) -> str:
         lines.append(f"{p:<10}{row['precision']:>10}{row['seconds']:>10.3f}{row['gflop_per_s']:>10.1f}"
                      f"{100 * row['conv_fraction']:>8.0f}%{mem:>9}{sp:>9}{row['warmup_seconds']:>11.1f}")
     lines.append(f"(median of {inf['repeats']} interleaved runs after a warm-up; peak memory: "
-                 f"{inf['memory_kind']}; 'of conv' = achieved / 3x3-conv throughput at the same precision)")
+                 f"{inf['memory_kind']}; 'of conv' = achieved / 3x3-conv throughput at the same precision; "
+                 "int8: GOP/s, its warm-up quantizes and compiles)")
     for p, c in inf["ceiling"].items():
         sp = f" = x{c['speedup']:.2f} plain" if c["speedup"] is not None else ""
         lines.append(f"ceiling {p}: {inf['gflops']:.1f} GFLOP at {c['gflop_per_s']:.0f} GFLOP/s "

@@ -36,7 +36,7 @@ from agan import pick_device
 from agan.infer.fast import fast_forward
 from agan.infer.load import load_generator
 from agan.models.generator import Generator, model_size
-from agan.precision import resolve_precision
+from agan.precision import PRECISIONS, resolve_precision
 
 __all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "derain", "derain_tensor"]
 
@@ -51,14 +51,19 @@ AUTO_TILE = 512  # ... in tiles of this size
 
 def _forward(model: torch.nn.Module, x: Tensor, precision: str = "fp32") -> tuple[Tensor, list[Tensor]]:
     """One forward pass of G on (B, 3, H, W), H and W multiples of 4 -> (O, [A_1..A_N]) in float32.
-    The one place that decides numerics (``precision``: fp32 | bf16 | fp16 autocast | auto: bf16 on CPUs
-    with native bf16, fp16 on CUDA, else fp32)."""
-    if precision == "auto":
-        precision = resolve_precision("auto", x.device)
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    # agan.infer.fast: FastGenerator for G (fp32 within 1e-4 of plain)
-    out = fast_forward(model, x, precision)
+    The one place that decides numerics (``precision``: fp32 | bf16 | fp16 autocast | int8 (CPU) | auto: bf16
+    on CPUs with native bf16, fp16 on CUDA, else fp32; ``agan.precision``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    precision = resolve_precision(precision, x.device)
+    if precision == "int8":  # agan.infer.int8: PT2E int8 on the CPU, quantized once per G (>= 35 dB of fp32)
+        from agan.infer.int8 import int8_forward
+
+        if not isinstance(model, Generator):
+            raise ValueError("precision int8 is for the attentive GAN generator only")
+        out = int8_forward(model, x.float())
+    else:  # agan.infer.fast: FastGenerator for G (fp32 within 1e-4 of plain)
+        out = fast_forward(model, x, precision)
     if isinstance(out, Tensor):  # baselines (Eigen13, Pix2Pix U-Net) return O alone
         return out.float(), []
     return out.O.float(), [a.float() for a in out.attention]

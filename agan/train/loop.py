@@ -134,7 +134,8 @@ class Trainer:
         self.metrics_path = self.out / "metrics.jsonl"
         self._pending_log: list[str] | None = []  # messages before the run directory exists
         _set_backends(cfg, device)
-        # NHWC: faster convs with oneDNN and, cuDNN-autotuned, on CUDA too (docs/design.md#memory-layout-and-precision)
+        # NHWC: faster convs with oneDNN and, cuDNN-autotuned, on CUDA too
+        # (docs/design.md#memory-layout-and-precision)
         self.gan = GanStep(cfg, device, self.log, channels_last=True)
         self.step, self.saved_step, self.last_metrics = 0, None, {}
         if ckpt is not None:

@@ -1,0 +1,278 @@
+"""int8 inference path of the generator G: PyTorch 2 export (PT2E) post-training static quantization.
+
+    G (fp32) --unroll ARN--> _Unrolled --torch.export (H, W dynamic)--> prepare_pt2e(X86InductorQuantizer)
+      --calibrate on synthetic rainy images--> convert_pt2e
+      --torch.compile(inductor, freezing, dynamic H, W)--> int8 G
+
+    * toolchain: torchao's PT2E flow with the x86 inductor quantizer: weights int8 symmetric per output
+      channel, activations uint8 per tensor (static: min/max observed on calibration images). Inductor's
+      freezing passes pre-pack the weights and lower each quantize -> conv -> (add) -> relu -> quantize
+      chain to one oneDNN ``qconv_pointwise`` call (u8 x s8 dot products: AVX512-VNNI / AMX).
+    * the attentive-recurrent network calls its modules N times (shared weights); PT2E partitions group nodes
+      by call site, so ``_Unrolled`` gives every step its own copy of the (small) ARN modules. Each step is
+      calibrated separately (its own activation ranges), the float G is never modified. Step 1 is specialised
+      exactly (H_0 = C_0 = 0: its gate conv reads only X_1 and has no forget gate), as in agan.infer.fast.
+    * what stays float (fp32, inside the same compiled graph): the ConvLSTM gate arithmetic (sigmoid, tanh,
+      the cell state C_t: never quantized), the two transposed convs of the autoencoder (the x86 quantizer
+      has no conv_transpose pattern) and whatever ``keep_float`` names (module-name prefixes of G, e.g. "arn",
+      "arn.lstm", "arn.attention_head", "autoencoder.head_O"). docs/int8.md measures each choice.
+    * shapes: the graph is exported and compiled with H and W symbolic (multiples of 4, >= 8), so one compile
+      serves every image size (inductor adds one size guard, H*W > 5120: smaller images get a second compile);
+      the batch runs one image at a time (B = 1 graph). Inputs are channels-last (NHWC): with NCHW input the
+      int8 convs ran 2-3x slower (inductor inserted layout conversions around every conv).
+    * caching: ``int8_forward(G, x)`` keeps one quantized model per G (weak reference), rebuilt when G's
+      parameters change; compilation happens on the first call (tens of seconds, faster with a warm inductor
+      cache in /tmp/torchinductor_$USER) and is reused for all later sizes.
+
+Reference: the PyTorch tutorial "PyTorch 2 Export Quantization with X86 Backend through Inductor";
+torchao.quantization.pt2e.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import shutil
+import weakref
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from agan.models.generator import Generator, GeneratorOutput, check_size
+
+__all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_images", "conv_rate_int8",
+           "int8_forward", "quantize_generator", "unavailable_reason"]
+
+DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.75 on real photos (docs/int8.md); AE int8
+MIN_SIDE = 8  # H, W >= 8 (the exported graph's symbolic sizes are 4 * s with s >= 2)
+
+
+def unavailable_reason() -> str | None:
+    """Why the int8 path cannot run here (one line naming what to install), or None when it can."""
+    pt2e = "torchao.quantization.pt2e"
+    for mod in (f"{pt2e}.quantize_pt2e", f"{pt2e}.quantizer.x86_inductor_quantizer"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            return "the int8 path needs torchao's PT2E quantization: pip install 'torchao>=0.18'"
+    if not torch.backends.mkldnn.is_available():
+        return "the int8 path needs a torch build with oneDNN (mkldnn)"
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        return "the int8 path compiles with inductor and needs a C++ compiler (Debian: apt-get install g++)"
+    return None
+
+
+def available() -> bool:
+    """True when torchao's PT2E quantization, oneDNN and a C++ compiler (inductor) are all here."""
+    return unavailable_reason() is None
+
+
+def calibration_images(n: int = 8, size: int | tuple[int, int] = (240, 360),
+                       seed: int = 1000) -> list[Tensor]:
+    """n synthetic rainy images I (1, 3, H, W) in [0, 1], rendered from the bundled backgrounds by
+    ``agan.synth.make_pair(seed, i, size)`` (indices 0..n-1;
+    seed 1000 is not a training seed)."""
+    from agan.synth import make_pair
+
+    out = []
+    for i in range(n):
+        rain = make_pair(seed, i, size).rain  # (H, W, 3) uint8
+        out.append(torch.from_numpy(np.ascontiguousarray(rain)).permute(2, 0, 1)[None].float() / 255.0)
+    return out
+
+
+class _Unrolled(nn.Module):
+    """G with the ARN unrolled: step t has its own copies of head_in, res_blocks, lstm.gates, attention_head.
+    forward(I) -> (A_1, .., A_N, S1, S2, O), the same function as G (flat tuple: torch.export friendly)."""
+
+    def __init__(self, G: Generator):
+        super().__init__()
+        arn = G.arn
+        self.n_steps = arn.steps if arn is not None else 0
+        if arn is not None:
+            self.C, self.a0 = arn.channels, arn.initial_attention
+            self.arn = nn.ModuleList(nn.ModuleDict(dict(
+                head_in=copy.deepcopy(arn.head_in), res_blocks=copy.deepcopy(arn.res_blocks),
+                gates=copy.deepcopy(arn.lstm.gates), attention_head=copy.deepcopy(arn.attention_head)))
+                for _ in range(arn.steps))
+            # step 1 exactly: H_0 = C_0 = 0, so its gate conv needs only X_1's channels and no forget gate
+            gates, C = arn.lstm.gates, arn.channels
+            gates0 = nn.Conv2d(C, 3 * C, 3, padding=1)  # (i, o, g) rows, X input channels
+            rows = torch.cat([torch.arange(0, C), torch.arange(3 * C, 4 * C), torch.arange(2 * C, 3 * C)])
+            with torch.no_grad():
+                gates0.weight.copy_(gates.weight[rows, :C])
+                gates0.bias.copy_(gates.bias[rows])
+            self.arn[0]["gates"] = gates0
+        self.autoencoder = copy.deepcopy(G.autoencoder)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        maps: list[Tensor] = []
+        inp = x
+        if self.n_steps:
+            b, _, h, w = x.shape
+            A = torch.full((b, 1, h, w), self.a0, dtype=x.dtype, device=x.device)  # A_0: (B, 1, H, W)
+            H = c = x  # h_t, c_t: (B, C, H, W), set by step 1
+            for t, step in enumerate(self.arn):
+                y = F.relu(step["head_in"](torch.cat([x, A], 1)))  # (B, C, H, W)
+                for block in step["res_blocks"]:
+                    y = block(y)
+                if t == 0:  # C_1 = i g (C_0 = 0), gates from X_1 alone (H_0 = 0)
+                    i, o, g = step["gates"](y).chunk(3, 1)  # 3 x (B, C, H, W), float
+                    c = torch.sigmoid(i) * torch.tanh(g)
+                else:
+                    i, f, g, o = step["gates"](torch.cat([y, H], 1)).chunk(4, 1)  # 4 x (B, C, H, W), float
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # C_t: float, never quantized
+                H = torch.sigmoid(o) * torch.tanh(c)
+                A = step["attention_head"](H)  # A_t: (B, 1, H, W)
+                maps.append(A)
+            inp = torch.cat([x, A], 1)  # (B, 4, H, W)
+        return (*maps, *self.autoencoder(inp))
+
+
+def _g_name(name: str) -> str:
+    """_Unrolled module name -> G's ("arn.2.gates" -> "arn.lstm.gates", "arn.0.res_blocks.1.conv2" -> ...)."""
+    parts = name.split(".")
+    if parts[0] == "arn" and len(parts) > 2:
+        rest = ".".join(parts[2:])
+        return "arn." + ("lstm.gates" if rest == "gates" else rest)
+    return name
+
+
+class Int8Generator:
+    """The quantized G: ``__call__(I)`` -> :class:`GeneratorOutput` (float32, NCHW), like ``G(I)``.
+
+    ``graph`` is the converted (Q/DQ) fx module, runnable eagerly (slow: simulated quantization);
+    ``compiled`` its inductor compile (the fast int8 kernels), built on the first call.
+    """
+
+    def __init__(self, graph: nn.Module, n_steps: int, keep_float: tuple[str, ...], compile: bool = True):
+        self.graph, self.n_steps, self.keep_float = graph, n_steps, keep_float
+        self.compile = compile
+        self.compiled = None
+
+    def _run(self, x: Tensor) -> tuple[Tensor, ...]:  # x: (1, 3, H, W) channels-last
+        if not self.compile:
+            return self.graph(x)
+        import torch._inductor.config as inductor_config
+
+        if self.compiled is None:
+            self.compiled = torch.compile(self.graph, dynamic=True)
+        with inductor_config.patch(freezing=True):  # constant-fold, pre-pack the int8 weights (at compile)
+            return self.compiled(x)
+
+    def __call__(self, image: Tensor) -> GeneratorOutput:
+        check_size(image)
+        if image.device.type != "cpu":
+            raise ValueError("the int8 path runs on CPU (on CUDA use fp16)")
+        if min(image.shape[-2:]) < MIN_SIDE:
+            raise ValueError(f"the int8 path needs H, W >= {MIN_SIDE}, got {tuple(image.shape[-2:])}")
+        outs = []
+        with torch.no_grad():
+            for k in range(image.shape[0]):  # (1, 3, H, W) at a time: the graph's batch is 1
+                x = image[k: k + 1].float().contiguous(memory_format=torch.channels_last)
+                outs.append([t.float().contiguous() for t in self._run(x)])
+        cols = [torch.cat(ts) for ts in zip(*outs)]  # per output: (B, ., ., .)
+        n = self.n_steps
+        return GeneratorOutput(cols[:n], cols[n], cols[n + 1], cols[n + 2])
+
+
+def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None, *,
+                       keep_float: str | Iterable[str] = DEFAULT_KEEP_FLOAT,
+                       compile: bool = True) -> Int8Generator:
+    """Post-training static int8 quantization of G (PT2E, x86 inductor quantizer, per-channel weights).
+
+    Args:
+        G: the float generator (read only: its weights and outputs are unchanged afterwards).
+        calib: calibration images, (B, 3, H, W) or a list of them, in [0, 1], H and W multiples of 4 (>= 8);
+            sizes may differ. None = :func:`calibration_images` (8 synthetic rainy images, 240x360).
+        keep_float: prefixes of G's module names whose convs stay fp32, e.g. "arn" (the whole
+            attentive-recurrent
+            network), "arn.lstm" (the ConvLSTM gate convs), "arn.attention_head", "autoencoder.head_O".
+        compile: False = run the fx graph eagerly (simulated int8, for debugging; slow).
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    if not isinstance(G, Generator):
+        raise TypeError(f"quantize_generator needs an agan.models.Generator, got {type(G).__name__}")
+    keep = (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
+    calib = calibration_images() if calib is None else calib
+    calib = [calib] if isinstance(calib, Tensor) else list(calib)
+    calib = [c[k: k + 1] for c in calib for k in range(c.shape[0])]  # (1, 3, H, W) each
+    for c in calib:
+        check_size(c)
+    model = _Unrolled(G).cpu().float().eval()
+    x0 = calib[0].cpu().float().contiguous(memory_format=torch.channels_last)
+    h = torch.export.Dim("h", min=MIN_SIDE // 4, max=4096)  # H = 4 h
+    w = torch.export.Dim("w", min=MIN_SIDE // 4, max=4096)  # W = 4 w
+    with torch.no_grad():
+        gm = torch.export.export(model, (x0,), dynamic_shapes={"x": {2: 4 * h, 3: 4 * w}}).module()
+        quantizer = xiq.X86InductorQuantizer()
+        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())  # s8 per-channel, u8 static
+        for name, m in model.named_modules():
+            if isinstance(m, nn.Conv2d) and any(_g_name(name).startswith(p) for p in keep):
+                quantizer.set_module_name_qconfig(name, None)  # this conv stays fp32
+        prepared = prepare_pt2e(gm, quantizer)  # observers on every quantizable tensor
+        for c in calib:  # calibration: record activation min/max
+            prepared(c.cpu().float().contiguous(memory_format=torch.channels_last))
+        graph = convert_pt2e(prepared)  # observers -> quantize/dequantize pairs with the observed scales
+    return Int8Generator(graph, model.n_steps, keep, compile=compile)
+
+
+# ----------------------------------------------------------------------------------------------
+# one-call entry point for agan.infer (precision "int8")
+# ----------------------------------------------------------------------------------------------
+
+_INT8: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _params_key(G: nn.Module):
+    return tuple((p.data_ptr(), p._version) for p in G.parameters())
+
+
+def int8_forward(G: Generator, x: Tensor, calib: list[Tensor] | None = None,
+                 keep_float: str | Iterable[str] = DEFAULT_KEEP_FLOAT) -> GeneratorOutput:
+    """G(x) by the int8 path: quantizes G on first use (calibration on ``calib`` or the default synthetic
+    images) and caches the result per G (rebuilt when its parameters change); any H, W
+    (multiples of 4, >= 8)."""
+    key = (_params_key(G), (keep_float,) if isinstance(keep_float, str) else tuple(keep_float))
+    cached = _INT8.get(G)
+    if cached is None or cached[0] != key:
+        cached = (key, quantize_generator(G, calib, keep_float=keep_float))
+        _INT8[G] = cached
+    return cached[1](x)
+
+
+def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repeats: int = 5) -> float:
+    """GOP/s of one int8 3x3 conv (channels -> channels, + ReLU, channels-last, batch 1) through the same
+    toolchain (PT2E, x86 inductor quantizer, inductor): the measured int8 rate ``agan bench`` compares
+    the int8 path with (a multiply-add = 2 operations)."""
+    import time
+
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()).eval()
+    x = torch.rand(1, channels, *size).contiguous(memory_format=torch.channels_last)  # (1, C, H, W)
+    with torch.no_grad():
+        gm = torch.export.export(conv, (x,)).module()
+        quantizer = xiq.X86InductorQuantizer()
+        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+        prepared = prepare_pt2e(gm, quantizer)
+        prepared(x)
+        compiled = torch.compile(convert_pt2e(prepared))
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            compiled(x)  # compile + warm-up
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                compiled(x)
+                times.append(time.perf_counter() - t0)
+    ops = 2 * channels * channels * 9 * size[0] * size[1]
+    return ops / min(times) / 1e9
