@@ -1,11 +1,16 @@
 """agan: an open kit for Attentive GAN raindrop removal (Qian et al., CVPR 2018).
 
 Public API (lower floors never import higher ones):
-    agan.config     Config, presets "cpu" and "paper"
-    agan.models     Generator (A_1..A_N, S1, S2, O), AttentiveDiscriminator, PlainDiscriminator,
-                    the authors' checkpoint importer (agan.models.authors)
-    agan.losses     L_ATT, L_M, L_P, L_GAN, L_D (+ L_map)
-    agan.checkpoint safe (weights_only) and atomic checkpoint files
+    agan.config       Config, presets "cpu" and "paper"
+    agan.models       Generator (A_1..A_N, S1, S2, O), AttentiveDiscriminator, PlainDiscriminator,
+                      the authors' checkpoint importer (agan.models.authors)
+    agan.losses       L_ATT, L_M, L_P, L_GAN, L_D (+ L_map)
+    agan.precision    what precision "auto" means, for training and inference
+    agan.checkpoint   safe (weights_only) and atomic checkpoint files
+    agan.synth        the raindrop synthesiser;  agan.data: Raindrop folders and synthetic pairs
+    agan.train        the GAN step and the training loop;  agan.infer: derain, the shipped model, int8
+    agan.evaluation   the authors' metric protocol;  agan.experiments: Table 1, figures, agan bench
+    agan.viz          plots and the explorer;  agan.cli: the agan command
 """
 
 from agan.config import PRESETS, Config
