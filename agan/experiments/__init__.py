@@ -1,4 +1,4 @@
 """The paper's experiments: Table 1's rows and formatting (``table1``), its ablations under one budget
 (``ablate``, scored on ``heldout``), the figures (``results`` computes once, ``attention`` scores Fig. 3,
-``figures`` draws), and the cost report of ``agan bench`` (``bench``: inference; ``bench_train``: the trainer's
-own step and the synthesiser)."""
+``figures`` draws), and the cost report of ``agan bench`` (``bench``: inference; ``bench_train``: the
+trainer's own step and the synthesiser)."""
