@@ -423,3 +423,21 @@ def test_derain_config_travels_with_the_checkpoint(tmp_path, small):
     b, _ = derain(img, model=g, size=32, smooth=1.5, blend="attention")
     c, _ = derain(img, model=g, size=32, smooth=0, blend="none")
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_int8_without_its_toolchain_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """--precision int8 where torchao (or the C++ compiler) is missing: exit 2, one line naming what to
+    install, before any weights are loaded or any file is written; the same from Python and agan bench."""
+    import agan.infer.int8 as int8
+
+    monkeypatch.setattr(int8, "unavailable_reason", lambda: "the int8 path needs torchao: pip install x")
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    rc = main(["derain", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--precision", "int8",
+               "--weights", str(tmp_path / "absent.pt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == ["agan derain: error: the int8 path needs torchao: pip install x"]
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="needs torchao"):
+        derain_tensor(Generator(width=0.125, steps=2).eval(), torch.rand(1, 3, 16, 16), precision="int8")
+    assert main(["bench", "--paths", "plain,int8", "--size", "16x16", "--no-train", "--no-synth"]) == 2
+    assert "needs torchao" in capsys.readouterr().err

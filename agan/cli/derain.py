@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
+    if args.precision == "int8":  # before any weights are loaded: what is missing, in one line (exit 2)
+        from agan.infer.int8 import require
+
+        require()
     derain_kw = {"tile": args.tile, "overlap": args.overlap, "precision": args.precision,
                  "size": _size(args.size),
                  "smooth": None if args.smooth == "model" else _smooth(args.smooth),

@@ -83,6 +83,10 @@ def path_precision(path: str, device: torch.device) -> str:
         return "fp32"
     if path == "int8" and device.type != "cpu":
         raise ValueError("path int8 is a CPU path; on CUDA use fp16")
+    if path == "int8":
+        from agan.infer.int8 import require
+
+        require()
     if path == "compiled":
         return resolve_precision("auto", device)
     return path

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
 __all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_images", "conv_rate_int8",
-           "int8_forward", "quantize_generator", "unavailable_reason"]
+           "int8_forward", "quantize_generator", "require", "unavailable_reason"]
 
 DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.75 on real photos (docs/int8.md); AE int8
 MIN_SIDE = 8  # H, W >= 8 (the exported graph's symbolic sizes are 4 * s with s >= 2)
@@ -63,6 +63,13 @@ def unavailable_reason() -> str | None:
     if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         return "the int8 path compiles with inductor and needs a C++ compiler (Debian: apt-get install g++)"
     return None
+
+
+def require() -> None:
+    """Raise a one-line ValueError naming what to install when the int8 path cannot run here."""
+    reason = unavailable_reason()
+    if reason is not None:
+        raise ValueError(reason)
 
 
 def available() -> bool:

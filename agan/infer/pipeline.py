@@ -57,8 +57,9 @@ def _forward(model: torch.nn.Module, x: Tensor, precision: str = "fp32") -> tupl
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     precision = resolve_precision(precision, x.device)
     if precision == "int8":  # agan.infer.int8: PT2E int8 on the CPU, quantized once per G (>= 35 dB of fp32)
-        from agan.infer.int8 import int8_forward
+        from agan.infer.int8 import int8_forward, require
 
+        require()  # torchao, oneDNN and a C++ compiler, or one line naming what is missing
         if not isinstance(model, Generator):
             raise ValueError("precision int8 is for the attentive GAN generator only")
         out = int8_forward(model, x.float())
