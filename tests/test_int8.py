@@ -105,3 +105,18 @@ def test_int8_is_a_cpu_inference_precision_auto_never_picks():
         resolve_precision("int8", "cuda")
     with pytest.raises(ValueError, match="int8 is for inference on the CPU"):
         resolve_precision("int8", "cpu", training=True)
+
+
+def test_tune_records_what_auto_reads(shipped, tmp_path, monkeypatch):
+    """``agan tune``: times the float path and int8 through derain's own forward, checks int8 against fp32,
+    and writes the record ``--precision auto`` reads (agan.infer.choose)."""
+    from agan.infer import choose
+
+    monkeypatch.setenv("AGAN_CACHE_DIR", str(tmp_path))
+    e = choose.tune(shipped, size=(64, 96), repeats=1, n_quality=2)
+    assert e["base"] in ("bf16", "fp32") and e["base_s_per_mpx"] > 0 and e["int8_s_per_mpx"] > 0
+    assert e["psnr_worst"] >= choose.MIN_PSNR and e["iou_worst"] >= choose.MIN_IOU
+    assert e["eligible"] == e["faster"] == (e["int8_s_per_mpx"] < e["base_s_per_mpx"])
+    assert choose.lookup(shipped) == e and (tmp_path / "precision.json").is_file()
+    expect = "int8" if e["eligible"] else e["base"]  # eligible: faster, so any saving beats no warm-up
+    assert choose.pick_precision(shipped, "cpu", 1e9) == expect  # compiled already: no warm-up left

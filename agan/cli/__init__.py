@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # subcommand modules, in the order ``agan --help`` lists them
-COMMANDS = ["info", "train", "eval", "derain", "synth", "ablate", "bench"]
+COMMANDS = ["info", "train", "eval", "derain", "synth", "ablate", "bench", "tune"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,9 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="auto (default): bf16 on CPUs with native bf16 (avx512_bf16/AMX), fp16 on CUDA, else "
-                        "fp32; fp32 matches the plain network within 1e-4, bf16/fp16 within >= 40 dB PSNR; "
-                        "int8 (CPU, needs torchao and a C++ compiler): >= 35 dB of fp32, its first image "
-                        "compiles for 10-100 s (docs/int8.md)")
+                        "fp32, and int8 where `agan tune` measured it faster on this CPU for these weights "
+                        "and the job repays its warm-up; fp32 matches the plain network within 1e-4, "
+                        "bf16/fp16 within >= 40 dB PSNR; int8 (CPU, needs torchao and a C++ compiler): "
+                        ">= 35 dB of fp32, its first image compiles for 30-100 s (docs/int8.md)")
     p.add_argument("--recursive", action="store_true", help="also look into sub-folders of folder inputs")
     p.set_defaults(func=run)
 

@@ -12,10 +12,12 @@
       by call site, so ``_Unrolled`` gives every step its own copy of the (small) ARN modules. Each step is
       calibrated separately (its own activation ranges), the float G is never modified. Step 1 is specialised
       exactly (H_0 = C_0 = 0: its gate conv reads only X_1 and has no forget gate), as in agan.infer.fast.
-    * what stays float (fp32, inside the same compiled graph): the ConvLSTM gate arithmetic (sigmoid, tanh,
-      the cell state C_t: never quantized), the two transposed convs of the autoencoder (the x86 quantizer
-      has no conv_transpose pattern) and whatever ``keep_float`` names (module-name prefixes of G, e.g. "arn",
-      "arn.lstm", "arn.attention_head", "autoencoder.head_O"). docs/int8.md measures each choice.
+    * what stays float (inside the same compiled graph): the ConvLSTM gate arithmetic (``_Cell``: sigmoid,
+      tanh, the cell state C_t, in fp32, never quantized), the two transposed convs of the autoencoder (the
+      x86 quantizer has no conv_transpose pattern) and the convs under ``keep_float`` (module-name prefixes of
+      G: "arn" by default, or e.g. "arn.lstm", "arn.attention_head", "autoencoder.head_O"). The float convs
+      run in bf16 on CPUs with native bf16 dot products (``float_dtype="auto"``), else fp32. docs/int8.md
+      measures each choice.
     * shapes: the graph is exported and compiled with H and W symbolic (multiples of 4, >= 8), so one compile
       serves every image size (inductor adds one size guard, H*W > 5120: smaller images get a second compile);
       the batch runs one image at a time (B = 1 graph). Inputs are channels-last (NHWC): with NCHW input the
@@ -44,9 +46,9 @@ from torch import Tensor, nn
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
 __all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_images", "conv_rate_int8",
-           "int8_forward", "quantize_generator", "require", "unavailable_reason"]
+           "int8_forward", "is_compiled", "quantize_generator", "require", "unavailable_reason"]
 
-DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.75 on real photos (docs/int8.md); AE int8
+DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.82 (docs/int8.md); the autoencoder is int8
 MIN_SIDE = 8  # H, W >= 8 (the exported graph's symbolic sizes are 4 * s with s >= 2)
 
 
@@ -91,6 +93,37 @@ def calibration_images(n: int = 8, size: int | tuple[int, int] = (240, 360),
     return out
 
 
+class _Bf16(nn.Module):
+    """``module`` in bf16 inside the int8 graph: float32 in, float32 out, bf16 weights and arithmetic (oneDNN
+    bf16 kernels after inductor's freezing); for the parts kept out of int8."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = copy.deepcopy(module).to(torch.bfloat16)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x.to(torch.bfloat16)).float()
+
+
+class _Cell(nn.Module):
+    """The ConvLSTM gate arithmetic (Eq. 3) on the gate conv's output z, as a module so that the quantizer
+    can be told to leave it float: C_t, the gates and H_t are never quantized.
+    first step (C_0 = 0): z = (i, o, g); later steps: z = (i, f, g, o)."""
+
+    def __init__(self, first: bool):
+        super().__init__()
+        self.first = first
+
+    def forward(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:  # z: (B, 3C | 4C, H, W)
+        if self.first:
+            i, o, g = z.chunk(3, 1)
+            c = torch.sigmoid(i) * torch.tanh(g)  # C_1 = i g
+        else:
+            i, f, g, o = z.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c  # H_t, C_t
+
+
 class _Unrolled(nn.Module):
     """G with the ARN unrolled: step t has its own copies of head_in, res_blocks, lstm.gates, attention_head.
     forward(I) -> (A_1, .., A_N, S1, S2, O), the same function as G (flat tuple: torch.export friendly)."""
@@ -103,8 +136,9 @@ class _Unrolled(nn.Module):
             self.C, self.a0 = arn.channels, arn.initial_attention
             self.arn = nn.ModuleList(nn.ModuleDict(dict(
                 head_in=copy.deepcopy(arn.head_in), res_blocks=copy.deepcopy(arn.res_blocks),
-                gates=copy.deepcopy(arn.lstm.gates), attention_head=copy.deepcopy(arn.attention_head)))
-                for _ in range(arn.steps))
+                gates=copy.deepcopy(arn.lstm.gates), cell=_Cell(first=t == 0),
+                attention_head=copy.deepcopy(arn.attention_head)))
+                for t in range(arn.steps)).float()
             # step 1 exactly: H_0 = C_0 = 0, so its gate conv needs only X_1's channels and no forget gate
             gates, C = arn.lstm.gates, arn.channels
             gates0 = nn.Conv2d(C, 3 * C, 3, padding=1)  # (i, o, g) rows, X input channels
@@ -113,7 +147,7 @@ class _Unrolled(nn.Module):
                 gates0.weight.copy_(gates.weight[rows, :C])
                 gates0.bias.copy_(gates.bias[rows])
             self.arn[0]["gates"] = gates0
-        self.autoencoder = copy.deepcopy(G.autoencoder)
+        self.autoencoder = copy.deepcopy(G.autoencoder).float()
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         maps: list[Tensor] = []
@@ -126,13 +160,8 @@ class _Unrolled(nn.Module):
                 y = F.relu(step["head_in"](torch.cat([x, A], 1)))  # (B, C, H, W)
                 for block in step["res_blocks"]:
                     y = block(y)
-                if t == 0:  # C_1 = i g (C_0 = 0), gates from X_1 alone (H_0 = 0)
-                    i, o, g = step["gates"](y).chunk(3, 1)  # 3 x (B, C, H, W), float
-                    c = torch.sigmoid(i) * torch.tanh(g)
-                else:
-                    i, f, g, o = step["gates"](torch.cat([y, H], 1)).chunk(4, 1)  # 4 x (B, C, H, W), float
-                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # C_t: float, never quantized
-                H = torch.sigmoid(o) * torch.tanh(c)
+                z = step["gates"](y if t == 0 else torch.cat([y, H], 1))  # (B, 3C | 4C, H, W)
+                H, c = step["cell"](z, c)  # H_t, C_t: float, never quantized
                 A = step["attention_head"](H)  # A_t: (B, 1, H, W)
                 maps.append(A)
             inp = torch.cat([x, A], 1)  # (B, 4, H, W)
@@ -146,6 +175,24 @@ def _g_name(name: str) -> str:
         rest = ".".join(parts[2:])
         return "arn." + ("lstm.gates" if rest == "gates" else rest)
     return name
+
+
+def _float_parts(model: _Unrolled, keep: tuple[str, ...]) -> list[str]:
+    """Names (in ``model``) of the convs that stay float: those under a ``keep`` prefix of G's module names,
+    and the autoencoder's two transposed convs (the x86 quantizer has no conv_transpose pattern)."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.ConvTranspose2d)
+            or (isinstance(m, nn.Conv2d) and any(_g_name(name).startswith(p) for p in keep))]
+
+
+def _float_dtype(float_dtype: str) -> torch.dtype:
+    if float_dtype not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"float_dtype must be auto, bf16 or fp32, got {float_dtype!r}")
+    if float_dtype == "auto":
+        from agan.precision import cpu_has_fast_bf16
+
+        float_dtype = "bf16" if cpu_has_fast_bf16() else "fp32"
+    return torch.bfloat16 if float_dtype == "bf16" else torch.float32
 
 
 class Int8Generator:
@@ -188,7 +235,7 @@ class Int8Generator:
 
 def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None, *,
                        keep_float: str | Iterable[str] = DEFAULT_KEEP_FLOAT,
-                       compile: bool = True) -> Int8Generator:
+                       compile: bool = True, float_dtype: str = "auto") -> Int8Generator:
     """Post-training static int8 quantization of G (PT2E, x86 inductor quantizer, per-channel weights).
 
     Args:
@@ -198,6 +245,8 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
         keep_float: prefixes of G's module names whose convs stay fp32, e.g. "arn" (the whole
             attentive-recurrent
             network), "arn.lstm" (the ConvLSTM gate convs), "arn.attention_head", "autoencoder.head_O".
+        float_dtype: what the parts kept out of int8 (the ``keep_float`` convs, the two transposed convs) run
+            in: "bf16", "fp32", or "auto" (bf16 on CPUs with native bf16 dot products, else fp32).
         compile: False = run the fx graph eagerly (simulated int8, for debugging; slow).
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -211,7 +260,12 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
     calib = [c[k: k + 1] for c in calib for k in range(c.shape[0])]  # (1, 3, H, W) each
     for c in calib:
         check_size(c)
-    model = _Unrolled(G).cpu().float().eval()
+    model = _Unrolled(G).cpu().eval()
+    floats = _float_parts(model, keep)  # names of the convs that stay float
+    if _float_dtype(float_dtype) == torch.bfloat16:
+        for name in floats:
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent), attr, _Bf16(model.get_submodule(name)))
     x0 = calib[0].cpu().float().contiguous(memory_format=torch.channels_last)
     h = torch.export.Dim("h", min=MIN_SIDE // 4, max=4096)  # H = 4 h
     w = torch.export.Dim("w", min=MIN_SIDE // 4, max=4096)  # W = 4 w
@@ -220,8 +274,8 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())  # s8 per-channel, u8 static
         for name, m in model.named_modules():
-            if isinstance(m, nn.Conv2d) and any(_g_name(name).startswith(p) for p in keep):
-                quantizer.set_module_name_qconfig(name, None)  # this conv stays fp32
+            if name in floats or isinstance(m, _Cell):
+                quantizer.set_module_name_qconfig(name, None)  # stays float: the LSTM cell, the kept convs
         prepared = prepare_pt2e(gm, quantizer)  # observers on every quantizable tensor
         for c in calib:  # calibration: record activation min/max
             prepared(c.cpu().float().contiguous(memory_format=torch.channels_last))
@@ -251,6 +305,14 @@ def int8_forward(G: Generator, x: Tensor, calib: list[Tensor] | None = None,
         cached = (key, quantize_generator(G, calib, keep_float=keep_float))
         _INT8[G] = cached
     return cached[1](x)
+
+
+def is_compiled(G: Generator, keep_float: str | Iterable[str] = DEFAULT_KEEP_FLOAT) -> bool:
+    """True when :func:`int8_forward` has already quantized and compiled G (its current weights) in this
+    process: a further int8 call costs no warm-up."""
+    key = (_params_key(G), (keep_float,) if isinstance(keep_float, str) else tuple(keep_float))
+    cached = _INT8.get(G)
+    return cached is not None and cached[0] == key and cached[1].compiled is not None
 
 
 def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repeats: int = 5) -> float:

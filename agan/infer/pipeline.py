@@ -284,8 +284,9 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     tensors. Variant "A" and the baselines (Eigen13, Pix2Pix) have no maps ([]).
     ``tile`` / ``overlap`` / ``size`` (the scale G runs at) / ``smooth`` / ``blend`` (how G's change is
     applied): see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of the plain
-    path) | bf16 | fp16 | auto (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32; what ``agan derain``
-    uses).
+    path) | bf16 | fp16 | int8 (CPU, ``agan.infer.int8``) | auto (what ``agan derain`` uses: bf16 on CPUs with
+    native bf16, fp16 on CUDA, else fp32; int8 where ``agan tune`` measured it faster here, within the
+    quality bounds, and the job repays its warm-up: ``agan.infer.choose``).
     """
     from PIL import Image
 
@@ -298,6 +299,10 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
         if next(model.parameters()).device != dev:
             model = model.to(dev)
     x, kind, info = _to_batch(image)
+    if precision == "auto":  # int8 only where `agan tune` measured it worth it here (agan.infer.choose)
+        from agan.infer.choose import pick_precision, run_pixels
+
+        precision = pick_precision(model, dev, x.shape[0] * run_pixels(model, x.shape[-2:], size))
     was_training = model.training
     model.eval()
     try:

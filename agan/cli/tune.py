@@ -1,0 +1,71 @@
+"""``agan tune``: measure, on this CPU and for these weights, whether ``--precision auto`` may use int8
+(argument parsing only; the work is ``agan.infer.choose.tune``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """what auto does afterwards (agan derain, derain() in Python):
+  int8 when this record says int8 was faster than the float path here and within the quality bounds
+  (O >= 35 dB PSNR of fp32 and attention IoU >= 0.9, worst synthetic image), and the job's pixels repay the
+  int8 warm-up (its first call quantizes and compiles, tens of seconds); otherwise bf16 (CPUs with native
+  bf16) or fp32. Without a record auto never picks int8. The record is keyed by CPU, threads, torch and
+  torchao versions and the weights, so a new machine or new weights need a new run."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune", help="measure whether --precision auto should use int8 on this CPU (writes a record)",
+        description="Time the int8 path (agan.infer.int8) against the float path that --precision auto "
+                    "otherwise runs, on this CPU, for the given weights, check int8's quality against "
+                    "fp32 on synthetic rainy images, and record the result in $AGAN_CACHE_DIR/precision.json "
+                    "(default ~/.cache/agan). Takes 1-3 minutes (one int8 compile).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default=None, metavar="W",
+                   help="generator weights (default: the kit's own model)")
+    p.add_argument("--size", default="240x360", metavar="HxW",
+                   help="image size G runs at for the timing and quality check (multiples of 4), "
+                        "default 240x360 (the kit's model runs at 240 px on the long side by default)")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds (the least is kept), default 3")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--dry-run", action="store_true", help="measure and print, write no record")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from agan.infer.choose import MIN_IOU, MIN_PSNR, cache_path, tune
+    from agan.infer.int8 import require
+    from agan.infer.load import load_generator
+    from agan.infer.release import default_weights
+    from agan.models.summary import parse_size
+
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = parse_size(args.size)
+    require()  # torchao, oneDNN, a C++ compiler: one line naming what is missing
+    G = load_generator(args.weights or default_weights(), device="cpu")
+    if not getattr(G, "attentive", False):
+        raise ValueError("agan tune needs an attentive generator (the int8 path quantizes the full model)")
+    e = tune(G, size=size, repeats=args.repeats, save=not args.dry_run,
+             progress=lambda msg: print(f"  .. {msg}", file=sys.stderr, flush=True))
+    mpx = size[0] * size[1] / 1e6
+    b, q = e["base_s_per_mpx"] * mpx, e["int8_s_per_mpx"] * mpx
+    print(f"{size[0]}x{size[1]}, {torch.get_num_threads()} threads: {e['base']} {b:.3f} s, int8 {q:.3f} s "
+          f"(x{b / q:.2f}); int8 warm-up {e['warmup_s']:.1f} s")
+    print(f"int8 vs fp32: O worst {e['psnr_worst']:.2f} dB (bound {MIN_PSNR:g}), "
+          f"A_N IoU worst {e['iou_worst']:.3f} (bound {MIN_IOU:g})")
+    if e["eligible"]:
+        verdict = (f"auto uses int8 for jobs whose saving (x{b / q:.2f}) repays the {e['warmup_s']:.0f} s "
+                   "warm-up")
+        if e["warmup_s"] > 0 and b > q:
+            verdict += f" (from about {e['warmup_s'] / (e['base_s_per_mpx'] - e['int8_s_per_mpx']):.0f} Mpx)"
+    else:
+        why = "not faster" if not e["faster"] else "outside the quality bounds"
+        verdict = f"auto keeps {e['base']} (int8 {why})"
+    print(verdict + ("" if args.dry_run else f"; recorded in {cache_path()}"))
+    return 0

@@ -1,0 +1,201 @@
+"""``--precision auto`` on the CPU, decided from a measurement: int8 only where this CPU ran it faster than
+the float path and within the quality bounds, and only for a job big enough to repay its warm-up.
+
+    agan tune                                   # measure (the kit's model, or --weights W) and record it
+    pick_precision(G, "cpu", pixels)            # what derain() / agan derain use for "auto"
+
+1. Without a record, "auto" is what :func:`agan.precision.resolve_precision` says (bf16 on CPUs with native
+   bf16 dot products, else fp32; fp16 on CUDA): int8 is never guessed.
+2. :func:`tune` times the float path (``base``: what auto runs otherwise) and the int8 path
+   (``agan.infer.int8``) at one size through the product's own forward, records the int8 warm-up
+   (quantize + inductor compile), and checks int8 against fp32 on synthetic rainy images: PSNR of O worst
+   >= 35 dB and IoU of ``A_N >= 0.5`` worst >= 0.9 (docs/int8.md). int8 is eligible when both bounds hold
+   and it was faster.
+3. :func:`pick_precision`: eligible, and the job's pixels (at G's scale) times the per-pixel saving exceed the
+   warm-up still to pay (0 once this process has compiled the int8 G) -> "int8"; else the float path.
+
+The record is a JSON file, ``$AGAN_CACHE_DIR/precision.json`` (default ``~/.cache/agan``), one entry per key:
+the CPU (model name and instruction sets), torch's thread count, the torch and torchao versions and a
+fingerprint of G's weights (speed depends on the machine and the widths, quality on the weights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+import weakref
+from pathlib import Path
+
+import torch
+
+from agan.precision import resolve_precision
+
+__all__ = ["MIN_IOU", "MIN_PSNR", "cache_path", "file_pixels", "lookup", "pick_precision", "record_key",
+           "run_pixels", "tune"]
+
+MIN_PSNR = 35.0  # dB, int8 O vs fp32 O, worst image
+MIN_IOU = 0.9  # IoU of A_N >= 0.5, int8 vs fp32, worst image
+THRESHOLD = 0.5  # the kit's attention threshold (agan.experiments.attention)
+
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cache_path() -> Path:
+    return Path(os.environ.get("AGAN_CACHE_DIR") or Path.home() / ".cache" / "agan") / "precision.json"
+
+
+def _cpu() -> str:
+    name, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+                    name)
+        have = set(info.split())
+        isa = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8")
+        flags = [f for f in isa if f in have]
+    except OSError:
+        pass
+    return f"{name} [{' '.join(flags)}]"
+
+
+def _fingerprint(G: torch.nn.Module) -> str:
+    """sha256 (16 hex) of G's parameters, cached per G while they are unchanged."""
+    key = tuple((p.data_ptr(), p._version) for p in G.parameters())
+    cached = _FINGERPRINTS.get(G)
+    if cached is None or cached[0] != key:
+        h = hashlib.sha256()
+        for name, t in G.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().float().contiguous().numpy().tobytes())
+        cached = (key, h.hexdigest()[:16])
+        _FINGERPRINTS[G] = cached
+    return cached[1]
+
+
+def record_key(G: torch.nn.Module) -> str:
+    try:
+        import torchao
+
+        ao = torchao.__version__
+    except ImportError:
+        ao = "none"
+    return (f"{_cpu()} | {torch.get_num_threads()} threads | torch {torch.__version__} | torchao {ao} | "
+            f"G {_fingerprint(G)}")
+
+
+def _read() -> dict:
+    try:
+        return json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def lookup(G: torch.nn.Module) -> dict | None:
+    """The recorded measurement for G on this machine, or None."""
+    entry = _read().get(record_key(G))
+    return entry if isinstance(entry, dict) else None
+
+
+def pick_precision(model: torch.nn.Module, device: torch.device | str, pixels: float,
+                   precision: str = "auto") -> str:
+    """The precision to run a job of ``pixels`` (total, at G's scale) with: ``precision`` unless it is
+    "auto"; for "auto", int8 where the record allows it (module docstring), else resolve_precision's."""
+    device = torch.device(device)
+    base = resolve_precision(precision, device)
+    if precision != "auto" or device.type != "cpu":
+        return base
+    from agan.infer import int8
+    from agan.models.generator import Generator
+
+    if not isinstance(model, Generator) or not model.attentive or not int8.available():
+        return base
+    entry = lookup(model)
+    if entry is None or not entry.get("eligible") or entry.get("base") != base:
+        return base
+    warmup = 0.0 if int8.is_compiled(model) else float(entry["warmup_s"])
+    saving = pixels / 1e6 * (entry["base_s_per_mpx"] - entry["int8_s_per_mpx"])
+    return "int8" if saving > warmup else base
+
+
+def run_pixels(model: torch.nn.Module, hw: tuple[int, int], size: int | None = None) -> int:
+    """Pixels G runs on for one H x W image: at the longer side ``size`` (None = the model's own, 0 = full
+    resolution) when the image is larger, as ``derain_tensor`` does."""
+    from agan.models.generator import model_size
+
+    H, W = hw
+    size = model_size(model) if size is None else int(size)
+    if 0 < size < max(H, W):
+        s = size / max(H, W)
+        return max(4, round(H * s)) * max(4, round(W * s))
+    return H * W
+
+
+def file_pixels(model: torch.nn.Module, files, size: int | None = None) -> int:
+    """Sum of :func:`run_pixels` over image files (sizes from their headers; unreadable files count 0)."""
+    from PIL import Image
+
+    total = 0
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                total += run_pixels(model, (im.height, im.width), size)
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def _psnr_iou(a, b) -> tuple[float, float]:
+    """PSNR (dB) of O_a vs O_b (clipped to [0, 1]) and IoU of A_N >= 0.5."""
+    mse = float(((a[0].clamp(0, 1) - b[0].clamp(0, 1)) ** 2).mean())
+    psnr = float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
+    ma, mb = a[1][-1] >= THRESHOLD, b[1][-1] >= THRESHOLD
+    union = int((ma | mb).sum())
+    return psnr, 1.0 if union == 0 else int((ma & mb).sum()) / union
+
+
+def tune(G: torch.nn.Module, size: tuple[int, int] = (240, 360), repeats: int = 3, n_quality: int = 4,
+         progress=None, save: bool = True) -> dict:
+    """Measure int8 against the float path on this CPU for G (module docstring) and record the entry."""
+    from agan.infer import int8
+    from agan.infer.pipeline import _forward
+
+    say = progress or (lambda msg: None)
+    int8.require()
+    G = G.cpu().eval()
+    base = resolve_precision("auto", "cpu")
+    x = int8.calibration_images(1, size, seed=2000)[0]  # (1, 3, H, W)
+    say(f"int8 warm-up (quantize + compile) at {size[0]}x{size[1]}")
+    t0 = time.perf_counter()
+    _forward(G, x, "int8")
+    warmup = time.perf_counter() - t0
+    _forward(G, x, base)  # warm the float path too
+    times: dict[str, list[float]] = {base: [], "int8": []}
+    say(f"timing {base} and int8, {repeats} interleaved rounds")
+    for _ in range(repeats):
+        for p in times:
+            t0 = time.perf_counter()
+            _forward(G, x, p)
+            times[p].append(time.perf_counter() - t0)
+    say(f"quality: int8 vs fp32 on {n_quality} synthetic images")
+    scores = [_psnr_iou(_forward(G, img, "int8"), _forward(G, img, "fp32"))
+              for img in int8.calibration_images(n_quality, size, seed=3000)]
+    mpx = size[0] * size[1] / 1e6
+    entry = {"base": base, "size": list(size), "base_s_per_mpx": min(times[base]) / mpx,
+             "int8_s_per_mpx": min(times["int8"]) / mpx, "warmup_s": warmup,
+             "psnr_worst": min(s[0] for s in scores), "iou_worst": min(s[1] for s in scores),
+             "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    entry["faster"] = entry["int8_s_per_mpx"] < entry["base_s_per_mpx"]
+    entry["eligible"] = bool(entry["faster"] and entry["psnr_worst"] >= MIN_PSNR
+                             and entry["iou_worst"] >= MIN_IOU)
+    if save:
+        from agan.atomic import atomic_path
+
+        records = _read()
+        records[record_key(G)] = entry
+        with atomic_path(cache_path()) as tmp:
+            tmp.write_text(json.dumps(records, indent=2) + "\n")
+    return entry

@@ -1,0 +1,103 @@
+"""``--precision auto`` with a measured record (agan.infer.choose): int8 only where ``agan tune`` found it
+faster on this machine, within the quality bounds, and for a job that repays its warm-up. No compile here:
+the record is written by hand (``tests/test_int8.py`` runs the real ``tune``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agan.infer import choose, int8
+from agan.infer.load import load_generator
+from agan.infer.release import default_weights
+from agan.precision import resolve_precision
+
+BASE = resolve_precision("auto", "cpu")  # what auto runs without a record
+
+
+@pytest.fixture()
+def G():
+    return load_generator(default_weights(), "cpu")
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGAN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(int8, "available", lambda: True)  # the choice, not the toolchain, is tested here
+    monkeypatch.setattr(int8, "is_compiled", lambda G, *a: False)
+    return tmp_path
+
+
+def _record(G, **kw):
+    entry = {"base": BASE, "size": [240, 360], "base_s_per_mpx": 2.0, "int8_s_per_mpx": 1.0, "warmup_s": 40.0,
+             "psnr_worst": 40.0, "iou_worst": 0.99, "faster": True, "eligible": True, **kw}
+    path = choose.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({choose.record_key(G): entry}))
+
+
+def test_without_a_record_auto_is_the_float_path(G, cache):
+    assert choose.lookup(G) is None
+    assert choose.pick_precision(G, "cpu", 1e12) == BASE
+
+
+def test_record_int8_only_when_the_job_repays_the_warmup(G, cache):
+    _record(G)  # saves 1 s per Mpx, warm-up 40 s
+    assert choose.pick_precision(G, "cpu", 30e6) == BASE  # 30 s saved < 40 s warm-up
+    assert choose.pick_precision(G, "cpu", 50e6) == "int8"
+    assert choose.pick_precision(G, "cpu", 50e6, precision="fp32") == "fp32"  # explicit choice kept
+
+
+def test_already_compiled_int8_costs_no_warmup(G, cache, monkeypatch):
+    _record(G)
+    monkeypatch.setattr(int8, "is_compiled", lambda G, *a: True)
+    assert choose.pick_precision(G, "cpu", 0.1e6) == "int8"
+
+
+@pytest.mark.parametrize("why", [{"eligible": False, "faster": False}, {"eligible": False, "iou_worst": 0.8},
+                                 {"base": "other"}])
+def test_ineligible_or_stale_record_keeps_the_float_path(G, cache, why):
+    _record(G, **why)
+    assert choose.pick_precision(G, "cpu", 1e12) == BASE
+
+
+def test_record_is_per_weights(G, cache):
+    _record(G)
+    other = load_generator(default_weights(), "cpu")
+    with torch.no_grad():
+        other.autoencoder.head_O.bias.add_(1e-3)  # other weights: another fingerprint
+    assert choose.lookup(other) is None and choose.pick_precision(other, "cpu", 1e12) == BASE
+
+
+def test_cuda_auto_stays_fp16(G, cache):
+    _record(G)
+    if torch.cuda.is_available():
+        assert choose.pick_precision(G.cuda(), "cuda", 1e12) == "fp16"
+    with pytest.raises(ValueError, match="int8 is for inference on the CPU"):
+        choose.pick_precision(G, "cuda", 1.0, precision="int8")
+
+
+def test_run_pixels_follows_the_derain_scale(G):
+    assert choose.run_pixels(G, (480, 720), 0) == 480 * 720
+    assert choose.run_pixels(G, (480, 720), 240) == 160 * 240
+    assert choose.run_pixels(G, (100, 120), 240) == 100 * 120  # smaller than the scale: as it is
+
+
+def test_derain_files_reports_an_auto_int8_choice(G, cache, tmp_path, monkeypatch, capsys):
+    """agan derain --precision auto: one choice per job, from the files' sizes; said on stderr."""
+    from PIL import Image
+
+    from agan.infer import batch
+
+    _record(G, warmup_s=0.0)
+    seen = []
+    monkeypatch.setattr(batch, "_derain_one", lambda f, t, o, m, s, kw: seen.append(kw["precision"]))
+    files = []
+    for i in range(2):
+        files.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (64, 48)).save(files[-1])
+    report = batch.derain_files(files, tmp_path / "out", G, precision="auto", progress=True)
+    assert report.done == 2 and seen == ["int8", "int8"]
+    assert "precision auto: int8" in capsys.readouterr().err
