@@ -10,8 +10,9 @@ Why the two CUDA answers differ: a training step needs bf16's range (no loss sca
 losses' gradients), while inference computes bounded images, where fp16 is as exact and at least as fast on
 every GPU, including those without native bf16 (docs/design.md). On a CPU both use bf16 only where the CPU has
 native bf16 dot products (avx512_bf16 / AMX / Arm bf16); emulated bf16 is slower than fp32. "int8"
-(inference on the CPU, ``agan.infer.int8``) is never chosen by "auto": its first call per process compiles for
-10-100 s and, on the CPUs measured so far, it ran at most x1.3 the bf16 path (docs/int8.md).
+(inference on the CPU, ``agan.infer.int8``) is never chosen here: whether it pays depends on the CPU, the
+weights and the job (its first call per process compiles for 30-100 s), so inference's "auto" asks
+``agan.infer.choose.pick_precision``, which picks int8 only from an ``agan tune`` measurement (docs/int8.md).
 """
 
 from __future__ import annotations

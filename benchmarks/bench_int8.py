@@ -2,13 +2,13 @@
 FastGenerator bf16.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_int8.py [--size 480x720] [--repeats 3] [--synthetic 4]
-        [--real DIR | --no-real] [--keep-float arn] [--variants] [--weights W]
+        [--real DIR | --no-real] [--keep-float arn] [--float-dtype auto|bf16|fp32] [--variants] [--weights W]
 
 Speed: s/image at --size, one image, for ``plain`` (``G(x)`` under inference_mode, eager fp32), ``fast32`` /
 ``bf16`` (agan.infer.fast.FastGenerator) and ``int8`` (agan.infer.int8, inductor-compiled); the paths run
 interleaved, ``--repeats`` rounds after a warm-up, and the table shows the least wall time of each (and the
 least CPU time / threads, a steadier figure on a shared machine). ``--variants`` also times int8 with every
-conv int8 and with only the ARN's ConvLSTM + attention head in fp32 (the default keeps the whole ARN fp32).
+conv int8, and the default split (the whole ARN float) with its float parts in fp32 instead of bf16.
 Quality: int8 vs fp32 (FastGenerator fp32, within 1e-4 of the plain path) on ``--synthetic`` synthetic rainy
 images at --size and on every photo under --real (default ../shared/real beside the repository, when it
 exists) at full resolution (``derain_tensor(size=0)``, tiled above 1024x1024 like ``agan derain``):
@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--calib", type=int, default=8, help="calibration images (synthetic, 240x360)")
     ap.add_argument("--keep-float", default=",".join(int8.DEFAULT_KEEP_FLOAT),
-                    help="comma-separated module prefixes of G kept fp32 (default: arn; '' = all int8)")
-    ap.add_argument("--variants", action="store_true", help="also time all-int8 and ARN-partly-fp32 int8")
+                    help="comma-separated module prefixes of G kept float (default: arn; '' = all int8)")
+    ap.add_argument("--float-dtype", default="auto", choices=("auto", "bf16", "fp32"),
+                    help="what the float parts run in (default auto: bf16 on CPUs with native bf16)")
+    ap.add_argument("--variants", action="store_true", help="also time all-int8 and fp32 float parts")
     ap.add_argument("--weights", default=None, help="generator weights (default: the kit's shipped model)")
     ap.add_argument("--preset", default=None,
                     help="time a randomly initialised G of this config preset (e.g. paper, as `agan bench`) "
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
           f"G width {G.width:g}, ARN width {G.arn_width:g}")
     calib = int8.calibration_images(args.calib, (240, 360))
     t = time.perf_counter()
-    q = int8.quantize_generator(G, calib, keep_float=keep)
+    q = int8.quantize_generator(G, calib, keep_float=keep, float_dtype=args.float_dtype)
     print(f"quantize (export + calibrate on {len(calib)} images + convert): {time.perf_counter() - t:.1f} s")
     x = int8.calibration_images(1, (H, W), seed=2000)[0]
     t = time.perf_counter()
@@ -160,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = {"plain": plain, "fast32": FastGenerator(G, "fp32"), "bf16": FastGenerator(G, "bf16"), "int8": q}
     if args.variants:
-        for name, kf in (("int8 all", ()), ("int8 ARN lstm+att fp32", ("arn.lstm", "arn.attention_head"))):
-            runs[name] = int8.quantize_generator(G, calib, keep_float=kf)
+        for name, kf, fd in (("int8 all", (), "auto"), ("int8 float parts fp32", keep, "fp32")):
+            runs[name] = int8.quantize_generator(G, calib, keep_float=kf, float_dtype=fd)
     res = time_paths(runs, x, args.repeats)
     print(f"\n{'path':<24}{'s/image':>9}{'cpu/thr':>9}{'vs plain':>10}{'vs bf16':>9}"
           f"   ({H}x{W}, min of {args.repeats})")
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.preset:
         return 0
-    print(f"\nquality, int8{' (fp32: ' + ','.join(keep) + ')' if keep else ''} vs fp32:")
+    print(f"\nquality, int8{' (float: ' + ','.join(keep) + ')' if keep else ''} vs fp32:")
     syn = [(f"synthetic seed 3000 #{i}", t) for i, t in
            enumerate(int8.calibration_images(args.synthetic, (H, W), seed=3000))]
     rows_syn = quality(G, q, syn)

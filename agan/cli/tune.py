@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         verdict = (f"auto uses int8 for jobs whose saving (x{b / q:.2f}) repays the {e['warmup_s']:.0f} s "
                    "warm-up")
         if e["warmup_s"] > 0 and b > q:
-            verdict += f" (from about {e['warmup_s'] / (e['base_s_per_mpx'] - e['int8_s_per_mpx']):.0f} Mpx)"
+            mpx_even = e["warmup_s"] / (e["base_s_per_mpx"] - e["int8_s_per_mpx"])
+            verdict += f" (from about {mpx_even:.0f} Mpx: {mpx_even / mpx:.0f} images of {size[0]}x{size[1]})"
     else:
         why = "not faster" if not e["faster"] else "outside the quality bounds"
         verdict = f"auto keeps {e['base']} (int8 {why})"

@@ -96,7 +96,8 @@ def _read() -> dict:
 
 def lookup(G: torch.nn.Module) -> dict | None:
     """The recorded measurement for G on this machine, or None."""
-    entry = _read().get(record_key(G))
+    records = _read()  # no file: no fingerprint to compute
+    entry = records.get(record_key(G)) if records else None
     return entry if isinstance(entry, dict) else None
 
 
@@ -111,10 +112,10 @@ def pick_precision(model: torch.nn.Module, device: torch.device | str, pixels: f
     from agan.infer import int8
     from agan.models.generator import Generator
 
-    if not isinstance(model, Generator) or not model.attentive or not int8.available():
+    if not isinstance(model, Generator) or not model.attentive:
         return base
-    entry = lookup(model)
-    if entry is None or not entry.get("eligible") or entry.get("base") != base:
+    entry = lookup(model)  # before int8.available(): importing torchao costs a cold start ~1 s
+    if entry is None or not entry.get("eligible") or entry.get("base") != base or not int8.available():
         return base
     warmup = 0.0 if int8.is_compiled(model) else float(entry["warmup_s"])
     saving = pixels / 1e6 * (entry["base_s_per_mpx"] - entry["int8_s_per_mpx"])

@@ -148,23 +148,27 @@ class _Unrolled(nn.Module):
                 gates0.bias.copy_(gates.bias[rows])
             self.arn[0]["gates"] = gates0
         self.autoencoder = copy.deepcopy(G.autoencoder).float()
+        self.arn_dtype = torch.float32
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         maps: list[Tensor] = []
         inp = x
         if self.n_steps:
             b, _, h, w = x.shape
-            A = torch.full((b, 1, h, w), self.a0, dtype=x.dtype, device=x.device)  # A_0: (B, 1, H, W)
-            H = c = x  # h_t, c_t: (B, C, H, W), set by step 1
+            dt = self.arn_dtype  # the ARN's convs: float32, or bf16 when it is kept float on a bf16 CPU
+            xa = x.to(dt)
+            A = torch.full((b, 1, h, w), self.a0, dtype=dt, device=x.device)  # A_0: (B, 1, H, W)
+            H = c = xa  # h_t, c_t: (B, C, H, W), set by step 1
             for t, step in enumerate(self.arn):
-                y = F.relu(step["head_in"](torch.cat([x, A], 1)))  # (B, C, H, W)
+                y = F.relu(step["head_in"](torch.cat([xa, A], 1)))  # (B, C, H, W)
                 for block in step["res_blocks"]:
                     y = block(y)
                 z = step["gates"](y if t == 0 else torch.cat([y, H], 1))  # (B, 3C | 4C, H, W)
-                H, c = step["cell"](z, c)  # H_t, C_t: float, never quantized
+                H, c = step["cell"](z.float(), c)  # H_t, C_t: fp32, never quantized
+                H = H.to(dt)
                 A = step["attention_head"](H)  # A_t: (B, 1, H, W)
-                maps.append(A)
-            inp = torch.cat([x, A], 1)  # (B, 4, H, W)
+                maps.append(A.float())
+            inp = torch.cat([x, maps[-1]], 1)  # (B, 4, H, W)
         return (*maps, *self.autoencoder(inp))
 
 
@@ -263,9 +267,13 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
     model = _Unrolled(G).cpu().eval()
     floats = _float_parts(model, keep)  # names of the convs that stay float
     if _float_dtype(float_dtype) == torch.bfloat16:
+        if "arn" in keep and model.n_steps:  # the whole ARN in bf16 (no casts between its convs)
+            model.arn.to(torch.bfloat16)
+            model.arn_dtype = torch.bfloat16
         for name in floats:
-            parent, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent), attr, _Bf16(model.get_submodule(name)))
+            if not name.startswith("arn."):
+                parent, _, attr = name.rpartition(".")
+                setattr(model.get_submodule(parent), attr, _Bf16(model.get_submodule(name)))
     x0 = calib[0].cpu().float().contiguous(memory_format=torch.channels_last)
     h = torch.export.Dim("h", min=MIN_SIDE // 4, max=4096)  # H = 4 h
     w = torch.export.Dim("w", min=MIN_SIDE // 4, max=4096)  # W = 4 w
