@@ -32,7 +32,8 @@ def cache(tmp_path, monkeypatch):
 
 def _record(G, **kw):
     entry = {"base": BASE, "size": [240, 360], "base_s_per_mpx": 2.0, "int8_s_per_mpx": 1.0, "warmup_s": 40.0,
-             "psnr_worst": 40.0, "iou_worst": 0.99, "faster": True, "eligible": True, **kw}
+             "psnr_worst": 40.0, "iou_worst": 0.99, "faster": True, "eligible": True, "keep_float": ["arn"],
+             **kw}
     path = choose.cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({choose.record_key(G): entry}))
@@ -50,6 +51,12 @@ def test_record_int8_only_when_the_job_repays_the_warmup(G, cache):
     assert choose.pick_precision(G, "cpu", 50e6, precision="fp32") == "fp32"  # explicit choice kept
 
 
+def test_a_record_without_the_int8_toolchain_keeps_the_float_path(G, cache, monkeypatch):
+    _record(G)
+    monkeypatch.setattr(int8, "available", lambda: False)
+    assert choose.pick_precision(G, "cpu", 1e12) == BASE
+
+
 def test_already_compiled_int8_costs_no_warmup(G, cache, monkeypatch):
     _record(G)
     monkeypatch.setattr(int8, "is_compiled", lambda G, *a: True)
@@ -61,6 +68,15 @@ def test_already_compiled_int8_costs_no_warmup(G, cache, monkeypatch):
 def test_ineligible_or_stale_record_keeps_the_float_path(G, cache, why):
     _record(G, **why)
     assert choose.pick_precision(G, "cpu", 1e12) == BASE
+
+
+def test_int8_runs_the_recorded_split(G, cache):
+    """--precision int8 (and auto) run the split agan tune chose for these weights, else the default."""
+    assert choose.recorded_keep_float(G) == int8.DEFAULT_KEEP_FLOAT
+    _record(G, keep_float=[])
+    assert choose.recorded_keep_float(G) == ()  # all int8 passed the bounds and was fastest
+    _record(G, keep_float=[], eligible=False)
+    assert choose.recorded_keep_float(G) == int8.DEFAULT_KEEP_FLOAT
 
 
 def test_record_is_per_weights(G, cache):

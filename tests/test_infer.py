@@ -441,3 +441,5 @@ def test_int8_without_its_toolchain_is_one_line_and_writes_nothing(tmp_path, mon
         derain_tensor(Generator(width=0.125, steps=2).eval(), torch.rand(1, 3, 16, 16), precision="int8")
     assert main(["bench", "--paths", "plain,int8", "--size", "16x16", "--no-train", "--no-synth"]) == 2
     assert "needs torchao" in capsys.readouterr().err
+    assert main(["tune", "--weights", str(tmp_path / "absent.pt")]) == 2  # before the weights are read
+    assert capsys.readouterr().err.strip() == "agan tune: error: the int8 path needs torchao: pip install x"

@@ -108,15 +108,25 @@ def test_int8_is_a_cpu_inference_precision_auto_never_picks():
 
 
 def test_tune_records_what_auto_reads(shipped, tmp_path, monkeypatch):
-    """``agan tune``: times the float path and int8 through derain's own forward, checks int8 against fp32,
-    and writes the record ``--precision auto`` reads (agan.infer.choose)."""
+    """``agan tune``: times the float path and two int8 splits (ARN float; all int8) through derain's own
+    forward, checks each against fp32, and records the fastest within the bounds, which ``--precision auto``
+    and ``int8`` then use (agan.infer.choose)."""
     from agan.infer import choose
 
     monkeypatch.setenv("AGAN_CACHE_DIR", str(tmp_path))
     e = choose.tune(shipped, size=(64, 96), repeats=1, n_quality=2)
-    assert e["base"] in ("bf16", "fp32") and e["base_s_per_mpx"] > 0 and e["int8_s_per_mpx"] > 0
-    assert e["psnr_worst"] >= choose.MIN_PSNR and e["iou_worst"] >= choose.MIN_IOU
+    assert e["base"] in ("bf16", "fp32") and e["base_s_per_mpx"] > 0
+    assert [t["keep_float"] for t in e["splits"]] == [list(int8.DEFAULT_KEEP_FLOAT), []]
+    for t in e["splits"]:
+        assert t["ok"] == (t["psnr_worst"] >= choose.MIN_PSNR and t["iou_worst"] >= choose.MIN_IOU)
+    default = e["splits"][0]
+    assert default["ok"]  # the default split holds the bounds on the shipped model (as test_int8_quality)
+    ok = [t for t in e["splits"] if t["ok"]]
+    best = min(ok, key=lambda t: t["int8_s_per_mpx"])
+    assert e["keep_float"] == best["keep_float"] and e["int8_s_per_mpx"] == best["int8_s_per_mpx"]
     assert e["eligible"] == e["faster"] == (e["int8_s_per_mpx"] < e["base_s_per_mpx"])
     assert choose.lookup(shipped) == e and (tmp_path / "precision.json").is_file()
-    expect = "int8" if e["eligible"] else e["base"]  # eligible: faster, so any saving beats no warm-up
-    assert choose.pick_precision(shipped, "cpu", 1e9) == expect  # compiled already: no warm-up left
+    assert choose.recorded_keep_float(shipped) == (tuple(e["keep_float"]) if e["eligible"]
+                                                   else int8.DEFAULT_KEEP_FLOAT)
+    # a 1e12-pixel job repays any warm-up: int8 exactly when the record allows it
+    assert choose.pick_precision(shipped, "cpu", 1e12) == ("int8" if e["eligible"] else e["base"])

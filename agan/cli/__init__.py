@@ -11,6 +11,16 @@ import sys
 COMMANDS = ["info", "train", "eval", "derain", "synth", "ablate", "bench", "tune"]
 
 
+def apply_timing_args(args: argparse.Namespace) -> None:
+    """--repeats (>= 1) and --threads of the timing commands (bench, tune)."""
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agan",

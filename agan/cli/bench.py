@@ -47,16 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
     from agan import pick_device
+    from agan.cli import apply_timing_args
     from agan.experiments.bench import format_report, run_bench
     from agan.models.summary import parse_size
 
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_timing_args(args)
     paths = [p.strip() for p in args.paths.split(",") if p.strip()] if args.paths else None
     progress = None if args.json else (lambda msg: print(f"  .. {msg}", file=sys.stderr, flush=True))
     report = run_bench(size=parse_size(args.size), paths=paths, repeats=args.repeats, preset=args.preset,

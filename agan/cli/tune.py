@@ -36,16 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from agan.cli import apply_timing_args
     from agan.infer.choose import MIN_IOU, MIN_PSNR, cache_path, tune
     from agan.infer.int8 import require
     from agan.infer.load import load_generator
     from agan.infer.release import default_weights
     from agan.models.summary import parse_size
 
-    if args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_timing_args(args)
     size = parse_size(args.size)
     require()  # torchao, oneDNN, a C++ compiler: one line naming what is missing
     G = load_generator(args.weights or default_weights(), device="cpu")
@@ -55,18 +53,22 @@ def run(args: argparse.Namespace) -> int:
              progress=lambda msg: print(f"  .. {msg}", file=sys.stderr, flush=True))
     mpx = size[0] * size[1] / 1e6
     b, q = e["base_s_per_mpx"] * mpx, e["int8_s_per_mpx"] * mpx
-    print(f"{size[0]}x{size[1]}, {torch.get_num_threads()} threads: {e['base']} {b:.3f} s, int8 {q:.3f} s "
-          f"(x{b / q:.2f}); int8 warm-up {e['warmup_s']:.1f} s")
-    print(f"int8 vs fp32: O worst {e['psnr_worst']:.2f} dB (bound {MIN_PSNR:g}), "
-          f"A_N IoU worst {e['iou_worst']:.3f} (bound {MIN_IOU:g})")
+    print(f"{size[0]}x{size[1]}, {torch.get_num_threads()} threads: {e['base']} {b:.3f} s")
+    for t in e["splits"]:
+        label = "all int8" if not t["keep_float"] else f"int8, float {','.join(t['keep_float'])}"
+        t8 = t["int8_s_per_mpx"] * mpx
+        print(f"  {label:<22} {t8:.3f} s (x{b / t8:.2f}), warm-up {t['warmup_s']:.1f} s; vs fp32: O worst "
+              f"{t['psnr_worst']:.2f} dB (>= {MIN_PSNR:g}), A_N IoU worst {t['iou_worst']:.3f} "
+              f"(>= {MIN_IOU:g}){'' if t['ok'] else '  -- outside the bounds'}")
     if e["eligible"]:
-        verdict = (f"auto uses int8 for jobs whose saving (x{b / q:.2f}) repays the {e['warmup_s']:.0f} s "
-                   "warm-up")
+        split = "all int8" if not e["keep_float"] else f"float {','.join(e['keep_float'])}"
+        verdict = (f"int8 runs as {split} for these weights here; auto uses it for jobs whose saving "
+                   f"(x{b / q:.2f}) repays the {e['warmup_s']:.0f} s warm-up")
         if e["warmup_s"] > 0 and b > q:
             mpx_even = e["warmup_s"] / (e["base_s_per_mpx"] - e["int8_s_per_mpx"])
             verdict += f" (from about {mpx_even:.0f} Mpx: {mpx_even / mpx:.0f} images of {size[0]}x{size[1]})"
     else:
-        why = "not faster" if not e["faster"] else "outside the quality bounds"
+        why = "outside the quality bounds" if not any(t["ok"] for t in e["splits"]) else "not faster"
         verdict = f"auto keeps {e['base']} (int8 {why})"
     print(verdict + ("" if args.dry_run else f"; recorded in {cache_path()}"))
     return 0

@@ -9,8 +9,9 @@ the float path and within the quality bounds, and only for a job big enough to r
 2. :func:`tune` times the float path (``base``: what auto runs otherwise) and the int8 path
    (``agan.infer.int8``) at one size through the product's own forward, records the int8 warm-up
    (quantize + inductor compile), and checks int8 against fp32 on synthetic rainy images: PSNR of O worst
-   >= 35 dB and IoU of ``A_N >= 0.5`` worst >= 0.9 (docs/int8.md). int8 is eligible when both bounds hold
-   and it was faster.
+   >= 35 dB and IoU of ``A_N >= 0.5`` worst >= 0.9 (docs/int8.md). It tries two splits (the ARN float, the
+   default; everything int8) and keeps the fastest within both bounds: that split is what int8 then runs
+   for these weights here. int8 is eligible when a split holds both bounds and was faster.
 3. :func:`pick_precision`: eligible, and the job's pixels (at G's scale) times the per-pixel saving exceed the
    warm-up still to pay (0 once this process has compiled the int8 G) -> "int8"; else the float path.
 
@@ -33,8 +34,8 @@ import torch
 
 from agan.precision import resolve_precision
 
-__all__ = ["MIN_IOU", "MIN_PSNR", "cache_path", "file_pixels", "lookup", "pick_precision", "record_key",
-           "run_pixels", "tune"]
+__all__ = ["MIN_IOU", "MIN_PSNR", "cache_path", "file_pixels", "lookup", "pick_precision",
+           "record_key", "recorded_keep_float", "run_pixels", "tune"]
 
 MIN_PSNR = 35.0  # dB, int8 O vs fp32 O, worst image
 MIN_IOU = 0.9  # IoU of A_N >= 0.5, int8 vs fp32, worst image
@@ -158,9 +159,55 @@ def _psnr_iou(a, b) -> tuple[float, float]:
     return psnr, 1.0 if union == 0 else int((ma & mb).sum()) / union
 
 
+def recorded_keep_float(G: torch.nn.Module) -> tuple[str, ...]:
+    """The int8 split (``keep_float``) that ``agan tune`` chose for G on this machine, else the default."""
+    from agan.infer.int8 import DEFAULT_KEEP_FLOAT
+
+    entry = lookup(G)
+    if entry and entry.get("eligible") and isinstance(entry.get("keep_float"), list):
+        return tuple(entry["keep_float"])
+    return DEFAULT_KEEP_FLOAT
+
+
+def _time(fn, x, times: list[float]) -> None:
+    t0 = time.perf_counter()
+    fn(x)
+    times.append(time.perf_counter() - t0)
+
+
+def _measure_split(G, keep: tuple[str, ...], base: str, x, quality: list, repeats: int, base_times: list,
+                   say) -> dict:
+    """One int8 split: warm-up, ``repeats`` rounds interleaved with the float path, quality vs fp32."""
+    from agan.infer.int8 import int8_forward
+    from agan.infer.pipeline import _forward
+
+    label = "all int8" if not keep else f"float: {','.join(keep)}"
+    say(f"int8 ({label}): warm-up (quantize + compile)")
+    t0 = time.perf_counter()
+    int8_forward(G, x, keep_float=keep)
+    warmup = time.perf_counter() - t0
+    times: list[float] = []
+    say(f"int8 ({label}): {repeats} rounds interleaved with {base}; quality on {len(quality)} images")
+    for _ in range(repeats):
+        _time(lambda im: _forward(G, im, base), x, base_times)
+        _time(lambda im: int8_forward(G, im, keep_float=keep), x, times)
+    scores = []
+    for img in quality:
+        q = int8_forward(G, img, keep_float=keep)
+        scores.append(_psnr_iou((q.O, q.attention), _forward(G, img, "fp32")))
+    mpx = x.shape[-2] * x.shape[-1] / 1e6
+    psnr, iou = min(s[0] for s in scores), min(s[1] for s in scores)
+    return {"keep_float": list(keep), "int8_s_per_mpx": min(times) / mpx, "warmup_s": warmup,
+            "psnr_worst": psnr, "iou_worst": iou, "ok": bool(psnr >= MIN_PSNR and iou >= MIN_IOU)}
+
+
 def tune(G: torch.nn.Module, size: tuple[int, int] = (240, 360), repeats: int = 3, n_quality: int = 4,
-         progress=None, save: bool = True) -> dict:
-    """Measure int8 against the float path on this CPU for G (module docstring) and record the entry."""
+         splits: tuple[tuple[str, ...], ...] | None = None, progress=None, save: bool = True) -> dict:
+    """Measure int8 against the float path on this CPU for G (module docstring) and record the entry.
+
+    ``splits``: the int8 variants tried (``keep_float`` of ``agan.infer.int8``; default: the whole ARN float,
+    and all int8); the record keeps the fastest one within the quality bounds, which ``--precision int8`` and
+    ``auto`` then use for G on this machine."""
     from agan.infer import int8
     from agan.infer.pipeline import _forward
 
@@ -168,30 +215,20 @@ def tune(G: torch.nn.Module, size: tuple[int, int] = (240, 360), repeats: int = 
     int8.require()
     G = G.cpu().eval()
     base = resolve_precision("auto", "cpu")
+    splits = (int8.DEFAULT_KEEP_FLOAT, ()) if splits is None else tuple(tuple(k) for k in splits)
     x = int8.calibration_images(1, size, seed=2000)[0]  # (1, 3, H, W)
-    say(f"int8 warm-up (quantize + compile) at {size[0]}x{size[1]}")
-    t0 = time.perf_counter()
-    _forward(G, x, "int8")
-    warmup = time.perf_counter() - t0
-    _forward(G, x, base)  # warm the float path too
-    times: dict[str, list[float]] = {base: [], "int8": []}
-    say(f"timing {base} and int8, {repeats} interleaved rounds")
-    for _ in range(repeats):
-        for p in times:
-            t0 = time.perf_counter()
-            _forward(G, x, p)
-            times[p].append(time.perf_counter() - t0)
-    say(f"quality: int8 vs fp32 on {n_quality} synthetic images")
-    scores = [_psnr_iou(_forward(G, img, "int8"), _forward(G, img, "fp32"))
-              for img in int8.calibration_images(n_quality, size, seed=3000)]
+    quality = int8.calibration_images(n_quality, size, seed=3000)  # not the calibration seed (1000)
+    _forward(G, x, base)  # warm the float path
+    base_times: list[float] = []
+    tried = [_measure_split(G, k, base, x, quality, repeats, base_times, say) for k in splits]
+    ok = [t for t in tried if t["ok"]]
+    chosen = min(ok, key=lambda t: t["int8_s_per_mpx"]) if ok else tried[0]
     mpx = size[0] * size[1] / 1e6
-    entry = {"base": base, "size": list(size), "base_s_per_mpx": min(times[base]) / mpx,
-             "int8_s_per_mpx": min(times["int8"]) / mpx, "warmup_s": warmup,
-             "psnr_worst": min(s[0] for s in scores), "iou_worst": min(s[1] for s in scores),
+    entry = {"base": base, "size": list(size), "base_s_per_mpx": min(base_times) / mpx,
+             **{k: v for k, v in chosen.items() if k != "ok"}, "splits": tried,
              "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     entry["faster"] = entry["int8_s_per_mpx"] < entry["base_s_per_mpx"]
-    entry["eligible"] = bool(entry["faster"] and entry["psnr_worst"] >= MIN_PSNR
-                             and entry["iou_worst"] >= MIN_IOU)
+    entry["eligible"] = bool(chosen["ok"] and entry["faster"])
     if save:
         from agan.atomic import atomic_path
 

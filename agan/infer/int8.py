@@ -302,25 +302,36 @@ def _params_key(G: nn.Module):
     return tuple((p.data_ptr(), p._version) for p in G.parameters())
 
 
+def _split(G: Generator, keep_float: str | Iterable[str] | None) -> tuple[str, ...]:
+    """keep_float, or for None the split ``agan tune`` chose for G on this machine (agan.infer.choose), else
+    DEFAULT_KEEP_FLOAT."""
+    if keep_float is None:
+        from agan.infer.choose import recorded_keep_float
+
+        keep_float = recorded_keep_float(G)
+    return (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
+
+
 def int8_forward(G: Generator, x: Tensor, calib: list[Tensor] | None = None,
-                 keep_float: str | Iterable[str] = DEFAULT_KEEP_FLOAT) -> GeneratorOutput:
+                 keep_float: str | Iterable[str] | None = None) -> GeneratorOutput:
     """G(x) by the int8 path: quantizes G on first use (calibration on ``calib`` or the default synthetic
-    images) and caches the result per G (rebuilt when its parameters change); any H, W
-    (multiples of 4, >= 8)."""
-    key = (_params_key(G), (keep_float,) if isinstance(keep_float, str) else tuple(keep_float))
+    images) and caches the result per G (rebuilt when its parameters or the split change); any H, W
+    (multiples of 4, >= 8). ``keep_float`` None: the split ``agan tune`` recorded for G here, else the
+    default."""
+    key = (_params_key(G), _split(G, keep_float))
     cached = _INT8.get(G)
     if cached is None or cached[0] != key:
-        cached = (key, quantize_generator(G, calib, keep_float=keep_float))
+        cached = (key, quantize_generator(G, calib, keep_float=key[1]))
         _INT8[G] = cached
     return cached[1](x)
 
 
-def is_compiled(G: Generator, keep_float: str | Iterable[str] = DEFAULT_KEEP_FLOAT) -> bool:
-    """True when :func:`int8_forward` has already quantized and compiled G (its current weights) in this
-    process: a further int8 call costs no warm-up."""
-    key = (_params_key(G), (keep_float,) if isinstance(keep_float, str) else tuple(keep_float))
+def is_compiled(G: Generator, keep_float: str | Iterable[str] | None = None) -> bool:
+    """True when :func:`int8_forward` has already quantized and compiled G (its current weights, this split)
+    in this process: a further int8 call costs no warm-up."""
     cached = _INT8.get(G)
-    return cached is not None and cached[0] == key and cached[1].compiled is not None
+    return (cached is not None and cached[0] == (_params_key(G), _split(G, keep_float))
+            and cached[1].compiled is not None)
 
 
 def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repeats: int = 5) -> float:
