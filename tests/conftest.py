@@ -62,3 +62,12 @@ def reference_outputs():
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_precision_record(tmp_path_factory):
+    """``--precision auto`` reads ``agan tune``'s record (agan.infer.choose): tests never see the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AGAN_CACHE_DIR", str(tmp_path_factory.mktemp("agan-cache")))
+    yield
+    mp.undo()

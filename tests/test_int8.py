@@ -100,7 +100,7 @@ def test_int8_is_a_cpu_inference_precision_auto_never_picks():
     from agan.precision import resolve_precision
 
     assert resolve_precision("int8", "cpu") == "int8"
-    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")  # int8 compiles on first use: never automatic
+    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")  # only agan.infer.choose picks int8
     with pytest.raises(ValueError, match="int8 is for inference on the CPU"):
         resolve_precision("int8", "cuda")
     with pytest.raises(ValueError, match="int8 is for inference on the CPU"):

@@ -138,15 +138,19 @@ def run_pixels(model: torch.nn.Module, hw: tuple[int, int], size: int | None = N
 
 def file_pixels(model: torch.nn.Module, files, size: int | None = None) -> int:
     """Sum of :func:`run_pixels` over image files (sizes from their headers; unreadable files count 0)."""
+    import warnings
+
     from PIL import Image
 
     total = 0
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                total += run_pixels(model, (im.height, im.width), size)
-        except (OSError, ValueError):
-            pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # warned when the file is read
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    total += run_pixels(model, (im.height, im.width), size)
+            except (OSError, ValueError, Image.DecompressionBombError):  # reported when the file is read
+                pass
     return total
 
 
