@@ -246,9 +246,9 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
         G: the float generator (read only: its weights and outputs are unchanged afterwards).
         calib: calibration images, (B, 3, H, W) or a list of them, in [0, 1], H and W multiples of 4 (>= 8);
             sizes may differ. None = :func:`calibration_images` (8 synthetic rainy images, 240x360).
-        keep_float: prefixes of G's module names whose convs stay fp32, e.g. "arn" (the whole
-            attentive-recurrent
-            network), "arn.lstm" (the ConvLSTM gate convs), "arn.attention_head", "autoencoder.head_O".
+        keep_float: prefixes of G's module names whose convs stay float, e.g. "arn" (the whole
+            attentive-recurrent network), "arn.lstm" (the ConvLSTM gate convs), "arn.attention_head",
+            "autoencoder.head_O"; () = every conv but the two transposed ones in int8.
         float_dtype: what the parts kept out of int8 (the ``keep_float`` convs, the two transposed convs) run
             in: "bf16", "fp32", or "auto" (bf16 on CPUs with native bf16 dot products, else fp32).
         compile: False = run the fx graph eagerly (simulated int8, for debugging; slow).
@@ -270,8 +270,8 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
         if "arn" in keep and model.n_steps:  # the whole ARN in bf16 (no casts between its convs)
             model.arn.to(torch.bfloat16)
             model.arn_dtype = torch.bfloat16
-        for name in floats:
-            if not name.startswith("arn."):
+        for name in floats:  # the rest cast in and out (inside a bf16 ARN there is nothing to cast)
+            if model.arn_dtype != torch.bfloat16 or not name.startswith("arn."):
                 parent, _, attr = name.rpartition(".")
                 setattr(model.get_submodule(parent), attr, _Bf16(model.get_submodule(name)))
     x0 = calib[0].cpu().float().contiguous(memory_format=torch.channels_last)
