@@ -22,11 +22,22 @@ import functools
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "grad_scaler", "precision_dtype",
-           "resolve_precision"]
+__all__ = ["ISA_FLAGS", "PRECISIONS", "autocast", "cpu_has_fast_bf16", "cpu_isa", "grad_scaler",
+           "precision_dtype", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: inference on the CPU only (agan.infer.int8)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_isa() -> list[str]:
+    """The CPU's vector / matrix instruction sets that decide the fast paths (from /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((ln for ln in f if ln.startswith("flags")), "").split())
+    except OSError:
+        return []
+    return [f for f in ISA_FLAGS if f in flags]
 
 
 @functools.lru_cache(maxsize=1)

@@ -62,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
               f"(>= {MIN_IOU:g}){'' if t['ok'] else '  -- outside the bounds'}")
     if e["eligible"]:
         split = "all int8" if not e["keep_float"] else f"float {','.join(e['keep_float'])}"
+        warm = e.get("load_s", e["warmup_s"])  # later processes load the saved package, else compile
+        if "package" in e:
+            print(f"saved the compiled int8 G: {e['package']} (a later process loads it in {warm:.2f} s "
+                  f"instead of compiling for {e['warmup_s']:.0f} s)")
         verdict = (f"int8 runs as {split} for these weights here; auto uses it for jobs whose saving "
-                   f"(x{b / q:.2f}) repays the {e['warmup_s']:.0f} s warm-up")
-        if e["warmup_s"] > 0 and b > q:
-            mpx_even = e["warmup_s"] / (e["base_s_per_mpx"] - e["int8_s_per_mpx"])
-            verdict += f" (from about {mpx_even:.0f} Mpx: {mpx_even / mpx:.0f} images of {size[0]}x{size[1]})"
+                   f"(x{b / q:.2f}) repays the {warm:.2f} s warm-up")
+        mpx_even = warm / (e["base_s_per_mpx"] - e["int8_s_per_mpx"])
+        verdict += f" (from about {mpx_even:.2g} Mpx: {mpx_even / mpx:.0f} images of {size[0]}x{size[1]})"
     else:
         why = "outside the quality bounds" if not any(t["ok"] for t in e["splits"]) else "not faster"
         verdict = f"auto keeps {e['base']} (int8 {why})"

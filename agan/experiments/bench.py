@@ -23,56 +23,27 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 
 from agan.config import Config
 from agan.experiments.bench_train import bench_synth, bench_train_step
+from agan.experiments.rates import conv_throughput, matmul_throughput, sync, timed
 from agan.infer.fast import FastGenerator
-from agan.infer.malloc import malloc_tuning
 from agan.models import build_generator, count_parameters
 from agan.models.summary import count_flops
-from agan.precision import resolve_precision
+from agan.precision import ISA_FLAGS, cpu_isa, resolve_precision
 
-__all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "conv_throughput", "format_report",
-           "matmul_throughput", "run_bench"]
+__all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "format_report", "run_bench"]
 
 PATHS = ("plain", "fast32", "bf16", "fp16", "compiled", "int8")
 DEFAULT_PATHS = {"cpu": "plain,fast32,bf16,compiled,int8", "cuda": "plain,fast32,fp16,compiled"}
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_isa() -> list[str]:
-    """The CPU's vector / matrix instruction sets that decide the fast paths (from /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((ln for ln in f if ln.startswith("flags")), "").split())
-    except OSError:
-        return []
-    return [f for f in ISA_FLAGS if f in flags]
-
 
 def default_paths(device: torch.device) -> list[str]:
     """The paths ``agan bench`` times by default: int8 only where its toolchain is installed."""
     from agan.infer.int8 import available
 
     return [p for p in DEFAULT_PATHS[device.type].split(",") if p != "int8" or available()]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device: torch.device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
 
 
 def path_precision(path: str, device: torch.device) -> str:
@@ -104,46 +75,6 @@ def make_runner(G, path: str, device: torch.device):
 
         return lambda x: int8_forward(G, x)
     return FastGenerator(G, precision=path_precision(path, device), compile=path == "compiled")
-
-
-# ----------------------------------------------------------------------------------------------
-# the machine's 3x3-conv throughput (the roofline the paths are compared with)
-# ----------------------------------------------------------------------------------------------
-
-
-def conv_throughput(device: torch.device, precision: str = "fp32", channels: int = 64,
-                    size: tuple[int, int] = (240, 360), repeats: int = 5) -> float:
-    """GFLOP/s of one channels-last 3x3 conv (channels -> channels, batch 1), best of ``repeats``; int8: GOP/s
-    of the same conv quantized by the int8 path's toolchain (``agan.infer.int8.conv_rate_int8``)."""
-    if precision == "int8":
-        from agan.infer.int8 import conv_rate_int8
-
-        return conv_rate_int8(size, channels, repeats)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    g = torch.Generator().manual_seed(0)
-    x = (torch.randn(1, channels, *size, generator=g).to(device, dtype)
-         .contiguous(memory_format=torch.channels_last))
-    w = (0.05 * torch.randn(channels, channels, 3, 3, generator=g)).to(device, dtype)
-    w = w.contiguous(memory_format=torch.channels_last)
-    flops = 2 * channels * channels * 9 * size[0] * size[1]
-    cm = malloc_tuning() if device.type == "cpu" else nullcontext()
-    with torch.inference_mode(), cm:
-        F.conv2d(x, w, padding=1)
-        best = min(_timed(lambda: F.conv2d(x, w, padding=1), device) for _ in range(repeats))
-    return flops / best / 1e9
-
-
-def matmul_throughput(device: torch.device, precision: str = "fp32", n: int = 2048,
-                      repeats: int = 5) -> float:
-    """GFLOP/s of an n x n by n x n matrix multiply (2 n^3 flops), best of ``repeats``: with the 3x3-conv
-    rate, what bounds any path that does the network's multiplications at that precision."""
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    g = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
-    with torch.inference_mode():
-        a @ b
-        best = min(_timed(lambda: a @ b, device) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,7 +151,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
     runners, compile_s = {}, {}
     for p in paths:  # build and warm up (the compiled path compiles here)
         runners[p] = make_runner(G, p, device)
-        compile_s[p] = _timed(lambda run=runners[p]: run(x), device)
+        compile_s[p] = timed(lambda run=runners[p]: run(x), device)
         if progress:
             progress(f"warm-up {p}: {compile_s[p]:.2f} s")
     times: dict[str, list[float]] = {p: [] for p in paths}
@@ -228,7 +159,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
         for p in paths:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            times[p].append(_timed(lambda run=runners[p]: run(x), device))
+            times[p].append(timed(lambda run=runners[p]: run(x), device))
             if progress:
                 progress(f"round {r + 1}/{repeats} {p}: {times[p][-1]:.2f} s")
 
@@ -239,7 +170,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
             runners[p](x)
-            _sync(device)
+            sync(device)
             mem = torch.cuda.max_memory_allocated(device) / 2**20
         elif memory and p != "compiled":
             mem = _peak_memory_subprocess(preset, size, p, device, width)

@@ -17,14 +17,10 @@ import time
 import torch
 
 from agan.config import Config
+from agan.experiments.rates import sync
 from agan.train.step import GanStep
 
 __all__ = ["bench_synth", "bench_train_step", "train_step_runners"]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def bench_config(preset: str = "paper", size: int = 224, batch: int = 2,
@@ -64,11 +60,11 @@ def bench_train_step(preset: str = "paper", size: int = 224, batch: int = 2, ste
     times: dict[str, list[float]] = {k: [] for k in runners}
     for r in range(steps + 1):  # round 0: warm-up
         for k, gan in runners.items():
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             terms = gan(batches[k], step=r)
             terms["L_G"].item()  # the step has run
-            _sync(device)
+            sync(device)
             if r:
                 times[k].append(time.perf_counter() - t0)
                 if progress:

@@ -13,7 +13,9 @@ the float path and within the quality bounds, and only for a job big enough to r
    default; everything int8) and keeps the fastest within both bounds: that split is what int8 then runs
    for these weights here. int8 is eligible when a split holds both bounds and was faster.
 3. :func:`pick_precision`: eligible, and the job's pixels (at G's scale) times the per-pixel saving exceed the
-   warm-up still to pay (0 once this process has compiled the int8 G) -> "int8"; else the float path.
+   warm-up still to pay -> "int8"; else the float path. The warm-up: 0 once this process has compiled the
+   int8 G; loading the package ``tune`` saved (``agan.infer.aoti``, ~0.1 s) while it exists; else quantize +
+   compile (20-100 s).
 
 The record is a JSON file, ``$AGAN_CACHE_DIR/precision.json`` (default ``~/.cache/agan``), one entry per key:
 the CPU (model name and instruction sets), torch's thread count, the torch and torchao versions and a
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from agan.precision import resolve_precision
+from agan.precision import cpu_isa, resolve_precision
 
 __all__ = ["MIN_IOU", "MIN_PSNR", "cache_path", "file_pixels", "lookup", "pick_precision",
            "record_key", "recorded_keep_float", "run_pixels", "tune"]
@@ -49,18 +51,13 @@ def cache_path() -> Path:
 
 
 def _cpu() -> str:
-    name, flags = platform.processor() or platform.machine(), []
+    name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            info = f.read()
-        name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
-                    name)
-        have = set(info.split())
-        isa = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8")
-        flags = [f for f in isa if f in have]
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
     except OSError:
         pass
-    return f"{name} [{' '.join(flags)}]"
+    return f"{name} [{' '.join(cpu_isa())}]"
 
 
 def _fingerprint(G: torch.nn.Module) -> str:
@@ -78,11 +75,11 @@ def _fingerprint(G: torch.nn.Module) -> str:
 
 
 def record_key(G: torch.nn.Module) -> str:
-    try:
-        import torchao
+    import importlib.metadata
 
-        ao = torchao.__version__
-    except ImportError:
+    try:
+        ao = importlib.metadata.version("torchao")  # not an import: that costs seconds of a cold start
+    except importlib.metadata.PackageNotFoundError:
         ao = "none"
     return (f"{_cpu()} | {torch.get_num_threads()} threads | torch {torch.__version__} | torchao {ao} | "
             f"G {_fingerprint(G)}")
@@ -118,7 +115,12 @@ def pick_precision(model: torch.nn.Module, device: torch.device | str, pixels: f
     entry = lookup(model)  # before int8.available(): importing torchao costs a cold start ~1 s
     if entry is None or not entry.get("eligible") or entry.get("base") != base or not int8.available():
         return base
-    warmup = 0.0 if int8.is_compiled(model) else float(entry["warmup_s"])
+    if int8.is_compiled(model):
+        warmup = 0.0
+    elif entry.get("package") and Path(entry["package"]).is_file():  # agan tune's compiled G: a load
+        warmup = float(entry["load_s"])
+    else:
+        warmup = float(entry["warmup_s"])  # quantize + compile in this process
     saving = pixels / 1e6 * (entry["base_s_per_mpx"] - entry["int8_s_per_mpx"])
     return "int8" if saving > warmup else base
 
@@ -205,6 +207,40 @@ def _measure_split(G, keep: tuple[str, ...], base: str, x, quality: list, repeat
             "psnr_worst": psnr, "iou_worst": iou, "ok": bool(psnr >= MIN_PSNR and iou >= MIN_IOU)}
 
 
+def _save_package(G, keep: tuple[str, ...], x, say) -> dict:
+    """Build the ahead-of-time int8 package for this split (agan.infer.aoti) and time loading it."""
+    from agan.infer import aoti, int8
+
+    path = aoti.package_path(G, keep)
+    say(f"saving the compiled int8 G for later processes: {path}")
+    aoti.save(int8.quantize_generator(G, keep_float=keep, compile=False), path)
+    return {"package": str(path), "load_s": _fresh_load_s(path, tuple(x.shape[-2:]))}
+
+
+_LOAD_PROBE = """import sys, time
+import torch
+t0 = time.perf_counter()
+m = torch._inductor.aoti_load_package(sys.argv[1])
+x = torch.rand(1, 3, int(sys.argv[2]), int(sys.argv[3])).contiguous(memory_format=torch.channels_last)
+m(x)
+t1 = time.perf_counter()
+m(x)
+print(2 * t1 - t0 - time.perf_counter())
+"""
+
+
+def _fresh_load_s(path: Path, hw: tuple[int, int]) -> float:
+    """What loading the package costs a new process (importing torch's inductor runtime, loading the
+    library, its first-call setup), beyond the image's own work: measured in a subprocess, as a CLI pays
+    it."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LOAD_PROBE, str(path), str(hw[0]), str(hw[1])],
+                         capture_output=True, text=True, check=True).stdout
+    return max(0.0, float(out.strip().splitlines()[-1]))
+
+
 def tune(G: torch.nn.Module, size: tuple[int, int] = (240, 360), repeats: int = 3, n_quality: int = 4,
          splits: tuple[tuple[str, ...], ...] | None = None, progress=None, save: bool = True) -> dict:
     """Measure int8 against the float path on this CPU for G (module docstring) and record the entry.
@@ -233,6 +269,8 @@ def tune(G: torch.nn.Module, size: tuple[int, int] = (240, 360), repeats: int = 
              "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     entry["faster"] = entry["int8_s_per_mpx"] < entry["base_s_per_mpx"]
     entry["eligible"] = bool(chosen["ok"] and entry["faster"])
+    if save and entry["eligible"]:  # later processes load the compiled int8 G instead of compiling it
+        entry.update(_save_package(G, tuple(chosen["keep_float"]), x, say))
     if save:
         from agan.atomic import atomic_path
 

@@ -33,7 +33,6 @@ torchao.quantization.pt2e.
 from __future__ import annotations
 
 import copy
-import importlib
 import shutil
 import weakref
 from collections.abc import Iterable
@@ -45,7 +44,7 @@ from torch import Tensor, nn
 
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
-__all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_images", "conv_rate_int8",
+__all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_images",
            "int8_forward", "is_compiled", "quantize_generator", "require", "unavailable_reason"]
 
 DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.82 (docs/int8.md); the autoencoder is int8
@@ -53,13 +52,20 @@ MIN_SIDE = 8  # H, W >= 8 (the exported graph's symbolic sizes are 4 * s with s 
 
 
 def unavailable_reason() -> str | None:
-    """Why the int8 path cannot run here (one line naming what to install), or None when it can."""
-    pt2e = "torchao.quantization.pt2e"
-    for mod in (f"{pt2e}.quantize_pt2e", f"{pt2e}.quantizer.x86_inductor_quantizer"):
-        try:
-            importlib.import_module(mod)
-        except ImportError:
-            return "the int8 path needs torchao's PT2E quantization: pip install 'torchao>=0.18'"
+    """Why the int8 path cannot run here (one line naming what to install), or None when it can. Cheap: finds
+    torchao without importing it (an import costs seconds of a CLI's cold start)."""
+    import importlib.metadata
+    import importlib.util
+
+    need = "the int8 path needs torchao's PT2E quantization: pip install 'torchao>=0.18'"
+    if importlib.util.find_spec("torchao") is None:
+        return need
+    try:
+        major, minor = (int(v) for v in importlib.metadata.version("torchao").split(".")[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return need
+    if (major, minor) < (0, 18):
+        return need
     if not torch.backends.mkldnn.is_available():
         return "the int8 path needs a torch build with oneDNN (mkldnn)"
     if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
@@ -203,15 +209,19 @@ class Int8Generator:
     """The quantized G: ``__call__(I)`` -> :class:`GeneratorOutput` (float32, NCHW), like ``G(I)``.
 
     ``graph`` is the converted (Q/DQ) fx module, runnable eagerly (slow: simulated quantization);
-    ``compiled`` its inductor compile (the fast int8 kernels), built on the first call.
+    ``compiled`` its inductor compile (the fast int8 kernels), built on the first call; ``runner``: a
+    ready compiled function instead (an ahead-of-time package, ``agan.infer.aoti``).
     """
 
-    def __init__(self, graph: nn.Module, n_steps: int, keep_float: tuple[str, ...], compile: bool = True):
+    def __init__(self, graph: nn.Module | None, n_steps: int, keep_float: tuple[str, ...],
+                 compile: bool = True, runner=None):
         self.graph, self.n_steps, self.keep_float = graph, n_steps, keep_float
         self.compile = compile
-        self.compiled = None
+        self.compiled = runner
 
     def _run(self, x: Tensor) -> tuple[Tensor, ...]:  # x: (1, 3, H, W) channels-last
+        if self.graph is None:  # an ahead-of-time package
+            return self.compiled(x)
         if not self.compile:
             return self.graph(x)
         import torch._inductor.config as inductor_config
@@ -321,7 +331,10 @@ def int8_forward(G: Generator, x: Tensor, calib: list[Tensor] | None = None,
     key = (_params_key(G), _split(G, keep_float))
     cached = _INT8.get(G)
     if cached is None or cached[0] != key:
-        cached = (key, quantize_generator(G, calib, keep_float=key[1]))
+        from agan.infer import aoti
+
+        q = aoti.load_cached(G, key[1]) if calib is None else None  # built by agan tune: no compile
+        cached = (key, q or quantize_generator(G, calib, keep_float=key[1]))
         _INT8[G] = cached
     return cached[1](x)
 
@@ -332,35 +345,3 @@ def is_compiled(G: Generator, keep_float: str | Iterable[str] | None = None) -> 
     cached = _INT8.get(G)
     return (cached is not None and cached[0] == (_params_key(G), _split(G, keep_float))
             and cached[1].compiled is not None)
-
-
-def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repeats: int = 5) -> float:
-    """GOP/s of one int8 3x3 conv (channels -> channels, + ReLU, channels-last, batch 1) through the same
-    toolchain (PT2E, x86 inductor quantizer, inductor): the measured int8 rate ``agan bench`` compares
-    the int8 path with (a multiply-add = 2 operations)."""
-    import time
-
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
-
-    torch.manual_seed(0)
-    conv = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()).eval()
-    x = torch.rand(1, channels, *size).contiguous(memory_format=torch.channels_last)  # (1, C, H, W)
-    with torch.no_grad():
-        gm = torch.export.export(conv, (x,)).module()
-        quantizer = xiq.X86InductorQuantizer()
-        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
-        prepared = prepare_pt2e(gm, quantizer)
-        prepared(x)
-        compiled = torch.compile(convert_pt2e(prepared))
-        import torch._inductor.config as inductor_config
-
-        with inductor_config.patch(freezing=True):
-            compiled(x)  # compile + warm-up
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                compiled(x)
-                times.append(time.perf_counter() - t0)
-    ops = 2 * channels * channels * 9 * size[0] * size[1]
-    return ops / min(times) / 1e9
