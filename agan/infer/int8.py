@@ -23,8 +23,9 @@
       the batch runs one image at a time (B = 1 graph). Inputs are channels-last (NHWC): with NCHW input the
       int8 convs ran 2-3x slower (inductor inserted layout conversions around every conv).
     * caching: ``int8_forward(G, x)`` keeps one quantized model per G (weak reference), rebuilt when G's
-      parameters change; compilation happens on the first call (tens of seconds, faster with a warm inductor
-      cache in /tmp/torchinductor_$USER) and is reused for all later sizes.
+      parameters or the split change. It loads the package ``agan tune`` compiled ahead of time for G on this
+      machine (``agan.infer.aoti``, ~1 s) where there is one; else compilation happens on the first call (tens
+      of seconds, faster with a warm inductor cache in /tmp/torchinductor_$USER), reused for all later sizes.
 
 Reference: the PyTorch tutorial "PyTorch 2 Export Quantization with X86 Backend through Inductor";
 torchao.quantization.pt2e.
