@@ -57,6 +57,19 @@ def test_a_record_without_the_int8_toolchain_keeps_the_float_path(G, cache, monk
     assert choose.pick_precision(G, "cpu", 1e12) == BASE
 
 
+def test_a_saved_package_costs_only_its_load(G, cache):
+    """agan tune's ahead-of-time package (agan.infer.aoti): the warm-up left is its load, while it exists."""
+    from agan.infer import aoti
+
+    _record(G, load_s=1.0)  # saves 1 s per Mpx; compiling 40 s, loading 1 s
+    assert choose.pick_precision(G, "cpu", 5e6) == BASE  # no package file: the compile must be repaid
+    path = aoti.package_path(G, ("arn",))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    assert choose.pick_precision(G, "cpu", 5e6) == "int8"  # 5 s saved > 1 s load
+    assert choose.pick_precision(G, "cpu", 0.5e6) == BASE
+
+
 def test_already_compiled_int8_costs_no_warmup(G, cache, monkeypatch):
     _record(G)
     monkeypatch.setattr(int8, "is_compiled", lambda G, *a: True)

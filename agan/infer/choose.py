@@ -112,13 +112,15 @@ def pick_precision(model: torch.nn.Module, device: torch.device | str, pixels: f
 
     if not isinstance(model, Generator) or not model.attentive:
         return base
-    entry = lookup(model)  # before int8.available(): importing torchao costs a cold start ~1 s
+    entry = lookup(model)
     if entry is None or not entry.get("eligible") or entry.get("base") != base or not int8.available():
         return base
+    from agan.infer import aoti
+
     if int8.is_compiled(model):
         warmup = 0.0
-    elif entry.get("package") and Path(entry["package"]).is_file():  # agan tune's compiled G: a load
-        warmup = float(entry["load_s"])
+    elif "load_s" in entry and aoti.package_path(model, tuple(entry["keep_float"])).is_file():
+        warmup = float(entry["load_s"])  # agan tune's compiled G: a load, what int8_forward will do
     else:
         warmup = float(entry["warmup_s"])  # quantize + compile in this process
     saving = pixels / 1e6 * (entry["base_s_per_mpx"] - entry["int8_s_per_mpx"])
