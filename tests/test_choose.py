@@ -129,4 +129,12 @@ def test_derain_files_reports_an_auto_int8_choice(G, cache, tmp_path, monkeypatc
         Image.new("RGB", (64, 48)).save(files[-1])
     report = batch.derain_files(files, tmp_path / "out", G, precision="auto", progress=True)
     assert report.done == 2 and seen == ["int8", "int8"]
-    assert "precision auto: int8" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "precision auto: int8" in err and "the first image quantizes and compiles" in err  # no package
+    from agan.infer import aoti
+
+    path = aoti.package_path(G, ("arn",))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    batch.derain_files(files, tmp_path / "out2", G, precision="int8", progress=True)
+    assert "compiles" not in capsys.readouterr().err  # a saved package: loaded, nothing to warn of

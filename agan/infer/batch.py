@@ -90,6 +90,18 @@ def _derain_one(f: Path, target: Path, out_dir: Path, model, save_attention: boo
             write_image(out_dir / "attention" / f"{f.stem}_A{t}.png", grey, overwrite=True)
 
 
+def _say_int8_warmup(model) -> None:
+    """One stderr line when the first int8 image will quantize and compile (no saved package)."""
+    from agan.infer import aoti, int8
+    from agan.infer.choose import recorded_keep_float
+    from agan.models.generator import Generator
+
+    if isinstance(model, Generator) and not int8.is_compiled(model) and not aoti.package_path(
+            model, recorded_keep_float(model)).is_file():
+        print("int8: the first image quantizes and compiles G (20-100 s); `agan tune` saves a compiled copy "
+              "for later runs", file=sys.stderr)
+
+
 def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = False,
                  save_attention: bool = False, progress: bool = True, **derain_kw) -> BatchReport:
     """Derain ``files`` into ``out_dir`` with ``model`` (``derain_kw``: tile, overlap, precision, size,
@@ -105,8 +117,9 @@ def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = F
         derain_kw = {**derain_kw, "precision": pick_precision(model, device, file_pixels(
             model, files, derain_kw.get("size")))}
         if derain_kw["precision"] == "int8" and progress:
-            print("precision auto: int8 (measured faster on this CPU by agan tune; the first image compiles)",
-                  file=sys.stderr)
+            print("precision auto: int8 (measured faster on this CPU by agan tune)", file=sys.stderr)
+    if derain_kw.get("precision") == "int8" and progress and files:
+        _say_int8_warmup(model)
     report = BatchReport(total=len(files))
     inputs = {f.resolve() for f in files}
     claimed: dict[Path, Path] = {}
