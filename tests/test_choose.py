@@ -51,6 +51,14 @@ def test_record_int8_only_when_the_job_repays_the_warmup(G, cache):
     assert choose.pick_precision(G, "cpu", 50e6, precision="fp32") == "fp32"  # explicit choice kept
 
 
+@pytest.mark.parametrize("damage", [{"warmup_s": None}, {"int8_s_per_mpx": "fast"}, {"keep_float": None}])
+def test_a_damaged_record_is_as_if_there_were_none(G, cache, damage):
+    _record(G, **damage)
+    assert choose.pick_precision(G, "cpu", 1e12) == BASE
+    choose.cache_path().write_text("{not json")
+    assert choose.lookup(G) is None and choose.pick_precision(G, "cpu", 1e12) == BASE
+
+
 def test_a_record_without_the_int8_toolchain_keeps_the_float_path(G, cache, monkeypatch):
     _record(G)
     monkeypatch.setattr(int8, "available", lambda: False)

@@ -115,15 +115,25 @@ def pick_precision(model: torch.nn.Module, device: torch.device | str, pixels: f
     entry = lookup(model)
     if entry is None or not entry.get("eligible") or entry.get("base") != base or not int8.available():
         return base
-    from agan.infer import aoti
+    try:
+        return _int8_if_repaid(model, entry, pixels, base)
+    except (KeyError, TypeError, ValueError):  # a damaged or hand-edited record: as if there were none
+        return base
 
+
+def _int8_if_repaid(model, entry: dict, pixels: float, base: str) -> str:
+    """"int8" when the job's saving exceeds the warm-up still to pay (module docstring, step 3), else base."""
+    from agan.infer import aoti, int8
+
+    if not isinstance(entry["keep_float"], list):
+        raise TypeError("keep_float")
     if int8.is_compiled(model):
         warmup = 0.0
     elif "load_s" in entry and aoti.package_path(model, tuple(entry["keep_float"])).is_file():
         warmup = float(entry["load_s"])  # agan tune's compiled G: a load, what int8_forward will do
     else:
         warmup = float(entry["warmup_s"])  # quantize + compile in this process
-    saving = pixels / 1e6 * (entry["base_s_per_mpx"] - entry["int8_s_per_mpx"])
+    saving = pixels / 1e6 * (float(entry["base_s_per_mpx"]) - float(entry["int8_s_per_mpx"]))
     return "int8" if saving > warmup else base
 
 
@@ -278,6 +288,10 @@ def tune(G: torch.nn.Module, size: tuple[int, int] = (240, 360), repeats: int = 
 
         records = _read()
         records[record_key(G)] = entry
-        with atomic_path(cache_path()) as tmp:
-            tmp.write_text(json.dumps(records, indent=2) + "\n")
+        try:
+            with atomic_path(cache_path()) as tmp:
+                tmp.write_text(json.dumps(records, indent=2) + "\n")
+        except OSError as e:
+            raise ValueError(f"cannot write the record {cache_path()}: {e.strerror or e} (set AGAN_CACHE_DIR "
+                             "to a writable folder)") from e
     return entry
