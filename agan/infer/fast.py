@@ -69,11 +69,31 @@ def to_channels_last(x: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 
 
-def _conv(x: Tensor, wb: tuple[Tensor, Tensor], conv: nn.Conv2d | nn.ConvTranspose2d) -> Tensor:
+def _fused_conv_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+_FUSED = _fused_conv_available()
+
+
+def _conv(x: Tensor, wb: tuple[Tensor, Tensor], conv: nn.Conv2d | nn.ConvTranspose2d, act: str = "none",
+          padding: tuple[int, int] | None = None) -> Tensor:
+    """conv(x) then ``act`` ("none" | "relu"); ``padding`` overrides the conv's.
+
+    On the CPU a Conv2d and its ReLU are one oneDNN call (an eltwise post-op, applied to each output before
+    it is stored), which saves a full pass over the output: a full-resolution 32-channel map is 22 MB in
+    bf16, and a separate ReLU over it cost ~4 ms, more than half of the conv's own time (docs/performance.md).
+    The result is the same bit for bit: the ReLU sees the same rounded values either way."""
     w, b = wb
     if isinstance(conv, nn.ConvTranspose2d):
-        return F.conv_transpose2d(x, w, b, conv.stride, conv.padding, conv.output_padding, 1, conv.dilation)
-    return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation)
+        y = F.conv_transpose2d(x, w, b, conv.stride, conv.padding, conv.output_padding, 1, conv.dilation)
+        return y if act == "none" else getattr(y, act + "_")()
+    padding = tuple(conv.padding) if padding is None else padding
+    if _FUSED and x.device.type == "cpu":
+        return torch.ops.mkldnn._convolution_pointwise(x, w, b, list(padding), list(conv.stride),
+                                                       list(conv.dilation), 1, act, [], "")
+    y = F.conv2d(x, w, b, conv.stride, padding, conv.dilation)
+    return y if act == "none" else getattr(y, act + "_")()
 
 
 class FastGenerator(nn.Module):
@@ -219,12 +239,11 @@ class FastGenerator(nn.Module):
         for t in range(arn.steps):
             cur, nxt = bufs[t % 2], bufs[(t + 1) % 2]
             X, H = cur[:, :C, 1:-1], nxt[:, C:, 1:-1]  # X_t is written here; H_t there
-            y = _conv(inp, w["arn.head_in"], arn.head_in).relu_()  # (B, C, H, W), >= 0
+            y = _conv(inp, w["arn.head_in"], arn.head_in, "relu")  # (B, C, H, W), >= 0
             for k, block in enumerate(arn.res_blocks):
                 name = f"arn.res_blocks.{k}"
-                body = _conv(_conv(y, w[name + ".conv1"], block.conv1).relu_(), w[name + ".conv2"],
-                             block.conv2)
-                body.relu_()
+                body = _conv(_conv(y, w[name + ".conv1"], block.conv1, "relu"), w[name + ".conv2"],
+                             block.conv2, "relu")
                 # ReLU(body + y) = body + y: both are >= 0, so the block's outer ReLU is the identity
                 y = torch.add(body, y, out=X) if k == n_res - 1 else body.add_(y)
             if n_res == 0:
@@ -234,7 +253,9 @@ class FastGenerator(nn.Module):
             src = cur[:, :C] if t == 0 else cur  # step 1: X alone (H_0 = 0)
             for r0 in range(0, h, rows):
                 r1 = min(h, r0 + rows)
-                z = F.conv2d(src[:, :, r0: r1 + 2], wg, bg, padding=(0, 1)).sigmoid_()  # (B, 3C | 4C, r, W)
+                # (B, 3C | 4C, r, W). The sigmoid stays a separate op: as a oneDNN post-op it measured slower
+                # (1.96 vs 1.52 ms per band, bf16, AMX) and differs from torch's sigmoid by one bf16 ulp
+                z = _conv(src[:, :, r0: r1 + 2], (wg, bg), arn.lstm.gates, padding=(0, 1)).sigmoid_()
                 c = cell[:, :, r0:r1]
                 if t == 0:  # gates (i, o, 2g~): C_1 = i g, g = tanh(g~) = 2 sigmoid(2 g~) - 1
                     i, o, g = z[:, :C], z[:, C: 2 * C], z[:, 2 * C:]
@@ -253,28 +274,28 @@ class FastGenerator(nn.Module):
         ae = self.G.autoencoder
         p = "autoencoder."
 
-        def c(name, t):
-            return _conv(t, w[p + name], getattr(ae, name))
+        def c(name, t, act="relu"):
+            return _conv(t, w[p + name], getattr(ae, name), act)
 
-        x = c("conv1", x).relu_()  # (B, 64, H, W)
+        x = c("conv1", x)  # (B, 64, H, W)
         s1 = x
-        x = c("conv2", x).relu_()  # (B, 128, H/2, W/2)
-        s2 = x = c("conv3", x).relu_()
-        x = c("conv4", x).relu_()  # (B, 256, H/4, W/4)
-        x = c("conv5", x).relu_()
-        x = c("conv6", x).relu_()
+        x = c("conv2", x)  # (B, 128, H/2, W/2)
+        s2 = x = c("conv3", x)
+        x = c("conv4", x)  # (B, 256, H/4, W/4)
+        x = c("conv5", x)
+        x = c("conv6", x)
         for k, conv in enumerate(ae.dilated):
-            x = _conv(x, w[f"{p}dilated.{k}"], conv).relu_()
-        x = c("conv7", x).relu_()
-        x = c("conv8", x).relu_()
-        S1 = c("head_S1", x).relu_()  # (B, 3, H/4, W/4)
+            x = _conv(x, w[f"{p}dilated.{k}"], conv, "relu")
+        x = c("conv7", x)
+        x = c("conv8", x)
+        S1 = c("head_S1", x)  # (B, 3, H/4, W/4)
         x = self._up(x, w[p + "up1.deconv"], ae.up1.deconv).add_(s2)  # (B, 128, H/2, W/2)
-        x = c("conv9", x).relu_()
-        S2 = c("head_S2", x).relu_()  # (B, 3, H/2, W/2)
+        x = c("conv9", x)
+        S2 = c("head_S2", x)  # (B, 3, H/2, W/2)
         x = self._up(x, w[p + "up2.deconv"], ae.up2.deconv, skip=s1)  # (B, 64, H, W): ReLU(up(x)) + s1
         del s1
-        x = c("conv10", x).relu_()  # (B, 32, H, W)
-        O = c("head_O", x)  # (B, 3, H, W)
+        x = c("conv10", x)  # (B, 32, H, W)
+        O = c("head_O", x, "none")  # (B, 3, H, W)
         return S1, S2, O
 
     def _up(self, x: Tensor, wb, deconv: nn.ConvTranspose2d, skip: Tensor | None = None) -> Tensor:
