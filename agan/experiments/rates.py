@@ -61,31 +61,42 @@ def matmul_throughput(device: torch.device, precision: str = "fp32", n: int = 20
     return 2 * n**3 / best / 1e9
 
 
-def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repeats: int = 5) -> float:
+def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repeats: int = 5,
+                   depth: int = 5) -> float:
     """GOP/s of one int8 3x3 conv (channels -> channels, + ReLU, channels-last, batch 1) through the same
     toolchain (PT2E, x86 inductor quantizer, inductor): the measured int8 rate ``agan bench`` compares
-    the int8 path with (a multiply-add = 2 operations)."""
+    the int8 path with (a multiply-add = 2 operations).
+
+    Measured as the difference between a chain of ``depth`` such convs and a single one, so that it counts
+    u8 -> u8 convs only: a lone quantized conv also quantizes its fp32 input and dequantizes its output,
+    two passes over memory that took longer than the conv itself on an AMX CPU (int8 then measured slower
+    than bf16)."""
+    import torch._inductor.config as inductor_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
     torch.manual_seed(0)
-    conv = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()).eval()
     x = torch.rand(1, channels, *size).contiguous(memory_format=torch.channels_last)  # (1, C, H, W)
-    with torch.no_grad():
-        gm = torch.export.export(conv, (x,)).module()
-        quantizer = xiq.X86InductorQuantizer()
-        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
-        prepared = prepare_pt2e(gm, quantizer)
-        prepared(x)
-        compiled = torch.compile(convert_pt2e(prepared))
-        import torch._inductor.config as inductor_config
-
-        with inductor_config.patch(freezing=True):
-            compiled(x)  # compile + warm-up
-            times = []
-            for _ in range(repeats):
+    runs = {}
+    with torch.no_grad(), inductor_config.patch(freezing=True):
+        for n in (1, depth):
+            chain = nn.Sequential(*[m for _ in range(n) for m in
+                                    (nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())]).eval()
+            for conv in chain[::2]:  # weights that keep the activations in range down the chain
+                nn.init.normal_(conv.weight, std=(2 / (9 * channels)) ** 0.5)
+                nn.init.zeros_(conv.bias)
+            gm = torch.export.export(chain, (x,)).module()
+            quantizer = xiq.X86InductorQuantizer()
+            quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+            prepared = prepare_pt2e(gm, quantizer)
+            prepared(x)
+            runs[n] = torch.compile(convert_pt2e(prepared))
+            runs[n](x)  # compile + warm-up
+        times = {n: [] for n in runs}
+        for _ in range(repeats):  # interleaved: a change in machine load hits both alike
+            for n, run in runs.items():
                 t0 = time.perf_counter()
-                compiled(x)
-                times.append(time.perf_counter() - t0)
-    ops = 2 * channels * channels * 9 * size[0] * size[1]
-    return ops / min(times) / 1e9
+                run(x)
+                times[n].append(time.perf_counter() - t0)
+    ops = 2 * channels * channels * 9 * size[0] * size[1] * (depth - 1)
+    return ops / max(min(times[depth]) - min(times[1]), 1e-9) / 1e9
