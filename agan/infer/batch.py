@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from agan.infer.malloc import malloc_tuning
+
 __all__ = ["ALPHA_SUFFIXES", "BatchReport", "collect_inputs", "derain_files"]
 
 ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")  # output formats that keep an alpha channel
@@ -124,19 +126,20 @@ def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = F
     inputs = {f.resolve() for f in files}
     claimed: dict[Path, Path] = {}
     bar = tqdm(files, desc="derain", unit="img", disable=not files or not progress)
-    for f in bar:
-        target = out_dir / f.name
-        conflict = _conflict(f, target, out_dir, inputs, claimed, overwrite, save_attention)
-        if conflict is not None:
-            (report.failed if conflict[0] == "failed" else report.skipped).append((str(f), conflict[1]))
-            continue
-        claimed[target.resolve()] = f
-        try:
-            _derain_one(f, target, out_dir, model, save_attention, derain_kw)
-            report.done += 1
-        except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # rule 4
-            msg = str(e).strip() or type(e).__name__
-            report.failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
-            bar.write(f"agan derain: failed: {e}", file=sys.stderr)
+    with malloc_tuning():  # one tuned heap for the job: later images reuse its pages (trimmed at the end)
+        for f in bar:
+            target = out_dir / f.name
+            conflict = _conflict(f, target, out_dir, inputs, claimed, overwrite, save_attention)
+            if conflict is not None:
+                (report.failed if conflict[0] == "failed" else report.skipped).append((str(f), conflict[1]))
+                continue
+            claimed[target.resolve()] = f
+            try:
+                _derain_one(f, target, out_dir, model, save_attention, derain_kw)
+                report.done += 1
+            except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # rule 4
+                msg = str(e).strip() or type(e).__name__
+                report.failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
+                bar.write(f"agan derain: failed: {e}", file=sys.stderr)
     bar.close()
     return report
