@@ -225,3 +225,23 @@ def test_malloc_tuning_never_fixes_the_threshold_back(monkeypatch):
         pass
     assert calls == [("mallopt", fast._M_MMAP_THRESHOLD, 1 << 30),
                      ("mallopt", fast._M_TRIM_THRESHOLD, 1 << 30), ("trim", 0)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_conv_with_fused_relu_is_bit_identical(dtype):
+    """On the CPU the fast path runs conv + ReLU as one oneDNN call (post-op): the same values, bit for bit,
+    as the conv followed by a separate ReLU, also with the padding of the banded gate conv."""
+    import torch.nn.functional as F
+
+    from agan.infer import fast
+
+    assert fast._FUSED == torch.backends.mkldnn.is_available()  # the fused op is what runs on this build
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1)
+    x = torch.randn(1, 8, 12, 20).to(dtype).contiguous(memory_format=torch.channels_last)
+    wb = (conv.weight.detach().to(dtype).contiguous(memory_format=torch.channels_last),
+          conv.bias.detach().to(dtype))
+    for padding in ((1, 1), (0, 1)):
+        ref = F.conv2d(x, *wb, padding=padding)
+        assert torch.equal(fast._conv(x, wb, conv, "relu", padding), ref.relu())
+        assert torch.equal(fast._conv(x, wb, conv, "none", padding), ref)

@@ -9,7 +9,8 @@ The plain ``agan.models.Generator.forward`` stays the reference (and the baselin
       [X_t, H_{t-1}], live in pre-allocated buffers that each step writes into (``out=`` / in-place);
     * the ConvLSTM gate conv is re-ordered from (i, f, g, o) to (i, f, o, g), so one in-place sigmoid and
       one in-place tanh cover all four gates (paper Eq. 3 without peepholes);
-    * in-place ReLUs and residual adds (no new full-resolution tensor per activation);
+    * each Conv2d and its ReLU one oneDNN call on the CPU (an eltwise post-op: no separate pass over the
+      output), in-place residual adds (no new full-resolution tensor per activation);
     * reduced precision: bf16 on CPUs with native bf16 dot products (avx512_bf16 / AMX), fp16 on CUDA;
       weights are cast once and cached (re-cast automatically when G's parameters change);
     * optional ``torch.compile`` (inductor) of the whole forward.
