@@ -277,7 +277,7 @@ class FastGenerator(nn.Module):
         ae = self.G.autoencoder
         p = "autoencoder."
 
-        def c(name, t, act="relu"):
+        def c(name, t, act="relu"):  # conv + ReLU (one oneDNN call on the CPU), or conv alone for head_O
             return _conv(t, w[p + name], getattr(ae, name), act)
 
         x = c("conv1", x)  # (B, 64, H, W)
