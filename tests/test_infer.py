@@ -443,3 +443,33 @@ def test_int8_without_its_toolchain_is_one_line_and_writes_nothing(tmp_path, mon
     assert "needs torchao" in capsys.readouterr().err
     assert main(["tune", "--weights", str(tmp_path / "absent.pt")]) == 2  # before the weights are read
     assert capsys.readouterr().err.strip() == "agan tune: error: the int8 path needs torchao: pip install x"
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 40, 56), (1, 3, 5, 7)])  # reflect-padded; replicate (too small)
+def test_gaussian_equals_a_depthwise_conv(shape):
+    """The smoothing blur (shifted views summed in place) is the separable depthwise Gaussian conv."""
+    import math
+
+    from agan.infer.pipeline import _gaussian
+
+    torch.manual_seed(0)
+    t, sigma = torch.randn(*shape), 2.0
+    r = math.ceil(3 * sigma)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / sigma) ** 2)
+    k = (k / k.sum()).float().repeat(3, 1)  # (C, 2r + 1)
+    mode = "reflect" if min(shape[-2:]) > r else "replicate"
+    ref = F.conv2d(F.pad(t, (r, r, 0, 0), mode=mode), k[:, None, None, :], groups=3)
+    ref = F.conv2d(F.pad(ref, (0, 0, r, r), mode=mode), k[:, None, :, None], groups=3)
+    assert torch.allclose(_gaussian(t, sigma), ref, atol=1e-6)
+
+
+def test_derain_tensor_leaves_its_input_alone():
+    """The change D is built in place on the call's own tensors, never on the caller's image."""
+    torch.manual_seed(0)
+    G = build_generator(Config.preset("cpu")).eval()
+    x = torch.rand(1, 3, 40, 60)
+    before = x.clone()
+    for kw in (dict(size=0, smooth=1.0, blend="attention"), dict(size=32, smooth=0.0, blend="none"),
+               dict(size=0, smooth=1.0, blend="attention", tile=24, overlap=4)):
+        O, _ = derain_tensor(G, x, **kw)
+        assert torch.equal(x, before) and O.data_ptr() != x.data_ptr()
