@@ -134,6 +134,10 @@ def _gaussian(t: Tensor, sigma: float) -> Tensor:
     return t
 
 
+def _shares_memory(a: Tensor, b: Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
 def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, precision: str = "fp32",
                   device: str | torch.device | None = None, size: int | None = None,
                   smooth: float | None = None,
@@ -171,6 +175,8 @@ def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, 
     # full-resolution tensors are updated in place below (each is this call's own; at 4K every copy is
     # 100 MB); O and the maps are inference tensors, so the updates run in inference mode too
     with torch.inference_mode():
+        if _shares_memory(O, small) or _shares_memory(O, x):  # a model that returns (a view of) its input
+            O = O.clone()
         D = O.sub_(small)  # (B, 3, hs, ws): G's change
         if smooth > 0:
             D = _gaussian(D, smooth)
