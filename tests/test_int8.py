@@ -154,3 +154,22 @@ def test_tune_records_what_auto_reads(shipped, tmp_path, monkeypatch):
     # a damaged package: one line on stderr, and the caller quantizes and compiles instead
     Path(e["package"]).write_bytes(b"not a package")
     assert aoti.load_cached(shipped, keep) is None
+
+
+def test_cell_tanh_is_tanh():
+    """The int8 graph's ConvLSTM cell writes tanh(x) as 2 sigmoid(2x) - 1 (inductor's tanh costs ~3x its
+    sigmoid): the same function in fp32, saturating at +-1 without overflow."""
+    x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([-1e30, 1e30, 0.0])])
+    assert (int8._tanh(x) - torch.tanh(x)).abs().max() <= 5e-7
+
+
+def test_keep_float_names_whole_modules():
+    """keep_float "autoencoder.conv1" keeps conv1 float, not conv10 (names match by whole components)."""
+    from agan.config import Config
+    from agan.models import build_generator
+
+    model = int8._Unrolled(build_generator(Config.preset("cpu"))).eval()
+    floats = set(int8._float_parts(model, ("autoencoder.conv1", "arn.lstm")))
+    assert "autoencoder.conv1" in floats and "autoencoder.conv10" not in floats
+    assert {f"arn.{t}.gates" for t in range(model.n_steps)} <= floats
+    assert not any("res_blocks" in n for n in floats)

@@ -6,9 +6,9 @@ quantizing and compiling for 20-100 s (AOTInductor, ``torch._inductor.aoti_compi
     package_path(G, keep)      # $AGAN_CACHE_DIR/int8/<key>.pt2
 
 The key hashes ``agan.infer.choose.record_key(G)`` (CPU and instruction sets, threads, torch and torchao
-versions, G's weights), the split (``keep_float``) and the float dtype, so a package is only ever loaded where
-it was built, for the weights it was built from. It is a shared library built on this machine: it is read only
-from the user's own cache folder, never from a path in a model file.
+versions, G's weights), the split (``keep_float``), the float dtype and the graph's version, so a package
+is only ever loaded where it was built, for the weights it was built from. It is a shared library built on
+this machine: it is read only from the user's own cache folder, never from a path in a model file.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ __all__ = ["load", "load_cached", "package_path", "save"]
 
 def package_path(G: torch.nn.Module, keep: tuple[str, ...], float_dtype: str = "auto") -> Path:
     from agan.infer.choose import cache_path, record_key
-    from agan.infer.int8 import _float_dtype
+    from agan.infer.int8 import GRAPH_VERSION, _float_dtype
 
-    key = f"{record_key(G)} | keep {','.join(keep)} | float {_float_dtype(float_dtype)}"
+    key = (f"{record_key(G)} | keep {','.join(keep)} | float {_float_dtype(float_dtype)}"
+           f" | graph {GRAPH_VERSION}")
     return cache_path().parent / "int8" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt2"
 
 

@@ -14,7 +14,7 @@
       exactly (H_0 = C_0 = 0: its gate conv reads only X_1 and has no forget gate), as in agan.infer.fast.
     * what stays float (inside the same compiled graph): the ConvLSTM gate arithmetic (``_Cell``: sigmoid,
       tanh, the cell state C_t, in fp32, never quantized), the two transposed convs of the autoencoder (the
-      x86 quantizer has no conv_transpose pattern) and the convs under ``keep_float`` (module-name prefixes of
+      x86 quantizer has no conv_transpose pattern) and the convs under ``keep_float`` (module names of
       G: "arn" by default, or e.g. "arn.lstm", "arn.attention_head", "autoencoder.head_O"). The float convs
       run in bf16 on CPUs with native bf16 dot products (``float_dtype="auto"``), else fp32. docs/int8.md
       measures each choice.
@@ -50,6 +50,7 @@ __all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_imag
            "int8_forward", "is_compiled", "quantize_generator", "require", "unavailable_reason"]
 
 DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.82 (docs/int8.md); the autoencoder is int8
+GRAPH_VERSION = 2  # in agan tune's package key: bump when the exported graph changes (2: tanh via sigmoid)
 MIN_SIDE = 8  # H, W >= 8 (the exported graph's symbolic sizes are 4 * s with s >= 2)
 
 
@@ -125,11 +126,18 @@ class _Cell(nn.Module):
     def forward(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:  # z: (B, 3C | 4C, H, W)
         if self.first:
             i, o, g = z.chunk(3, 1)
-            c = torch.sigmoid(i) * torch.tanh(g)  # C_1 = i g
+            c = torch.sigmoid(i) * _tanh(g)  # C_1 = i g
         else:
             i, f, g, o = z.chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c  # H_t, C_t
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * _tanh(g)
+        return torch.sigmoid(o) * _tanh(c), c  # H_t, C_t
+
+
+def _tanh(x: Tensor) -> Tensor:
+    """tanh(x) = 2 sigmoid(2x) - 1 (fp32: within 5e-7 of torch.tanh). Inductor's vectorized tanh costs ~3x
+    its sigmoid: the fused cell loop ran 16.8 instead of 29.4 ms per step at 480x720, paper width
+    (docs/int8.md)."""
+    return 2 * torch.sigmoid(2 * x) - 1
 
 
 class _Unrolled(nn.Module):
@@ -194,7 +202,13 @@ def _float_parts(model: _Unrolled, keep: tuple[str, ...]) -> list[str]:
     and the autoencoder's two transposed convs (the x86 quantizer has no conv_transpose pattern)."""
     return [name for name, m in model.named_modules()
             if isinstance(m, nn.ConvTranspose2d)
-            or (isinstance(m, nn.Conv2d) and any(_g_name(name).startswith(p) for p in keep))]
+            or (isinstance(m, nn.Conv2d) and _under(_g_name(name), keep))]
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    """``name`` is one of ``prefixes`` or inside one, by whole name components ("autoencoder.conv1" names
+    conv1, not conv10)."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def _float_dtype(float_dtype: str) -> torch.dtype:
@@ -261,9 +275,10 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
         G: the float generator (read only: its weights and outputs are unchanged afterwards).
         calib: calibration images, (B, 3, H, W) or a list of them, in [0, 1], H and W multiples of 4 (>= 8);
             sizes may differ. None = :func:`calibration_images` (8 synthetic rainy images, 240x360).
-        keep_float: prefixes of G's module names whose convs stay float, e.g. "arn" (the whole
-            attentive-recurrent network), "arn.lstm" (the ConvLSTM gate convs), "arn.attention_head",
-            "autoencoder.head_O"; () = every conv but the two transposed ones in int8.
+        keep_float: G's module names whose convs (their own, or their sub-modules') stay float, e.g.
+            "arn" (the whole attentive-recurrent network), "arn.lstm" (the ConvLSTM gate convs),
+            "arn.attention_head", "autoencoder.conv1" (not conv10); () = every conv but the two transposed
+            ones in int8.
         float_dtype: what the parts kept out of int8 (the ``keep_float`` convs, the two transposed convs) run
             in: "bf16", "fp32", or "auto" (bf16 on CPUs with native bf16 dot products, else fp32).
         compile: False = run the fx graph eagerly (simulated int8, for debugging; slow).
