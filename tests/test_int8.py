@@ -173,3 +173,29 @@ def test_keep_float_names_whole_modules():
     assert "autoencoder.conv1" in floats and "autoencoder.conv10" not in floats
     assert {f"arn.{t}.gates" for t in range(model.n_steps)} <= floats
     assert not any("res_blocks" in n for n in floats)
+
+
+def test_int8_call_keeps_its_heap(monkeypatch):
+    """An int8 call tunes glibc's heap and does not trim it afterwards: the next call reuses the freed
+    full-resolution blocks instead of faulting them in again (docs/int8.md). Runs a stand-in compiled
+    function (no quantization needed)."""
+    import agan.infer.malloc as malloc
+
+    calls = []
+
+    class Libc:
+        def mallopt(self, what, value):
+            calls.append(("mallopt", what))
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+
+    monkeypatch.setattr(malloc, "_libc", lambda: Libc())
+    x = torch.rand(2, 3, 16, 24)
+
+    def runner(x1):  # (1, 3, H, W) -> (A_1, S1, S2, O)
+        return x1[:, :1], x1[..., ::4, ::4], x1[..., ::2, ::2], x1
+
+    out = int8.Int8Generator(None, 1, ("arn",), runner=runner)(x)
+    assert torch.equal(out.O, x) and out.S1.shape == (2, 3, 4, 6) and len(out.attention) == 1
+    assert ("mallopt", malloc._M_MMAP_THRESHOLD) in calls and not any(c[0] == "trim" for c in calls)

@@ -72,8 +72,10 @@ def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repea
     two passes over memory that took longer than the conv itself on an AMX CPU (int8 then measured slower
     than bf16)."""
     import torch._inductor.config as inductor_config
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    from agan.infer.int8 import torchao_pt2e
+
+    prepare_pt2e, convert_pt2e, xiq = torchao_pt2e()
 
     torch.manual_seed(0)
     x = torch.rand(1, channels, *size).contiguous(memory_format=torch.channels_last)  # (1, C, H, W)

@@ -34,6 +34,7 @@ torchao.quantization.pt2e.
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
 import weakref
 from collections.abc import Iterable
@@ -43,15 +44,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agan.infer.malloc import malloc_tuning
+from agan.infer.malloc import tune_malloc
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
 __all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_images",
-           "int8_forward", "is_compiled", "quantize_generator", "require", "unavailable_reason"]
+           "int8_forward", "is_compiled", "quantize_generator", "require", "torchao_pt2e",
+           "unavailable_reason"]
 
 DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.82 (docs/int8.md); the autoencoder is int8
 GRAPH_VERSION = 2  # in agan tune's package key: bump when the exported graph changes (2: tanh via sigmoid)
 MIN_SIDE = 8  # H, W >= 8 (the exported graph's symbolic sizes are 4 * s with s >= 2)
+
+
+class _DropLines(logging.Filter):
+    """Drops log records that begin with one of ``starts`` (the rest of the logger's records pass)."""
+
+    def __init__(self, *starts: str):
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.starts)
+
+
+# Two lines torch logs on every int8 run that say nothing about it: torchao 0.18 registers an Enum with
+# torch's pytree on import ("... is an Enum subclass ... deprecated"), and inductor's C++ build looks for a
+# CUDA toolkit even for CPU code ("No CUDA runtime is found, using CUDA_HOME=...").
+logging.getLogger("torch.utils._pytree").addFilter(_DropLines("%s is an Enum subclass"))
+logging.getLogger("torch.utils.cpp_extension").addFilter(_DropLines("No CUDA runtime is found"))
 
 
 def unavailable_reason() -> str | None:
@@ -74,6 +94,15 @@ def unavailable_reason() -> str | None:
     if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         return "the int8 path compiles with inductor and needs a C++ compiler (Debian: apt-get install g++)"
     return None
+
+
+def torchao_pt2e():
+    """(prepare_pt2e, convert_pt2e, x86_inductor_quantizer module) from torchao, imported on first use (an
+    import costs seconds), after this module's log filters are in place."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    return prepare_pt2e, convert_pt2e, xiq
 
 
 def require() -> None:
@@ -254,10 +283,13 @@ class Int8Generator:
         if min(image.shape[-2:]) < MIN_SIDE:
             raise ValueError(f"the int8 path needs H, W >= {MIN_SIDE}, got {tuple(image.shape[-2:])}")
         outs = []
-        # glibc heap kept for the call (agan.infer.malloc): the graph's full-resolution buffers (the ARN's
-        # 128-channel gate tensor is 88 MB at 480x720 in bf16) were each a fresh mmap with a page fault per
-        # 4 KiB; 13% of the call at paper width on an AMX CPU (0.636 -> 0.554 s)
-        with torch.no_grad(), malloc_tuning():
+        # the tuned glibc heap (agan.infer.malloc), and its freed blocks kept for the next call (not trimmed
+        # afterwards, as the bf16 path does): the graph's full-resolution buffers (the ARN's 128-channel gate
+        # tensor is 88 MB at 480x720 in bf16) were each a fresh mmap with a page fault per 4 KiB (0.636 ->
+        # 0.554 s at paper width, AMX), and re-faulting ~360 MB of trimmed heap cost another 0.05 s a call
+        # (0.57 -> 0.51 s). int8 is the throughput path; tune_malloc(keep=False) hands the memory back.
+        tune_malloc(True)
+        with torch.no_grad():
             for k in range(image.shape[0]):  # (1, 3, H, W) at a time: the graph's batch is 1
                 x = image[k: k + 1].float().contiguous(memory_format=torch.channels_last)
                 outs.append([t.float().contiguous() for t in self._run(x)])
@@ -283,9 +315,7 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
             in: "bf16", "fp32", or "auto" (bf16 on CPUs with native bf16 dot products, else fp32).
         compile: False = run the fx graph eagerly (simulated int8, for debugging; slow).
     """
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
-
+    prepare_pt2e, convert_pt2e, xiq = torchao_pt2e()
     if not isinstance(G, Generator):
         raise TypeError(f"quantize_generator needs an agan.models.Generator, got {type(G).__name__}")
     keep = (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
