@@ -163,9 +163,8 @@ class _Cell(nn.Module):
 
 
 def _tanh(x: Tensor) -> Tensor:
-    """tanh(x) = 2 sigmoid(2x) - 1 (fp32: within 5e-7 of torch.tanh). Inductor's vectorized tanh costs ~3x
-    its sigmoid: the fused cell loop ran 16.8 instead of 29.4 ms per step at 480x720, paper width
-    (docs/int8.md)."""
+    """tanh(x) = 2 sigmoid(2x) - 1 (fp32: within 5e-7 of torch.tanh): inductor's vectorized tanh costs about
+    three of its sigmoids, and the cell loop is the graph's largest fused loop (docs/int8.md, Approach)."""
     return 2 * torch.sigmoid(2 * x) - 1
 
 
@@ -283,11 +282,10 @@ class Int8Generator:
         if min(image.shape[-2:]) < MIN_SIDE:
             raise ValueError(f"the int8 path needs H, W >= {MIN_SIDE}, got {tuple(image.shape[-2:])}")
         outs = []
-        # the tuned glibc heap (agan.infer.malloc), and its freed blocks kept for the next call (not trimmed
-        # afterwards, as the bf16 path does): the graph's full-resolution buffers (the ARN's 128-channel gate
-        # tensor is 88 MB at 480x720 in bf16) were each a fresh mmap with a page fault per 4 KiB (0.636 ->
-        # 0.554 s at paper width, AMX), and re-faulting ~360 MB of trimmed heap cost another 0.05 s a call
-        # (0.57 -> 0.51 s). int8 is the throughput path; tune_malloc(keep=False) hands the memory back.
+        # the tuned glibc heap (agan.infer.malloc), its freed blocks kept for the next call (no trim, unlike
+        # the bf16 path): the graph's full-resolution buffers (the ARN's 128-channel gate tensor: 88 MB at
+        # 480x720 in bf16, ~360 MB in all) would otherwise be an mmap or a fresh page fault per 4 KiB on every
+        # call (docs/int8.md, Memory). tune_malloc(keep=False) hands the memory back.
         tune_malloc(True)
         with torch.no_grad():
             for k in range(image.shape[0]):  # (1, 3, H, W) at a time: the graph's batch is 1
