@@ -9,11 +9,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.agan-installed
 PRESET ?= cpu
 
-.PHONY: setup test reproduce lint clean-venv help
+.PHONY: setup test test-avx2 reproduce lint clean-venv help
 
 help:
 	@echo "make test       - create $(VENV) if missing, install agan[dev,notebooks,int8], run all tests"
 	@echo "make reproduce  - create $(VENV) if missing, then run the CPU reproduction (PRESET=paper on a GPU)"
+	@echo "make test-avx2  - the precision tests as an AVX2-only CPU (AGAN_CPU_CAP=avx2; part of make test)"
 	@echo "make lint       - ruff"
 
 $(BIN)/python:
@@ -30,12 +31,19 @@ setup: $(STAMP)
 # shared 2-core machine a second thread mostly waits (measured 10x slower under load).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-avx2
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 notebooks --ignore=notebooks/executed
 
 # Run the notebooks with papermill (params/$(PRESET).yaml): trains the preset, runs the ablations,
 # regenerates figures/ (PNG) and figures/table1.{csv,md}; executed copies (each also as NAME.html) + run.log +
 # summary.json in notebooks/executed/ (git-ignored). Needs nothing from ../shared.
+# The precision tests once more as an AVX2-only CPU (no AVX-512, VNNI, AMX or native bf16): the kit's view
+# and oneDNN's and ATen's kernels capped (agan/cpu.py), so that any x86 machine also checks that behaviour.
+PRECISION_TESTS := tests/test_cpu.py tests/test_fast.py tests/test_int8.py tests/test_choose.py
+test-avx2: $(STAMP)
+	AGAN_CPU_CAP=avx2 $(BIN)/python -m pytest -q -p no:cacheprovider $(PRECISION_TESTS)
+
 reproduce: $(STAMP)
 	$(BIN)/python -m agan info --preset $(PRESET)
 	$(BIN)/python scripts/run_notebooks.py --params params/$(PRESET).yaml

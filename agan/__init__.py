@@ -5,6 +5,7 @@ Public API (lower floors never import higher ones):
     agan.models       Generator (A_1..A_N, S1, S2, O), AttentiveDiscriminator, PlainDiscriminator,
                       the authors' checkpoint importer (agan.models.authors)
     agan.losses       L_ATT, L_M, L_P, L_GAN, L_D (+ L_map)
+    agan.cpu          what this CPU can do (bf16, VNNI, AMX; AGAN_CPU_CAP=avx2 acts as an AVX2-only CPU)
     agan.precision    what precision "auto" means, for training and inference
     agan.checkpoint   safe (weights_only) and atomic checkpoint files
     agan.synth        the raindrop synthesiser;  agan.data: Raindrop folders and synthetic pairs
@@ -13,7 +14,11 @@ Public API (lower floors never import higher ones):
     agan.viz          plots and the explorer;  agan.cli: the agan command
 """
 
-from agan.config import PRESETS, Config
+from agan.cpu import apply_cap_env
+
+apply_cap_env()  # AGAN_CPU_CAP=avx2 caps oneDNN and ATen too: before anything imports torch
+
+from agan.config import PRESETS, Config  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Config", "PRESETS", "__version__", "pick_device"]

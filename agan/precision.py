@@ -18,37 +18,22 @@ weights and the job (its first call per process compiles for 30-100 s), so infer
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import torch
 
-__all__ = ["ISA_FLAGS", "PRECISIONS", "autocast", "cpu_has_fast_bf16", "cpu_isa", "grad_scaler",
-           "precision_dtype", "resolve_precision"]
+from agan.cpu import cpu_caps
+
+__all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "grad_scaler", "precision_dtype",
+           "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: inference on the CPU only (agan.infer.int8)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
-def cpu_isa() -> list[str]:
-    """The CPU's vector / matrix instruction sets that decide the fast paths (from /proc/cpuinfo)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((ln for ln in f if ln.startswith("flags")), "").split())
-    except OSError:
-        return []
-    return [f for f in ISA_FLAGS if f in flags]
-
-
-@functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (x86 avx512_bf16 or AMX-BF16; Arm bf16)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16", "bf16"))
+    """True when the CPU has native bf16 dot products (x86 avx512_bf16, AMX-BF16 or AVX-NE-CONVERT; Arm
+    bf16): ``agan.cpu.CpuCaps.bf16_native``."""
+    return cpu_caps().bf16_native
 
 
 def _cuda_has_native_bf16() -> bool:
@@ -61,7 +46,7 @@ def _cuda_has_native_bf16() -> bool:
 def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu",
                       training: bool = False) -> str:
     """"auto" -> the precision this device runs fastest at (see the module docstring); the others are checked
-    (fp16 needs CUDA) and returned."""
+    (fp16 needs CUDA, bf16 on the CPU a CPU that oneDNN runs it on: ``agan.cpu``) and returned."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {'|'.join(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
@@ -69,6 +54,8 @@ def resolve_precision(precision: str = "auto", device: torch.device | str = "cpu
         if device.type == "cuda":
             return "bf16" if training and _cuda_has_native_bf16() else "fp16"
         return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if precision == "bf16" and device.type == "cpu" and (why := cpu_caps().why_no_bf16()):
+        raise ValueError(why)  # oneDNN would fail inside every conv ("bf16 path needs the cpu support ...")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 is for CUDA; on CPU use bf16 (or fp32)")
     if precision == "int8" and (training or device.type != "cpu"):

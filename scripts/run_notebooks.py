@@ -9,12 +9,17 @@ Executed copies go to notebooks/executed/ (git-ignored), each also as HTML besid
 (notebooks/executed/NAME.html, nbconvert; readable without Jupyter), one log line per notebook goes to
 notebooks/executed/run.log and the timings to notebooks/executed/summary.json. The stored
 notebooks are never modified. The parameters file (see params/cpu.yaml) has ``common`` values,
-per-notebook blocks under ``notebooks``, an optional ``order``, ``timeout_s`` (per notebook,
-also the per-cell limit) and ``html`` (default true; ``--no-html`` turns it off). A notebook
+per-notebook blocks under ``notebooks``, an optional ``order``, ``timeout_s`` (per notebook: how long it may
+go without progress) and ``html`` (default true; ``--no-html`` turns it off). A notebook
 receives only the names its ``parameters`` cell declares; a name that no notebook declares is
 an error (a typo would otherwise be silently ignored).
 Exit status: 0 when every notebook ran, 1 when one failed (the run stops there unless
 ``--keep-going``), 2 for a bad command line or parameters file.
+
+Progress, not wall time, decides when a notebook is stopped: a long training on a slow CPU is never cut off
+while it works. A notebook makes progress while its kernel sends output or it writes files under runs/ (the
+training logs every few steps and checkpoints); after ``timeout_s`` seconds of neither, the kernel is
+interrupted, and the message says how to go on (a training run resumes from its last checkpoint).
 """
 
 from __future__ import annotations
@@ -145,6 +150,93 @@ def write_html(executed: Path) -> Path:
     return out
 
 
+def newest_mtime(folder: Path) -> float:
+    """The latest modification time of a file under ``folder`` (0 when there is none)."""
+    newest = 0.0
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            try:
+                newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
+            except OSError:  # removed meanwhile
+                pass
+    return newest
+
+
+class Watchdog:
+    """Interrupts a notebook's kernel after ``stall_s`` seconds without progress: no message from the kernel
+    (papermill's client reports each one through :meth:`saw_output`) and no file written under ``watch``.
+
+        with Watchdog(stall_s, [ROOT / "runs"]) as dog:
+            pm.execute_notebook(...)          # patched so that each kernel message calls dog.saw_output
+        dog.fired                             # True when it interrupted the kernel
+    """
+
+    def __init__(self, stall_s: float, watch: list[Path]):
+        import threading
+
+        self.stall_s, self.watch, self.poll_s = stall_s, watch, min(5.0, stall_s / 4)
+        self.last = time.time()
+        self.client = None
+        self.fired = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def saw_output(self, client) -> None:
+        self.client, self.last = client, time.time()
+
+    def progress_at(self) -> float:
+        return max([self.last] + [newest_mtime(p) for p in self.watch if p.is_dir()])
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            if time.time() - self.progress_at() > self.stall_s and self.client is not None:
+                self.fired = True
+                try:  # KeyboardInterrupt inside the running cell: papermill reports the cell as failed
+                    self.interrupt(self.client.km)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("could not interrupt the kernel: %s", e)
+                return
+
+    @staticmethod
+    def interrupt(km) -> None:
+        """SIGINT to the kernel process (papermill's kernel manager is asynchronous: its interrupt_kernel is
+        a coroutine of the executing thread's event loop)."""
+        import signal
+
+        pid = getattr(getattr(km, "provisioner", None), "pid", None)
+        if pid is None:
+            raise RuntimeError("the kernel's process id is unknown")
+        os.kill(pid, signal.SIGINT)
+
+    def __enter__(self):
+        from papermill.clientwrap import PapermillNotebookClient
+
+        original = PapermillNotebookClient.process_message
+        dog = self
+
+        def process_message(client, *args, **kwargs):
+            dog.saw_output(client)
+            return original(client, *args, **kwargs)
+
+        self._restore = (PapermillNotebookClient, original)
+        PapermillNotebookClient.process_message = process_message
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        cls, original = self._restore
+        cls.process_message = original
+        return False
+
+
+def how_to_continue(nb: Path) -> str:
+    return (f"run the same command again (make reproduce): {nb.stem} starts over, a training run resumes from "
+            "its last checkpoint in runs/ and finished ablation rows are kept; or raise timeout_s in the "
+            "parameters file")
+
+
 def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> list[dict]:
     import papermill as pm
 
@@ -152,20 +244,23 @@ def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> lis
     results = []
     for nb, injected, timeout in jobs:
         out = out_dir / nb.name
-        log.info("%s: start (timeout %ds) parameters %s", nb.stem, timeout, json.dumps(injected))
+        log.info("%s: start (stopped after %ds without progress) parameters %s", nb.stem, timeout,
+                 json.dumps(injected))
         t0 = time.perf_counter()
         status, error = "ok", ""
         try:
-            pm.execute_notebook(str(nb), str(out), parameters=injected, kernel_name="python3",
-                                cwd=str(nb.parent), execution_timeout=timeout, progress_bar=False,
-                                log_output=False, request_save_on_cell_execute=True)
+            with Watchdog(timeout, [ROOT / "runs"]) as dog:
+                pm.execute_notebook(str(nb), str(out), parameters=injected, kernel_name="python3",
+                                    cwd=str(nb.parent), execution_timeout=None, progress_bar=False,
+                                    log_output=False, request_save_on_cell_execute=True)
         # papermill raises PapermillExecutionError with the cell's traceback
         except Exception as e:  # noqa: BLE001
             last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
             status, error = "failed", f"{type(e).__name__}: {last_line}"
         seconds = time.perf_counter() - t0
-        if seconds > timeout and status == "ok":
-            status, error = "over-time", f"took {seconds:.0f}s > {timeout}s"
+        if dog.fired:
+            status, error = "stalled", (f"no progress for {timeout}s (no output, no file written under runs/), "
+                                        f"interrupted after {seconds:.0f}s; {how_to_continue(nb)}")
         page = ""
         if html and out.is_file():  # also for a failed notebook: the page shows where it stopped
             try:

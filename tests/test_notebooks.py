@@ -11,6 +11,7 @@ import importlib.util
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,32 @@ def test_runner_writes_html_beside_each_executed_notebook(tmp_path, monkeypatch)
     (tmp_path / "p.yaml").write_text("html: maybe\n")
     with pytest.raises(TypeError, match="html must be true or false"):
         rn.load_params(tmp_path / "p.yaml")
+
+
+def test_runner_stops_a_notebook_only_when_it_makes_no_progress(tmp_path, monkeypatch):
+    """`make reproduce` never cuts off a notebook that works (output, or files written under runs/), however
+    long it takes; one that is silent for timeout_s is interrupted, and the message says how to go on."""
+    pytest.importorskip("papermill")
+    import nbformat
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    rn = _run_notebooks_module()
+    meta = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    busy = tmp_path / "nb" / "98_busy.ipynb"  # 12 s of work that prints every second: 3x the limit
+    silent = tmp_path / "nb" / "99_silent.ipynb"
+    busy.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import time\nfor i in range(12):\n    print('step', i, flush=True)\n    time.sleep(1)")],
+        metadata=meta), str(busy))
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import time\ntime.sleep(120)\nprint('never')")], metadata=meta), str(silent))
+    out = tmp_path / "executed"
+    t0 = time.perf_counter()
+    results = rn.run([(busy, {}, 4), (silent, {}, 4)], out, keep_going=True, html=False)
+    assert [r["status"] for r in results] == ["ok", "stalled"], results
+    assert results[0]["seconds"] >= 12
+    assert "no progress for 4s" in results[1]["error"] and "run the same command again" in results[1]["error"]
+    assert results[1]["seconds"] < 60 and time.perf_counter() - t0 < 100  # interrupted, not waited out
 
 
 def test_discriminator_notebook_installs_its_own_checkout_on_colab():

@@ -96,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
-    if args.precision == "int8":  # before any weights are loaded: what is missing, in one line (exit 2)
+    if args.precision != "auto":  # before any weights are loaded or files written: one line, exit 2
+        from agan import pick_device
+        from agan.precision import resolve_precision
+
+        resolve_precision(args.precision, pick_device(args.device))  # e.g. bf16 on a CPU without it
+    if args.precision == "int8":
         from agan.infer.int8 import require
 
         require()

@@ -32,18 +32,32 @@ from agan.experiments.rates import conv_throughput, matmul_throughput, sync, tim
 from agan.infer.fast import FastGenerator
 from agan.models import build_generator, count_parameters
 from agan.models.summary import count_flops
-from agan.precision import ISA_FLAGS, cpu_isa, resolve_precision
+from agan.cpu import cpu_caps
+from agan.precision import resolve_precision
 
-__all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "format_report", "run_bench"]
+__all__ = ["PATHS", "bench_inference", "skip_reason", "bench_synth", "bench_train_step", "format_report", "run_bench"]
 
 PATHS = ("plain", "fast32", "bf16", "fp16", "compiled", "int8")
 DEFAULT_PATHS = {"cpu": "plain,fast32,bf16,compiled,int8", "cuda": "plain,fast32,fp16,compiled"}
 
-def default_paths(device: torch.device) -> list[str]:
-    """The paths ``agan bench`` times by default: int8 only where its toolchain is installed."""
-    from agan.infer.int8 import available
 
-    return [p for p in DEFAULT_PATHS[device.type].split(",") if p != "int8" or available()]
+def default_paths(device: torch.device) -> list[str]:
+    """The paths ``agan bench`` times by default (those this machine cannot run are skipped: skip_reason)."""
+    return DEFAULT_PATHS[device.type].split(",")
+
+
+def skip_reason(path: str, device: torch.device) -> str | None:
+    """Why this machine cannot time ``path`` (one line), or None: bf16 on a CPU that oneDNN runs no bf16
+    conv on (``agan.cpu``), int8 without its toolchain."""
+    if device.type != "cpu":
+        return None
+    if path == "bf16":
+        return cpu_caps().why_no_bf16()
+    if path == "int8":
+        from agan.infer.int8 import unavailable_reason
+
+        return unavailable_reason()
+    return None
 
 
 def path_precision(path: str, device: torch.device) -> str:
@@ -133,10 +147,20 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
     if h % 4 or w % 4:
         raise ValueError(f"--size {h}x{w}: height and width must be multiples of 4")
     paths = paths or default_paths(device)
-    for p in paths:
-        path_precision(p, device)
     if device.type == "cpu" and "fp16" in paths:
         raise ValueError("path fp16 needs CUDA; use bf16 on CPU")
+    for p in paths:
+        if p not in PATHS:
+            raise ValueError(f"unknown bench path {p!r}; choose from {', '.join(PATHS)}")
+    skipped = {p: why for p in paths if (why := skip_reason(p, device))}
+    paths = [p for p in paths if p not in skipped]
+    for p, why in skipped.items():
+        if progress:
+            progress(f"skipped {p}: {why}")
+    if not paths:
+        raise ValueError("no path can run here: " + "; ".join(f"{p}: {why}" for p, why in skipped.items()))
+    for p in paths:
+        path_precision(p, device)
     cfg = Config.preset(preset, **({"width": width} if width else {}))
     torch.manual_seed(0)
     G = build_generator(cfg).to(device).eval()
@@ -191,7 +215,7 @@ def bench_inference(size: tuple[int, int] = (480, 720), paths: list[str] | None 
             "gflops": gflops, "conv3x3_gflop_per_s": conv, "conv_size": f"{conv_size[0]}x{conv_size[1]}",
             "matmul_gflop_per_s": matmul, "matmul_n": matmul_n, "ceiling": ceiling, "repeats": repeats,
             "memory_kind": "peak CUDA allocated" if device.type == "cuda" else "peak RSS of a fresh process",
-            "paths": rows}
+            "paths": rows, "skipped": skipped}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,7 +242,7 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
         train_kw.update(size=32, steps=1, width=0.25)
         synth_kw.update(size=32, n=2)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "quick": quick, "cpu_isa": cpu_isa()}
+              "quick": quick, "cpu_isa": cpu_caps().describe(), "cpu_capped": cpu_caps().capped}
     if device.type == "cuda":
         report["device_name"] = torch.cuda.get_device_name(device)
     report["inference"] = bench_inference(size, paths, repeats, preset, width, device, memory, progress,
@@ -231,7 +255,9 @@ def run_bench(size=(480, 720), paths=None, repeats: int = 3, preset: str = "pape
 def format_report(r: dict) -> str:
     inf = r["inference"]
     name = f" ({r['device_name']})" if r.get("device_name") else ""
-    isa = ", ".join(r.get("cpu_isa") or []) or "none of " + "/".join(ISA_FLAGS)
+    isa = r.get("cpu_isa") or "unknown"
+    if r.get("cpu_capped"):
+        isa += f" (acting as an {r['cpu_capped'].upper()}-only CPU: AGAN_CPU_CAP / ONEDNN_MAX_CPU_ISA)"
     lines = [(f"agan bench: {r['device']}{name}, torch {r['torch']}, {r['threads']} threads"
               f"{', QUICK' if r.get('quick') else ''}"),
              f"CPU instruction sets: {isa}",
@@ -250,6 +276,8 @@ def format_report(r: dict) -> str:
         sp = f"{row['speedup']:.2f}" if row["speedup"] is not None else "n/a"
         lines.append(f"{p:<10}{row['precision']:>10}{row['seconds']:>10.3f}{row['gflop_per_s']:>10.1f}"
                      f"{100 * row['conv_fraction']:>8.0f}%{mem:>9}{sp:>9}{row['warmup_seconds']:>11.1f}")
+    for p, why in inf.get("skipped", {}).items():
+        lines.append(f"{p:<10}{'skipped':>10}  {why}")
     lines.append(f"(median of {inf['repeats']} interleaved runs after a warm-up; peak memory: "
                  f"{inf['memory_kind']}; 'of conv' = achieved / 3x3-conv throughput at the same precision; "
                  "int8: GOP/s, its warm-up quantizes and compiles)")

@@ -93,13 +93,19 @@ def _derain_one(f: Path, target: Path, out_dir: Path, model, save_attention: boo
 
 
 def _say_int8_warmup(model) -> None:
-    """One stderr line when the first int8 image will quantize and compile (no saved package)."""
+    """One stderr line when the first int8 image will quantize and compile (no saved package), and one when
+    ``agan tune`` measured int8 slower than the float path on this CPU for these weights."""
     from agan.infer import aoti, int8
-    from agan.infer.choose import recorded_keep_float
+    from agan.infer.choose import lookup, recorded_keep_float
     from agan.models.generator import Generator
 
-    if isinstance(model, Generator) and not int8.is_compiled(model) and not aoti.package_path(
-            model, recorded_keep_float(model)).is_file():
+    if not isinstance(model, Generator):
+        return
+    entry = lookup(model) or {}
+    if entry.get("faster") is False:
+        print(f"int8: agan tune measured it slower than {entry.get('base', 'the float path')} on this CPU for "
+              "these weights; --precision auto runs the faster one", file=sys.stderr)
+    if not int8.is_compiled(model) and not aoti.package_path(model, recorded_keep_float(model)).is_file():
         print("int8: the first image quantizes and compiles G (20-100 s); `agan tune` saves a compiled copy "
               "for later runs", file=sys.stderr)
 

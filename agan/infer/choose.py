@@ -27,14 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import time
 import weakref
 from pathlib import Path
 
 import torch
 
-from agan.precision import cpu_isa, resolve_precision
+from agan.cpu import cpu_caps
+from agan.precision import resolve_precision
 
 __all__ = ["MIN_IOU", "MIN_PSNR", "cache_path", "file_pixels", "lookup", "pick_precision",
            "record_key", "recorded_keep_float", "run_pixels", "tune"]
@@ -51,13 +51,9 @@ def cache_path() -> Path:
 
 
 def _cpu() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name} [{' '.join(cpu_isa())}]"
+    """Model name and instruction sets (after any AGAN_CPU_CAP): int8's speed and its activation range
+    (full on VNNI CPUs, 7-bit without) depend on them."""
+    return cpu_caps().key()
 
 
 def _fingerprint(G: torch.nn.Module) -> str:

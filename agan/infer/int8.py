@@ -7,7 +7,10 @@
     * toolchain: torchao's PT2E flow with the x86 inductor quantizer: weights int8 symmetric per output
       channel, activations uint8 per tensor (static: min/max observed on calibration images). Inductor's
       freezing passes pre-pack the weights and lower each quantize -> conv -> (add) -> relu -> quantize
-      chain to one oneDNN ``qconv_pointwise`` call (u8 x s8 dot products: AVX512-VNNI / AMX).
+      chain to one oneDNN ``qconv_pointwise`` call (u8 x s8 dot products: AVX512-VNNI / AVX-VNNI / AMX).
+    * CPUs without VNNI (AVX2-only, AVX-512 before Cascade Lake; ``agan.cpu``): oneDNN multiplies u8 x s8 with
+      vpmaddubsw, which adds pairs of products into 16 bits with saturation (2 * 255 * 127 > 32767), so
+      activations are quantized to 7 bits (0..127, the quantizer's ``reduce_range``) there: 2 * 127 * 127 fits.
     * the attentive-recurrent network calls its modules N times (shared weights); PT2E partitions group nodes
       by call site, so ``_Unrolled`` gives every step its own copy of the (small) ARN modules. Each step is
       calibrated separately (its own activation ranges), the float G is never modified. Step 1 is specialised
@@ -44,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agan.cpu import cpu_caps
 from agan.infer.malloc import tune_malloc
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
@@ -243,9 +247,7 @@ def _float_dtype(float_dtype: str) -> torch.dtype:
     if float_dtype not in ("auto", "bf16", "fp32"):
         raise ValueError(f"float_dtype must be auto, bf16 or fp32, got {float_dtype!r}")
     if float_dtype == "auto":
-        from agan.precision import cpu_has_fast_bf16
-
-        float_dtype = "bf16" if cpu_has_fast_bf16() else "fp32"
+        float_dtype = "bf16" if cpu_caps().bf16_native else "fp32"
     return torch.bfloat16 if float_dtype == "bf16" else torch.float32
 
 
@@ -322,6 +324,7 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
     calib = [c[k: k + 1] for c in calib for k in range(c.shape[0])]  # (1, 3, H, W) each
     for c in calib:
         check_size(c)
+    reduce_range = not cpu_caps().vnni
     model = _Unrolled(G).cpu().eval()
     floats = _float_parts(model, keep)  # names of the convs that stay float
     if _float_dtype(float_dtype) == torch.bfloat16:
@@ -338,7 +341,9 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
     with torch.no_grad():
         gm = torch.export.export(model, (x0,), dynamic_shapes={"x": {2: 4 * h, 3: 4 * w}}).module()
         quantizer = xiq.X86InductorQuantizer()
-        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())  # s8 per-channel, u8 static
+        # s8 per-channel weights, u8 static activations; 7-bit activations (0..127) on CPUs without VNNI, whose
+        # u8 x s8 products are summed in pairs into saturating 16 bits (255 * 127 * 2 > 32767; agan.cpu)
+        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
         for name, m in model.named_modules():
             if name in floats or isinstance(m, _Cell):
                 quantizer.set_module_name_qconfig(name, None)  # stays float: the LSTM cell, the kept convs

@@ -32,16 +32,9 @@ __all__ = ["machine_description", "measure_release", "render_model_card", "repro
 
 def machine_description() -> dict[str, Any]:
     """This machine: platform, CPU model (/proc/cpuinfo), CPU count, Python and torch versions."""
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu or "unknown", "cpu_count": os.cpu_count(),
+    from agan.cpu import cpu_model_name
+
+    return {"platform": platform.platform(), "cpu": cpu_model_name(), "cpu_count": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__}
 
 
