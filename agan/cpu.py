@@ -11,12 +11,12 @@ Who asks: ``agan.precision`` (what "auto" and "bf16" mean), ``agan.infer.int8`` 
 activations), ``agan.infer.choose`` (the key of agan tune's record), ``agan bench`` (which paths it can time),
 training's autocast and the tests.
 
-**Acting as a smaller CPU.** ``AGAN_CPU_CAP=avx2`` makes the kit see only what an AVX2-only CPU has (AMD Zen 3,
-most laptops before 2020): no AVX-512, no VNNI, no AMX, no native bf16. Set it before the process starts and the
-kit also caps oneDNN and ATen (``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``, set by
-``import agan`` when not already set, before torch is imported), so that an AVX-512 or AMX machine runs the
-AVX2 kernels and checks the AVX2 behaviour. Either variable set by hand caps this view too: oneDNN capped at
-AVX2 runs no bf16 conv and saturates int8 products, whatever the silicon has.
+**Acting as a smaller CPU.** ``AGAN_CPU_CAP=avx2`` makes the kit see only what an AVX2-only CPU has (AMD
+Zen 3, most laptops before 2020): no AVX-512, no VNNI, no AMX, no native bf16. Set it before the process
+starts and the kit also caps oneDNN and ATen (``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``,
+set by ``import agan`` when not already set, before torch is imported), so that an AVX-512 or AMX machine
+runs the AVX2 kernels and checks the AVX2 behaviour. Either variable set by hand caps this view too:
+oneDNN capped at AVX2 runs no bf16 conv and saturates int8 products, whatever the silicon has.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ CAP_ENV = "AGAN_CPU_CAP"
 # the flags (as /proc/cpuinfo names them) that decide a fast path here
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx_vnni",
              "avx512_bf16", "avx_ne_convert", "amx_tile", "amx_bf16", "amx_int8")
-_AVX2_LEVEL = frozenset({"avx2", "fma"})  # what an AVX2-only CPU (Zen 3, Haswell..Comet Lake) has of ISA_FLAGS
-# oneDNN's ONEDNN_MAX_CPU_ISA values at or below AVX2 (no bf16 convs, no VNNI): docs of oneDNN's CPU dispatcher
+_AVX2_LEVEL = frozenset({"avx2", "fma"})  # what an AVX2-only CPU (Zen 3, Haswell..Comet Lake) has
+# oneDNN's ONEDNN_MAX_CPU_ISA values at or below AVX2 (no bf16 convs, no VNNI; oneDNN's CPU dispatcher docs)
 _ONEDNN_AT_MOST_AVX2 = ("SSE41", "AVX", "AVX2")
 
 
@@ -104,7 +104,7 @@ class CpuCaps:
 
     @property
     def bf16_ok(self) -> bool:
-        """oneDNN runs bf16 convolutions here: natively, or emulated on AVX-512 BW/VL/DQ (slower than fp32)."""
+        """oneDNN runs bf16 convs here: natively, or emulated on AVX-512 BW/VL/DQ (slower than fp32)."""
         if not self.x86:
             return "bf16" in self.flags
         return self.bf16_native or {"avx512bw", "avx512vl", "avx512dq"} <= self.flags
@@ -155,5 +155,5 @@ def _caps(cap: str | None, onednn: str, aten: str) -> CpuCaps:
 
 
 def cpu_caps() -> CpuCaps:
-    """This CPU's capabilities, as the kit should treat them now (AGAN_CPU_CAP and oneDNN/ATen caps applied)."""
+    """This CPU's capabilities as the kit should treat them now (AGAN_CPU_CAP, oneDNN/ATen caps applied)."""
     return _caps(_cap(), os.environ.get("ONEDNN_MAX_CPU_ISA", ""), os.environ.get("ATEN_CPU_CAPABILITY", ""))

@@ -232,9 +232,9 @@ class Watchdog:
 
 
 def how_to_continue(nb: Path) -> str:
-    return (f"run the same command again (make reproduce): {nb.stem} starts over, a training run resumes from "
-            "its last checkpoint in runs/ and finished ablation rows are kept; or raise timeout_s in the "
-            "parameters file")
+    return (f"run the same command again (make reproduce): {nb.stem} starts over, a training run resumes "
+            "from its last checkpoint in runs/ and finished ablation rows are kept; or raise timeout_s in "
+            "the parameters file")
 
 
 def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> list[dict]:
@@ -259,8 +259,8 @@ def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> lis
             status, error = "failed", f"{type(e).__name__}: {last_line}"
         seconds = time.perf_counter() - t0
         if dog.fired:
-            status, error = "stalled", (f"no progress for {timeout}s (no output, no file written under runs/), "
-                                        f"interrupted after {seconds:.0f}s; {how_to_continue(nb)}")
+            status, error = "stalled", (f"no progress for {timeout}s (no output, no file written under "
+                                        f"runs/), interrupted after {seconds:.0f}s; {how_to_continue(nb)}")
         page = ""
         if html and out.is_file():  # also for a failed notebook: the page shows where it stopped
             try:

@@ -114,7 +114,8 @@ def test_bench_lists_what_it_skipped(monkeypatch):
 
     monkeypatch.setenv(cpu.CAP_ENV, "avx2")
     said = []
-    r = run_bench(paths=["plain", "bf16", "fast32"], quick=True, train=False, synth=False, progress=said.append)
+    r = run_bench(paths=["plain", "bf16", "fast32"], quick=True, train=False, synth=False,
+                  progress=said.append)
     inf = r["inference"]
     assert list(inf["paths"]) == ["plain", "fast32"]
     assert list(inf["skipped"]) == ["bf16"] and "precision bf16 needs a CPU" in inf["skipped"]["bf16"]

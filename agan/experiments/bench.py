@@ -27,15 +27,16 @@ import sys
 import torch
 
 from agan.config import Config
+from agan.cpu import cpu_caps
 from agan.experiments.bench_train import bench_synth, bench_train_step
 from agan.experiments.rates import conv_throughput, matmul_throughput, sync, timed
 from agan.infer.fast import FastGenerator
 from agan.models import build_generator, count_parameters
 from agan.models.summary import count_flops
-from agan.cpu import cpu_caps
 from agan.precision import resolve_precision
 
-__all__ = ["PATHS", "bench_inference", "skip_reason", "bench_synth", "bench_train_step", "format_report", "run_bench"]
+__all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "format_report", "run_bench",
+           "skip_reason"]
 
 PATHS = ("plain", "fast32", "bf16", "fp16", "compiled", "int8")
 DEFAULT_PATHS = {"cpu": "plain,fast32,bf16,compiled,int8", "cuda": "plain,fast32,fp16,compiled"}

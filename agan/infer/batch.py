@@ -103,8 +103,9 @@ def _say_int8_warmup(model) -> None:
         return
     entry = lookup(model) or {}
     if entry.get("faster") is False:
-        print(f"int8: agan tune measured it slower than {entry.get('base', 'the float path')} on this CPU for "
-              "these weights; --precision auto runs the faster one", file=sys.stderr)
+        base = entry.get("base", "the float path")
+        print(f"int8: agan tune measured it slower than {base} on this CPU for these weights; --precision "
+              "auto runs the faster one", file=sys.stderr)
     if not int8.is_compiled(model) and not aoti.package_path(model, recorded_keep_float(model)).is_file():
         print("int8: the first image quantizes and compiles G (20-100 s); `agan tune` saves a compiled copy "
               "for later runs", file=sys.stderr)

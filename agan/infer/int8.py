@@ -10,7 +10,8 @@
       chain to one oneDNN ``qconv_pointwise`` call (u8 x s8 dot products: AVX512-VNNI / AVX-VNNI / AMX).
     * CPUs without VNNI (AVX2-only, AVX-512 before Cascade Lake; ``agan.cpu``): oneDNN multiplies u8 x s8 with
       vpmaddubsw, which adds pairs of products into 16 bits with saturation (2 * 255 * 127 > 32767), so
-      activations are quantized to 7 bits (0..127, the quantizer's ``reduce_range``) there: 2 * 127 * 127 fits.
+      activations are quantized to 7 bits there (0..127, the quantizer's ``reduce_range``): 2 * 127 * 127
+      fits.
     * the attentive-recurrent network calls its modules N times (shared weights); PT2E partitions group nodes
       by call site, so ``_Unrolled`` gives every step its own copy of the (small) ARN modules. Each step is
       calibrated separately (its own activation ranges), the float G is never modified. Step 1 is specialised
@@ -341,8 +342,8 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
     with torch.no_grad():
         gm = torch.export.export(model, (x0,), dynamic_shapes={"x": {2: 4 * h, 3: 4 * w}}).module()
         quantizer = xiq.X86InductorQuantizer()
-        # s8 per-channel weights, u8 static activations; 7-bit activations (0..127) on CPUs without VNNI, whose
-        # u8 x s8 products are summed in pairs into saturating 16 bits (255 * 127 * 2 > 32767; agan.cpu)
+        # s8 per-channel weights, u8 static activations; 7-bit activations (0..127) on CPUs without VNNI,
+        # whose u8 x s8 products are summed in pairs into saturating 16 bits (255 * 127 * 2 > 32767)
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
         for name, m in model.named_modules():
             if name in floats or isinstance(m, _Cell):
