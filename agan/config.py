@@ -114,8 +114,9 @@ class Config:
     val_size: int = 16
     # real rainy/clean pairs (a folder in any layout agan eval reads, any image size) scored at every
     # validation point at full resolution, as agan derain would derain them (derain_size), beside the
-    # synthetic split and the rainy input's own score: a model is judged on real photos; "" = none
-    real_val: str = ""
+    # synthetic split and the rainy input's own score: a model is judged on real photos; "" = none; several
+    # folders (a tuple) are scored and logged one by one (Config.real_val_dirs)
+    real_val: str | tuple[str, ...] = ""
     # DataLoader worker processes for the training batches; -1 = auto: min(4, CPUs per GPU process - 1) on
     # CUDA, 0 on the CPU, where a worker gains next to nothing (docs/performance.md#gpu)
     num_workers: int = -1
@@ -198,8 +199,16 @@ class Config:
             raise ValueError("lambdas needs three weights (S1, S2, O)")
         if self.pix2pix_norm not in ("instance", "batch"):
             raise ValueError(f"pix2pix_norm must be 'instance' or 'batch', got {self.pix2pix_norm!r}")
+        if not (isinstance(self.real_val, str) or all(isinstance(d, str) for d in self.real_val)):
+            raise ValueError(f"real_val must be a folder or a list of folders, got {self.real_val!r}")
         if self.unet_depth < 0:
             raise ValueError(f"unet_depth must be >= 0 (0 = from the crop size), got {self.unet_depth}")
+
+    @property
+    def real_val_dirs(self) -> list[str]:
+        """The folders of ``real_val``: "" -> [], "a" -> ["a"], ("a", "b") -> ["a", "b"]."""
+        folders = [self.real_val] if isinstance(self.real_val, str) else list(self.real_val)
+        return [d for d in folders if d]
 
     @property
     def attentive_generator(self) -> bool:

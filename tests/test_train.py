@@ -2,6 +2,7 @@
 signals, run-directory safety, CLI. Tiny networks on a tiny in-memory dataset (no agan.data.datasets
 needed)."""
 
+import argparse
 import json
 import math
 import os
@@ -494,6 +495,37 @@ def test_real_val_is_scored_like_agan_derain_beside_the_synthetic_split(tmp_path
     assert last["psnr"] == pytest.approx(got[0], abs=1e-6) and last["ssim"] == pytest.approx(got[1], abs=1e-6)
     log = (res.out_dir / "train.log").read_text()
     assert "step 2: real PSNR" in log and "2 real pairs" in log and "; real PSNR" in log.splitlines()[-1]
+
+
+def test_real_val_with_two_folders_scores_and_logs_each(tmp_path):
+    """--real-val A B: each folder's pairs are scored on their own at every validation point (rows with
+    "set"), each against its own input; the command line takes several folders."""
+    from agan.cli import train as cli_train
+    from agan.images import write_image
+
+    rng = np.random.default_rng(1)
+    for name, n, shift in (("train_pairs", 2, 40), ("val_pairs", 1, 10)):
+        for i in range(n):
+            clean = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
+            rain = np.clip(clean.astype(int) + shift, 0, 255).astype(np.uint8)
+            write_image(tmp_path / name / "rain" / f"{i}_rain.png", rain)
+            write_image(tmp_path / name / "clean" / f"{i}_clean.png", clean)
+    folders = (str(tmp_path / "train_pairs"), str(tmp_path / "val_pairs"))
+    res = run(tiny(real_val=folders, derain_size=24), tmp_path / "run")
+    real_rows = [r for r in rows(res.out_dir / "metrics.jsonl") if r["split"] == "real"]
+    assert [(r["step"], r["set"]) for r in real_rows] == [(0, "train_pairs"), (0, "val_pairs"),
+                                                         (2, "train_pairs"), (2, "val_pairs")]
+    by_set = {r["set"]: r for r in real_rows}
+    assert by_set["train_pairs"]["psnr_input"] != by_set["val_pairs"]["psnr_input"]  # each its own input
+    log = (res.out_dir / "train.log").read_text()
+    assert "2 real pairs, " + folders[0] in log and "1 real pairs, " + folders[1] in log
+    parser = argparse.ArgumentParser()
+    cli_train.add_arguments(parser)
+    out = ["--out", str(tmp_path / "o")]
+    cfg, _ = cli_train.build_config(parser.parse_args(["--real-val", *folders, *out]))
+    assert cfg.real_val == folders and cfg.real_val_dirs == list(folders)
+    cfg, _ = cli_train.build_config(parser.parse_args(["--real-val", folders[0], *out]))
+    assert cfg.real_val == folders[0] and cfg.real_val_dirs == [folders[0]]  # one folder: as before
 
 
 def test_real_val_folder_without_pairs_is_one_clear_error(tmp_path):

@@ -129,6 +129,26 @@ def test_loss_curves_show_the_real_pairs_beside_the_synthetic_validation(tmp_pat
     assert [line.get_label() for line in old.axes[2].get_lines()] == ["output O", "rainy input I"]
 
 
+def test_loss_curves_with_two_sets_of_real_pairs_draw_each_apart():
+    """Config.real_val with several folders: rows carry "set"; each set is its own pair of lines."""
+    recs = [{"step": 1, "L_G": 1.0, "L_D": 1.3}]
+    for s in (0, 2):
+        recs.append({"step": s, "split": "val", "psnr": 20.0 + s, "ssim": 0.7, "psnr_input": 20.5,
+                     "ssim_input": 0.72})
+        for name, r in (("train_pairs", 19.0 + s), ("val_pairs", 17.0 - s)):
+            recs.append({"step": s, "split": "real", "set": name, "psnr": r, "ssim": 0.6,
+                         "psnr_input": 18.0, "ssim_input": 0.65})
+    psnr = {line.get_label(): line for line in viz.plot_loss_curves(recs).axes[2].get_lines()}
+    assert list(psnr) == ["val (synthetic)", "synthetic input", "real: train_pairs", "train_pairs input",
+                          "real: val_pairs", "val_pairs input"]
+    np.testing.assert_allclose(psnr["real: train_pairs"].get_ydata(), [19.0, 21.0])
+    np.testing.assert_allclose(psnr["real: val_pairs"].get_ydata(), [17.0, 15.0])
+    assert psnr["real: train_pairs"].get_color() != psnr["real: val_pairs"].get_color()
+    assert psnr["val_pairs input"].get_color() == psnr["real: val_pairs"].get_color()
+    one = [dict(r, set="train_pairs") for r in recs if r.get("set") != "val_pairs"]  # one set: as before
+    assert "real pairs" in [line.get_label() for line in viz.plot_loss_curves(one).axes[2].get_lines()]
+
+
 def test_table1_has_the_papers_numbers_and_the_kits():
     measured = {"AA+AD": {"psnr": 25.5, "psnr_std": 0.25, "ssim": 0.81, "ssim_std": 0.01},
                 "A": (23.0, 0.7), "input": {"psnr": 21.0, "ssim": 0.75}}

@@ -44,11 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "Raindrop layout")
     p.add_argument("--val-data", default=None, metavar="DIR",
                    help="held-out pairs folder (default: synthetic split)")
-    p.add_argument("--real-val", default=None, metavar="DIR",
-                   help="real rain/clean pairs (rain/+clean/, data/+gt/, input/+target/ or input/+gt/; "
-                        "any size) "
-                        "scored at full resolution at every validation point, beside the synthetic split "
-                        "(e.g. ../shared/real/train_pairs)")
+    p.add_argument("--real-val", default=None, nargs="+", metavar="DIR",
+                   help="one or more folders of real rain/clean pairs (rain/+clean/, data/+gt/, "
+                        "input/+target/ or input/+gt/; any size), each scored at full resolution at every "
+                        "validation point and logged on its own, beside the synthetic split (e.g. "
+                        "../shared/real/train_pairs ../shared/real/val_pairs)")
     p.add_argument("--iterations", type=int, default=None, metavar="N", help="total training steps")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="auto (CUDA when present) | cpu | cuda | cuda:N")
@@ -83,7 +83,8 @@ def build_config(args: argparse.Namespace):
     from agan.train.loop import run_name
 
     flags = {"variant": args.variant, "model": args.model, "data": args.data, "val_data": args.val_data,
-             "real_val": args.real_val, "iterations": args.iterations, "seed": args.seed,
+             "real_val": (None if args.real_val is None else args.real_val[0] if len(args.real_val) == 1
+                          else tuple(args.real_val)), "iterations": args.iterations, "seed": args.seed,
              "device": args.device, "precision": args.precision, "optimizer": args.optimizer,
              "vgg_weights": args.vgg_weights}
     flags = {k: v for k, v in flags.items() if v is not None}

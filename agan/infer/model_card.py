@@ -73,13 +73,14 @@ def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
             if not line:
                 continue
             row = json.loads(line)
-            if row.get("split") in ("val", "real"):
-                last[row["split"]] = {k: v for k, v in row.items() if k != "split"}
+            first = Path(cfg.real_val_dirs[0]).name if cfg.real_val_dirs else None  # the card's real set
+            if row.get("split") == "val" or (row.get("split") == "real" and row.get("set", first) == first):
+                last[row["split"]] = {k: v for k, v in row.items() if k not in ("split", "set")}
     metrics = {}
     if "val" in last:
         metrics["synthetic_val"] = {**last["val"], "images": cfg.val_size}
     if "real" in last:
-        metrics["real"] = {**last["real"], "data": cfg.real_val,
+        metrics["real"] = {**last["real"], "data": cfg.real_val_dirs[0],
                            **({"pairs": real_pairs} if real_pairs else {})}
     return {"run": run_dir.name, "preset": cfg.name, "iterations": done, "seed": cfg.seed,
             "wall_time_s": round(sum(segments), 1), "wall_time_segments": len(segments),

@@ -148,8 +148,8 @@ class Trainer:
         val = None
         if info.is_main and (cfg.val_every > 0 or cfg.sample_every > 0):
             val = val_set if val_set is not None else _dataset(cfg, "val")
-        real_pairs = read_pairs(cfg.real_val) if info.is_main and cfg.real_val else []
-        self.validation = Validation(self.gan, val, real_pairs, cfg)
+        real_sets = {d: read_pairs(d) for d in cfg.real_val_dirs} if info.is_main else {}
+        self.validation = Validation(self.gan, val, real_sets, cfg)
         if info.is_main:  # everything was built: only now write into the run directory
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
             (self.out / "samples").mkdir(exist_ok=True)
@@ -218,13 +218,14 @@ class Trainer:
         self._record({"step": self.step, "split": "val", **val})
         self.log(f"step {self.step}: val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f} "
                  f"(input {val['psnr_input']:.2f} dB, {val['ssim_input']:.4f})")
-        if self.validation.real_pairs:
-            real = self.validation.score_real()
-            self.last_metrics["real"] = real
-            self._record({"step": self.step, "split": "real", **real})
+        for folder, pairs in self.validation.real_sets.items():  # each set of real pairs on its own
+            real = self.validation.score_real(folder)
+            if folder == self.cfg.real_val_dirs[0]:
+                self.last_metrics["real"] = real
+            self._record({"step": self.step, "split": "real", "set": Path(folder).name, **real})
             self.log(f"step {self.step}: real PSNR {real['psnr']:.2f} dB, SSIM {real['ssim']:.4f} "
                      f"(input {real['psnr_input']:.2f} dB, {real['ssim_input']:.4f}; "
-                     f"{len(self.validation.real_pairs)} real pairs, {self.cfg.real_val})")
+                     f"{len(pairs)} real pairs, {folder})")
 
     def samples(self) -> Path:
         return self.validation.samples(self.out / "samples" / f"step_{self.step:06d}.png")

@@ -2,7 +2,8 @@
 
     val = Validation(gan, val_set, real_pairs, cfg)
     val.score()                       # {"psnr", "ssim", "psnr_input", "ssim_input"} on the held-out split
-    val.score_real()                  # the same on real rainy / clean pairs, derained as ``agan derain`` does
+    val.score_real(folder)            # the same on one set of real rainy / clean pairs, derained as
+                                      # ``agan derain`` does
     val.samples(path)                 # input, A_1..A_N, O, clean of the first 4 held-out pairs, one PNG
 
 Scores are the authors' protocol (PSNR / SSIM on Y, ``agan.evaluation``); the input's own score is computed
@@ -42,11 +43,13 @@ def _mean_scores(scores: list[tuple[float, ...]], n: int) -> list[float]:
 class Validation:
     """Scores a GanStep's generator (its moving average when cfg.ema > 0) on held-out and real pairs."""
 
-    def __init__(self, gan: GanStep, val_set: Dataset | None, real_pairs: list[tuple[np.ndarray, np.ndarray]],
-                 cfg: Config):
-        self.gan, self.val_set, self.real_pairs, self.cfg = gan, val_set, real_pairs, cfg
+    def __init__(self, gan: GanStep, val_set: Dataset | None,
+                 real_sets: dict[str, list[tuple[np.ndarray, np.ndarray]]], cfg: Config):
+        """``real_sets``: folder -> its (rain, clean) uint8 pairs (``agan.data.read_pairs``), scored one by
+        one."""
+        self.gan, self.val_set, self.real_sets, self.cfg = gan, val_set, real_sets, cfg
         self._identity: dict[str, float] | None = None  # the input's own scores, computed once
-        self._real_identity: dict[str, float] | None = None
+        self._real_identity: dict[str, dict[str, float]] = {}  # per folder
 
     def _item(self, i: int) -> dict[str, Tensor]:
         from agan.images import crop_to_multiple
@@ -86,10 +89,10 @@ class Validation:
             self._identity = {"psnr_input": psnr_in, "ssim_input": ssim_in}
         return {"psnr": psnr, "ssim": ssim, **self._identity}
 
-    def score_real(self, G: torch.nn.Module | None = None) -> dict[str, float]:
-        """Mean PSNR / SSIM (Y, authors' protocol) of ``G`` on the real pairs of ``cfg.real_val``, each
-        derained whole, as ``agan derain`` does (``agan.infer.pipeline.derain_tensor`` with
-        ``cfg.derain_size`` / ``derain_smooth`` / ``derain_blend``), and of the input."""
+    def score_real(self, folder: str, G: torch.nn.Module | None = None) -> dict[str, float]:
+        """Mean PSNR / SSIM (Y, authors' protocol) of ``G`` on the real pairs of ``folder`` (one of
+        ``cfg.real_val``), each derained whole, as ``agan derain`` does (``agan.infer.pipeline.derain_tensor``
+        with ``cfg.derain_size`` / ``derain_smooth`` / ``derain_blend``), and of the input."""
         from agan.evaluation.protocol import score_pair
         from agan.infer.pipeline import derain_tensor
 
@@ -98,18 +101,18 @@ class Validation:
         G.eval()
         scores = []
         try:
-            for rain, clean in self.real_pairs:
+            for rain, clean in self.real_sets[folder]:
                 x = torch.from_numpy(rain).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
                 O, _ = derain_tensor(G, x, precision="auto", device=self.gan.device, size=cfg.derain_size,
                                      smooth=cfg.derain_smooth, blend=cfg.derain_blend)
                 scores.append(score_pair(O[0].permute(1, 2, 0).numpy(), clean))
         finally:
             G.train()
-        if self._real_identity is None:
-            psnr_in, ssim_in = _mean_scores([score_pair(r, c) for r, c in self.real_pairs], 2)
-            self._real_identity = {"psnr_input": psnr_in, "ssim_input": ssim_in}
+        if folder not in self._real_identity:
+            psnr_in, ssim_in = _mean_scores([score_pair(r, c) for r, c in self.real_sets[folder]], 2)
+            self._real_identity[folder] = {"psnr_input": psnr_in, "ssim_input": ssim_in}
         psnr, ssim = _mean_scores(scores, 2)
-        return {"psnr": psnr, "ssim": ssim, **self._real_identity}
+        return {"psnr": psnr, "ssim": ssim, **self._real_identity[folder]}
 
     def samples(self, path: Path) -> Path:
         """The sample grid of the first (up to) 4 held-out pairs, written to ``path``."""

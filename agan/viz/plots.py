@@ -240,17 +240,19 @@ _CURVE_COLORS = {"val_psnr": "C0", "val_ssim": "C0", "psnr": "C0", "ssim": "C0",
                  "ssim_raw": "C2", "real_psnr": "C3", "real_ssim": "C3"}
 
 
-def _real_keys(records: Iterable[Mapping], x_key: str) -> tuple[list[Mapping], bool]:
-    """Rows with ``"split": "real"`` (the real pairs' validation) with their keys renamed ``real_<key>``, so
-    that their psnr / ssim never join the synthetic validation's; the other rows as they are. Also: were
-    there any."""
-    out, any_real = [], False
+def _real_keys(records: Iterable[Mapping], x_key: str) -> tuple[list[Mapping], list[str]]:
+    """Rows with ``"split": "real"`` (the real pairs' validation) with their keys renamed ``real_<key>`` (with
+    several sets of real pairs, ``real <set>_<key>``), so that their psnr / ssim never join the synthetic
+    validation's; the other rows as they are. Also: the sets of real pairs seen, in order."""
+    records = list(records)
+    sets = list(dict.fromkeys(str(r.get("set", "")) for r in records if r.get("split") == "real"))
+    out = []
     for rec in records:
         if rec.get("split") == "real":
-            any_real = True
-            rec = {(k if k in (x_key, "split") else f"real_{k}"): v for k, v in rec.items()}
+            tag = "real" if len(sets) == 1 else f"real {rec.get('set', '')}"
+            rec = {(k if k in (x_key, "split") else f"{tag}_{k}"): v for k, v in rec.items() if k != "set"}
         out.append(rec)
-    return out, any_real
+    return out, sets
 
 
 def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Sequence[str] | None = None,
@@ -262,15 +264,22 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
     ``"split": "real"`` rows (``Config.real_val``), the real pairs (keys ``real_psnr``, ``real_ssim``) beside
     it; each set's rainy input (``*_input``) is dashed in its colour. Returns the Figure."""
     records = read_metrics(metrics) if isinstance(metrics, (str, os.PathLike)) else list(metrics)
-    records, any_real = _real_keys(records, x_key)
-    labels = _CURVE_LABELS_WITH_REAL if any_real else _CURVE_LABELS
+    records, sets = _real_keys(records, x_key)
+    labels = dict(_CURVE_LABELS_WITH_REAL if sets else _CURVE_LABELS)
+    colors = dict(_CURVE_COLORS)
+    tags = ["real"] if len(sets) == 1 else [f"real {s}" for s in sets]
+    if len(sets) > 1:  # one colour and label per set of real pairs
+        for i, (tag, name) in enumerate(zip(tags, sets)):
+            for m in ("psnr", "ssim"):
+                labels[f"{tag}_{m}"], labels[f"{tag}_{m}_input"] = f"real: {name}", f"{name} input"
+                colors[f"{tag}_{m}"] = f"C{3 + i}"
     if groups is None:
         groups = {"generator": ("L_G", "L_ATT", "L_M", "L_P", "L_GAN"),
                   "discriminator": ("L_D", "L_map"),
                   "validation PSNR (dB)": ("val_psnr", "val_psnr_input", "psnr", "psnr_raw", "psnr_input",
-                                           "real_psnr", "real_psnr_input"),
+                                           *(f"{t}_psnr{s}" for t in tags for s in ("", "_input"))),
                   "validation SSIM": ("val_ssim", "val_ssim_input", "ssim", "ssim_raw", "ssim_input",
-                                      "real_ssim", "real_ssim_input")}
+                                      *(f"{t}_ssim{s}" for t in tags for s in ("", "_input")))}
     panels = []
     for name, group_keys in groups.items():
         lines = [(k, *_series(records, k, x_key)) for k in group_keys if keys is None or k in keys]
@@ -285,7 +294,7 @@ def plot_loss_curves(metrics: str | os.PathLike | Sequence[Mapping], keys: Seque
     for ax, (name, lines) in zip(axes[0], panels):
         for key, xs, ys in lines:
             dashed = key.endswith("_input")
-            color = _CURVE_COLORS.get(key[: -len("_input")] if dashed else key)
+            color = colors.get(key[: -len("_input")] if dashed else key)
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=labels.get(key, key),
                     linestyle="--" if dashed else "-", **({"color": color} if color else {}))
         ax.set_title(name, fontsize=10)
