@@ -146,6 +146,9 @@ class Config:
     # SynthParams fields to override, e.g. {"frame_px": 240}
     synth: dict[str, Any] = field(default_factory=dict)
     backgrounds: str = ""  # the synthesiser's clean images: "" = the bundled photos | a folder of images
+    # do no harm: this fraction of the synthetic training pairs has no drop at all (rain = clean, M = 0), so
+    # that G learns to return a drop-free photo as it is (docs/real_photos.md)
+    clean_fraction: float = 0.0
     # --- baselines of Table 1 (agan.models.baselines) ---------------------------------------------
     l1_weight: float = 100.0  # Pix2Pix: L_G = L_GAN + l1_weight * L_L1 (lambda of Isola et al. Eq. 4)
     unet_depth: int = 0  # Pix2Pix U-Net depth; 0 = a 1x1 bottleneck on the training crop (8 at 224 / 256)
@@ -201,6 +204,8 @@ class Config:
             raise ValueError(f"pix2pix_norm must be 'instance' or 'batch', got {self.pix2pix_norm!r}")
         if not (isinstance(self.real_val, str) or all(isinstance(d, str) for d in self.real_val)):
             raise ValueError(f"real_val must be a folder or a list of folders, got {self.real_val!r}")
+        if not 0.0 <= self.clean_fraction < 1.0:
+            raise ValueError(f"clean_fraction must be in [0, 1), got {self.clean_fraction!r}")
         if self.unet_depth < 0:
             raise ValueError(f"unet_depth must be >= 0 (0 = from the crop size), got {self.unet_depth}")
 

@@ -260,3 +260,24 @@ def test_mask_source_drops_marks_the_drawn_drop_layer_not_the_difference():
     assert not torch.equal(diff["mask"], drops["mask"])
     with pytest.raises(ValueError, match="mask_source"):
         SyntheticRaindrops(2, 48, mask_source="alpha")
+
+
+def test_clean_fraction_gives_drop_free_pairs_whose_target_is_the_input():
+    """Config.clean_fraction: that share of the synthetic training pairs has no drop (rain = clean, M = 0),
+    chosen per item from (seed, i): the same items on every run and after a resume; the others unchanged."""
+    plain = SyntheticRaindrops(40, 32, seed=5, mask_source="drops")
+    some = SyntheticRaindrops(40, 32, seed=5, mask_source="drops", clean_fraction=0.3)
+    free = [i for i in range(40) if some.drop_free(i)]
+    assert 4 <= len(free) <= 20 and free == [i for i in range(40) if some.drop_free(i)]
+    for i in range(40):
+        a, b = plain[i], some[i]
+        assert torch.equal(a["clean"], b["clean"])
+        if i in free:
+            assert torch.equal(b["rain"], b["clean"]) and b["mask"].sum() == 0 and b["alpha"].sum() == 0
+        else:
+            assert all(torch.equal(a[k], b[k]) for k in ("rain", "mask", "alpha"))
+    cfg = Config.preset("cpu", iterations=10, clean_fraction=0.25)
+    assert build_dataset(cfg, "train").clean_fraction == 0.25
+    assert build_dataset(cfg, "val").clean_fraction == 0.0  # the held-out split keeps its drops
+    with pytest.raises(ValueError, match="clean_fraction"):
+        Config.preset("cpu", clean_fraction=1.0)

@@ -123,11 +123,13 @@ class SyntheticRaindrops(Dataset):
     """On-the-fly rendered pairs (``agan.synth.renderer``): item i is a deterministic function of (seed, i),
     the same pair that ``agan synth --seed seed`` writes as file i, so training needs no files and
     resuming is exact.  ``size``: int or (H, W).  ``backgrounds``: None (scikit-image photos +
-    procedural scenes), a folder of clean photos, or a ``BackgroundSource``."""
+    procedural scenes), a folder of clean photos, or a ``BackgroundSource``.  ``clean_fraction``: the share
+    of items without any drop (rain = clean, mask and alpha 0), picked per item from (seed, i)."""
 
     def __init__(self, length: int, size: int | tuple[int, int] = 224, seed: int = 0,
                  params: SynthParams | dict | None = None, backgrounds: Any = None,
-                 mask_threshold: int = 30, mask_dilate: bool = False, mask_source: str = "difference"):
+                 mask_threshold: int = 30, mask_dilate: bool = False, mask_source: str = "difference",
+                 clean_fraction: float = 0.0):
         if length < 1:
             raise ValueError(f"length must be >= 1, got {length}")
         if seed < 0:
@@ -143,6 +145,14 @@ class SyntheticRaindrops(Dataset):
         if mask_source not in ("difference", "drops"):
             raise ValueError(f"mask_source must be 'difference' or 'drops', got {mask_source!r}")
         self.mask_threshold, self.mask_dilate, self.mask_source = mask_threshold, mask_dilate, mask_source
+        if not 0.0 <= clean_fraction < 1.0:
+            raise ValueError(f"clean_fraction must be in [0, 1), got {clean_fraction!r}")
+        self.clean_fraction = float(clean_fraction)
+
+    def drop_free(self, index: int) -> bool:
+        """Item ``index`` has no drop: a uniform draw of its own stream (seed, index) below clean_fraction."""
+        return bool(self.clean_fraction) and np.random.default_rng([self.seed, index, 1]).random() < \
+            self.clean_fraction
 
     def __len__(self) -> int:
         return self.length
@@ -151,8 +161,11 @@ class SyntheticRaindrops(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} synthetic pairs")
         res = make_pair(self.seed, index, self.size, self.params, self.source)
-        item = _item(res.rain, res.clean, f"syn{self.seed}_{index}", self.mask_threshold, self.mask_dilate)
-        item["alpha"] = torch.from_numpy(res.alpha)[None]  # (1, H, W)
+        free = self.drop_free(index)  # the same background, no drop: the target is the input itself
+        rain = res.clean if free else res.rain
+        item = _item(rain, res.clean, f"syn{self.seed}_{index}", self.mask_threshold, self.mask_dilate)
+        alpha = torch.from_numpy(res.alpha)[None]  # (1, H, W)
+        item["alpha"] = torch.zeros_like(alpha) if free else alpha
         if self.mask_source == "drops":  # M = where the drop layer is drawn, not where haze shifts colours
             item["mask"] = (item["alpha"] >= DROP_MASK_ALPHA).float()  # (1, H, W)
         return item
@@ -175,7 +188,7 @@ def build_dataset(cfg, split: str) -> Dataset:
         if cfg.data == "synthetic":
             return SyntheticRaindrops(max(cfg.iterations * cfg.batch_size, 1000), cfg.crop_size, cfg.seed,
                                       params, (cfg.backgrounds or None), mask_source=cfg.mask_source,
-                                      **common)
+                                      clean_fraction=cfg.clean_fraction, **common)
         return RaindropPairs(cfg.data, first_split(cfg.data, ("train",)), crop_size=cfg.crop_size,
                              flip=cfg.flip, seed=cfg.seed, **common)
     if split == "val":
