@@ -336,3 +336,44 @@ def test_the_shipped_model_cards_synthetic_numbers_reproduce():
     for got, want in zip(again["per_image"], card["per_image"][:2]):
         assert got == pytest.approx(want, abs=0.02)  # fp32; different CPUs round differently by ~1e-3 dB
     assert card["psnr"] > card["psnr_input"] and card["ssim"] > card["ssim_input"]
+
+
+@pytest.mark.slow
+def test_gpu_release_script_smoke_run_on_the_cpu(tmp_path):
+    """scripts/gpu_release.sh, the one call for a lent GPU, with tiny settings on the CPU: it trains (with
+    both sets of real pairs as --real-val), scores each set and the drop-free photos, and exports the release
+    into OUT/release, never into agan/weights; a second call resumes the finished run and exports again."""
+    import subprocess
+    import sys
+
+    from agan.images import write_image
+
+    rng = np.random.default_rng(0)
+    for name in ("train_pairs", "val_pairs"):
+        clean = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+        write_image(tmp_path / "real" / name / "rain" / "0_rain.png", np.clip(clean.astype(int) + 30, 0, 255)
+                    .astype(np.uint8))
+        write_image(tmp_path / "real" / name / "clean" / "0_clean.png", clean)
+    root = Path(__file__).resolve().parents[1]
+    before = {p: p.stat().st_mtime for p in (root / "agan" / "weights").iterdir()}
+    env = {**__import__("os").environ, "PYTHON": sys.executable, "PRESET": "cpu", "ITERATIONS": "2",
+           "SETS": "width=0.125 arn_width=0.125 crop_size=32 batch_size=2 val_every=2 val_size=2 "
+                   "sample_every=0 ckpt_every=1 derain_size=32",
+           "REAL": str(tmp_path / "real"), "MEASURE": "1", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "out"
+    run = subprocess.run(["bash", str(root / "scripts" / "gpu_release.sh"), str(out)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    text = run.stdout + run.stderr
+    assert run.returncode == 0, text
+    assert "--real-val" in text and "train_pairs" in text and "val_pairs" in text
+    assert (out / "run" / "checkpoints" / "generator.pt").is_file()
+    assert "photos never trained on:" in text
+    release = out / "release"
+    assert (release / "agan-synthetic.safetensors").is_file() and (release / "MODEL_CARD.md").is_file()
+    sets = {json.loads(r).get("set") for r in (out / "run" / "metrics.jsonl").read_text().splitlines()
+            if json.loads(r).get("split") == "real"}
+    assert sets == {"train_pairs", "val_pairs"}
+    again = subprocess.run(["bash", str(root / "scripts" / "gpu_release.sh"), str(out)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "--resume" in again.stdout, again.stdout + again.stderr
+    assert {p: p.stat().st_mtime for p in (root / "agan" / "weights").iterdir()} == before
