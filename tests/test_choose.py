@@ -146,3 +146,30 @@ def test_derain_files_reports_an_auto_int8_choice(G, cache, tmp_path, monkeypatc
     path.write_bytes(b"")
     batch.derain_files(files, tmp_path / "out2", G, precision="int8", progress=True)
     assert "compiles" not in capsys.readouterr().err  # a saved package: loaded, nothing to warn of
+
+
+def test_int8_says_in_one_line_when_tune_measured_it_slower(G, cache, capsys):
+    """``agan derain --precision int8`` where ``agan tune`` found int8 slower than the float path on this CPU
+    for these weights: one line says so (and that auto runs the faster one); a record that found it faster
+    says nothing of the kind."""
+    from agan.infer.batch import _say_int8_warmup
+
+    _record(G, faster=False, eligible=False, int8_s_per_mpx=3.0)
+    _say_int8_warmup(G)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "slower" in ln]
+    assert lines == [f"int8: agan tune measured it slower than {BASE} on this CPU for these weights; "
+                     "--precision auto runs the faster one"]
+    _record(G)
+    _say_int8_warmup(G)
+    assert "slower" not in capsys.readouterr().err
+
+
+def test_the_record_is_kept_per_cpu_capability(G, cache, monkeypatch):
+    """The same weights on the same machine acting as an AVX2-only CPU (agan.cpu) have their own record:
+    int8's speed and its activation range depend on what the CPU can do."""
+    for var in ("AGAN_CPU_CAP", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):  # set in make test-avx2
+        monkeypatch.delenv(var, raising=False)
+    _record(G)
+    assert choose.lookup(G) is not None
+    monkeypatch.setenv("AGAN_CPU_CAP", "avx2")
+    assert "capped avx2" in choose.record_key(G) and choose.lookup(G) is None
