@@ -170,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, kf, fd in (("int8 all", (), "auto"), ("int8 float parts fp32", keep, "fp32")):
             runs[name] = int8.quantize_generator(G, calib, keep_float=kf, float_dtype=fd)
     res = time_paths(runs, x, args.repeats)
-    print(f"\n{'path':<24}{'s/image':>9}{'cpu/thr':>9}{'vs plain':>10}{'vs ' + ref:>9}"
+    print(f"\n{'path':<24}{'s/image':>9}{'cpu/thr':>9}{'vs plain':>10}{'vs ' + ref:>10}"
           f"   ({H}x{W}, min of {args.repeats})")
     for k, (w, c) in res.items():
-        print(f"{k:<24}{w:>9.3f}{c:>9.3f}{res['plain'][0] / w:>9.2f}x{res[ref][0] / w:>8.2f}x")
+        print(f"{k:<24}{w:>9.3f}{c:>9.3f}{res['plain'][0] / w:>9.2f}x{res[ref][0] / w:>9.2f}x")
 
     if args.preset:
         return 0
