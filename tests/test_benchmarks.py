@@ -76,3 +76,59 @@ def test_real_pairs_scores_with_score_pair(tmp_path, capsys):
     assert rp.main(["--weights", str(tmp_path / "g.pt"), "--pairs", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(tmp_path / "none") in err
+
+
+def test_bench_clean_scores_each_photo_against_itself(tmp_path, monkeypatch, capsys):
+    """benchmarks/bench_clean.py: PSNR (the protocol's score_pair) and mean-Y shift of each drop-free photo
+    derained against itself, grouped; a model that changes nothing passes every photo."""
+    bc = _load("bench_clean")
+    import agan.infer.pipeline as pipeline
+
+    real = tmp_path / "real" / "pairs" / "clean"
+    real.mkdir(parents=True)
+    img = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    Image.fromarray(img).save(real / "0_clean.png")
+    seen = []
+
+    def fake_derain(image, weights=None, precision="fp32"):
+        seen.append(image.shape)
+        out = image.copy()
+        out[:8] = np.clip(out[:8].astype(int) + 40, 0, 255)  # a visible change on the first rows
+        return out, []
+
+    monkeypatch.setattr(pipeline, "derain", fake_derain)
+    assert bc.main(["--real", str(tmp_path / "real"), "--json", str(tmp_path / "rows.json")]) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    groups = [r["group"] for r in rows]
+    assert groups[0] == "real clean shots"
+    assert "never trained on" in groups and "training backgrounds" in groups
+    first = rows[0]
+    changed = img.copy()
+    changed[:8] = np.clip(changed[:8].astype(int) + 40, 0, 255)
+    assert first["psnr"] == pytest.approx(score_pair(changed, img)[0]) and first["mean_y_shift"] > 0
+    assert not any(r["ok"] for r in rows) and "photos never trained on: 0 of" in capsys.readouterr().out
+    monkeypatch.setattr(pipeline, "derain", lambda image, **kw: (image.copy(), []))
+    assert bc.main(["--no-real"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if re.search(r"mean Y [+-]", ln)]  # per photo
+    assert lines and all(ln.endswith(" ok") for ln in lines)
+    assert bc.main(["--no-real", "--json", str(tmp_path / "rows.json")]) == 2  # never overwritten
+
+
+def test_real_attention_scores_the_maps_against_the_papers_mask(tmp_path, monkeypatch, capsys):
+    """benchmarks/real_attention.py: per real pair, the IoU of A_t >= 0.5 with |rain - clean| >= 30."""
+    ra = _load("real_attention")
+    import agan.infer.pipeline as pipeline
+
+    clean = np.full((16, 20, 3), 100, np.uint8)
+    rain = clean.copy()
+    rain[4:8, 4:10] = 200  # the drop: M is exactly this block
+    for name in ("train_pairs", "val_pairs"):
+        for kind, im in (("rain", rain), ("clean", clean)):
+            (tmp_path / name / kind).mkdir(parents=True)
+            Image.fromarray(im).save(tmp_path / name / kind / f"0_{kind}.png")
+    A = np.zeros((16, 20), np.float32)
+    A[4:8, 4:7] = 0.9  # half of the drop
+    monkeypatch.setattr(pipeline, "derain", lambda image, weights=None: (image, [A, A]))
+    assert ra.main(["--real", str(tmp_path), "--synthetic", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "train_pairs: 1 images, mean IoU A_1..A_N 0.500 0.500" in out and "val_pairs: 1 images" in out
