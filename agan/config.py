@@ -204,6 +204,10 @@ class Config:
             raise ValueError(f"pix2pix_norm must be 'instance' or 'batch', got {self.pix2pix_norm!r}")
         if not (isinstance(self.real_val, str) or all(isinstance(d, str) for d in self.real_val)):
             raise ValueError(f"real_val must be a folder or a list of folders, got {self.real_val!r}")
+        names = [os.path.basename(os.path.normpath(d)) for d in self.real_val_dirs]  # logged by name
+        if len(set(names)) < len(names):
+            raise ValueError(f"real_val folders must have different names (each is logged by its name), got "
+                             f"{self.real_val_dirs}")
         if not 0.0 <= self.clean_fraction < 1.0:
             raise ValueError(f"clean_fraction must be in [0, 1), got {self.clean_fraction!r}")
         if self.unet_depth < 0:

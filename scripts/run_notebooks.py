@@ -248,8 +248,9 @@ def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> lis
                  json.dumps(injected))
         t0 = time.perf_counter()
         status, error = "ok", ""
+        dog = Watchdog(timeout, [ROOT / "runs"])  # bound before the try: read after any failure below
         try:
-            with Watchdog(timeout, [ROOT / "runs"]) as dog:
+            with dog:
                 pm.execute_notebook(str(nb), str(out), parameters=injected, kernel_name="python3",
                                     cwd=str(nb.parent), execution_timeout=None, progress_bar=False,
                                     log_output=False, request_save_on_cell_execute=True)

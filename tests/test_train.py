@@ -526,6 +526,8 @@ def test_real_val_with_two_folders_scores_and_logs_each(tmp_path):
     assert cfg.real_val == folders and cfg.real_val_dirs == list(folders)
     cfg, _ = cli_train.build_config(parser.parse_args(["--real-val", folders[0], *out]))
     assert cfg.real_val == folders[0] and cfg.real_val_dirs == [folders[0]]  # one folder: as before
+    with pytest.raises(ValueError, match="different names"):
+        tiny(real_val=(folders[0], str(tmp_path / "x" / "train_pairs")))
 
 
 def test_real_val_folder_without_pairs_is_one_clear_error(tmp_path):
