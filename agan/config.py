@@ -8,7 +8,7 @@ Presets
     paper  the paper's constants (docs/paper.md#losses): full width, N = 4 steps, 224x224 crops, batch 2,
            ImageNet VGG16.
     cpu    the same topology, narrower and on small crops, so that a useful run fits in
-           ~15 minutes on 2 CPU cores; without L_P (ImageNet VGG16 weights cannot be downloaded
+           ~6-11 minutes on 2 CPU cores; without L_P (ImageNet VGG16 weights cannot be downloaded
            offline; the log says so), unless ``vgg_weights`` is given on the command line.
 """
 
@@ -87,6 +87,9 @@ class Config:
     vgg_layers: tuple[str, ...] = ("relu1_1", "relu1_2", "relu2_1", "relu2_2")
     vgg_layer_weights: tuple[float, ...] | None = None  # None = all 1
     perceptual_weight: float = 1.0
+    # weight of L_keep, an L1 distance between O and T on the pixels the drops left as they were (not in the
+    # paper: agan.losses.KeepLoss; 0 = off, the paper's L_G)
+    keep_weight: float = 0.0
     # --- data ----------------------------------------------------------------------------------
     data: str = "synthetic"  # "synthetic" (on the fly) | a folder in the Raindrop layout
     val_data: str = ""  # held-out folder; "" = synthetic validation split (different seed)
@@ -196,6 +199,8 @@ class Config:
             raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto|fp32|bf16|fp16, got {self.precision!r}")
+        if self.keep_weight < 0:
+            raise ValueError(f"keep_weight must be >= 0 (0 = no L_keep), got {self.keep_weight!r}")
         if self.perceptual_weight < 0:
             raise ValueError(f"perceptual_weight must be >= 0 (0 = no L_P), got {self.perceptual_weight!r}")
         if len(self.lambdas) != 3:
@@ -313,14 +318,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         # (docs/results.md#perceptual-loss-in-the-cpu-preset)
         perceptual_weight=0.0,
         vgg_weights="random",
-        # 64-px crops of a 240-px-wide frame (a 720x480 shot at 1/3): the drops are drawn at the size they
-        # have in a 720x480 photo reduced to 240 px, and agan derain runs G at that scale (derain_size),
+        # 64-px crops of a 480-px-wide frame (a 720x480 shot at 2/3): the drops are drawn at the size they
+        # have in a 720x480 photo reduced to 480 px, and agan derain runs G at that scale (derain_size),
         # enlarging only its change, so a real photo's drops look to G as in training and its finer detail
-        # stays the input's. The crop shows 0.3-0.6 of the background photo (default 0.5-1.0: whole photos
-        # in 64 px)
-        synth={"frame_px": 240, "view": [0.3, 0.6]},
-        derain_size=240,
-        # G's change smoothed (sigma 2 px at 240 = 6 px at 720, below the drops' defocus) and weighted by A_N,
+        # stays the input's; at 480 a 3-px drop of a 720-px photo is still 2 px. The crop shows 0.15-0.3 of
+        # the background photo. Drops of every look, from wide ranges rather than the mean of four real pairs
+        # (large hazy blobs and small sharp drops: drop_haze 0-0.8, radius 0.3-3 mm, glass 25-150 mm, f/10-40,
+        # focus 0.3-15 m), and no global tone change between rain and clean (exposure 1, haze 0: real pairs
+        # show none consistently) (docs/real_photos.md#6-judged-on-photos-nothing-was-tuned-on)
+        synth={"frame_px": 480, "view": [0.15, 0.3], "exposure": [1, 1], "haze": [0, 0],
+               "drop_haze": [0.0, 0.8], "radius_mm": [0.3, 3.0], "glass_mm": [25, 150], "f_number": [10, 40],
+               "focus_m": [0.3, 15]},
+        derain_size=480,
+        # do no harm: a quarter of the training pairs have no drop (rain = clean), and L_keep, an L1 distance
+        # on the pixels the drops left alone, stops G from darkening every pixel it is unsure of
+        # (agan.losses.KeepLoss; not in the paper)
+        clean_fraction=0.25,
+        keep_weight=0.15,
+        # G's change smoothed (sigma 2 px at 480 = 3 px at 720, below the drops' defocus) and weighted by A_N,
         # so that regions without drops stay as they were (docs/design.md#inference)
         derain_smooth=2.0,
         derain_blend="attention",
@@ -332,11 +347,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         # docs/results.md#the-discriminators-learning-rate)
         lr_d=5e-4,
         lr_schedule="cosine",
-        # sized for ~15 minutes on 2 CPU cores (docs/performance.md#training-time-of-the-presets)
-        iterations=4600,
+        # sized by the fp32 step, not the bf16 one: ~11 minutes on 2 cores of an AVX2-only CPU, ~6 where the CPU
+        # has native bf16 (docs/performance.md#training-time-of-the-presets)
+        iterations=2000,
         val_size=64,  # fewer crops give a noisy mean gain (docs/results.md#validation-size)
         log_every=25,
-        # validation does not change the training; every 500 steps keeps 10 points on the curve
+        # validation does not change the training; every 500 steps keeps 5 points on the curve
         val_every=500,
         ckpt_every=250,
         sample_every=500,

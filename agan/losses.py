@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LOSS_NAMES", "AttentionLoss", "MultiScaleLoss", "PerceptualLoss", "VGGFeatures",
+__all__ = ["LOSS_NAMES", "AttentionLoss", "MultiScaleLoss", "KeepLoss", "PerceptualLoss", "VGGFeatures",
            "GeneratorAdversarialLoss", "DiscriminatorLoss", "VGGWeightsUnavailable"]
 
 # declared loss names (logging columns, plot legends)
-LOSS_NAMES = ("L_GAN", "L_ATT", "L_M", "L_P", "L_G", "L_D", "L_map")
+LOSS_NAMES = ("L_GAN", "L_ATT", "L_M", "L_keep", "L_P", "L_G", "L_D", "L_map")
 
 
 class AttentionLoss(nn.Module):
@@ -57,6 +57,23 @@ class MultiScaleLoss(nn.Module):
             T_i = T if S_i.shape[-2:] == T.shape[-2:] else F.interpolate(T, size=S_i.shape[-2:], mode="area")
             total = total + lam * F.mse_loss(S_i, T_i)
         return total
+
+
+class KeepLoss(nn.Module):
+    """L_keep(O, I, T) = sum_p K_p |O_p - T_p| / (3 B H W),   K_p = 1 where max_c |I_p - T_p| < 1/255
+
+    Not in the paper: "do no harm". K marks the pixels that the drops left as they were (the input already
+    is the target there), so L_keep is an L1 distance on the drop-free part of the image only. Why L1: for a
+    pixel that may or may not be a drop, MSE (L_M) is smallest at the *mean* change, a hedge (bright drops
+    make it a darkening of every uncertain pixel), while L1 on the drop-free case adds a pull of constant
+    size towards no change, so G changes a pixel only where it is confident of a drop. With a weight w,
+    a drop of contrast |delta| is still removed where p(drop) > 1 / (1 + 2|delta|/w).
+    """
+
+    def forward(self, O: Tensor, I: Tensor, T: Tensor) -> Tensor:
+        # (B, 1, H, W): 1 where rain == clean in every colour
+        K = ((I.float() - T.float()).abs().amax(1, keepdim=True) < 1 / 255).float()
+        return ((O.float() - T.float()).abs() * K).mean()
 
 
 class VGGWeightsUnavailable(RuntimeError):

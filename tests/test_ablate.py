@@ -29,6 +29,7 @@ def test_rows_share_everything_but_the_model():
         got = (c["seed"], c["iterations"], c["lr_g"], c["data"], c["crop_size"])
         assert got == (1, 7, 1e-4, "synthetic", 64)
         assert c["model"] == ROWS[r].model
+        assert c["keep_weight"] == 0.0  # the paper's losses in every row, whatever the preset adds
     assert {cfgs[r]["variant"] for r in ("A", "A+D", "A+AD", "AA+AD")} == {"A", "A+D", "A+AD", "AA+AD"}
     differing = {k for k in cfgs["A"] if len({json.dumps(c[k]) for c in cfgs.values()}) > 1}
     assert differing == {"model", "variant"}

@@ -10,6 +10,7 @@ def test_paper_preset_has_spec_constants():
     assert ((c.theta, c.lambdas, c.gamma, c.adv_weight, c.steps, c.width)
             == (0.8, (0.6, 0.8, 1.0), 0.05, 0.01, 4, 1.0))
     assert c.crop_size == 224 and c.vgg_weights == "imagenet" and c.variant == "AA+AD"
+    assert c.keep_weight == 0 and c.clean_fraction == 0  # the paper's L_G and data: no "do no harm" additions
 
 
 def test_presets_roundtrip_json(tmp_path):
@@ -32,6 +33,8 @@ def test_override_strings_and_errors():
         Config.preset("gpu")
     with pytest.raises(ValueError, match="perceptual_weight must be >= 0"):
         Config.preset("cpu", perceptual_weight=-1)
+    with pytest.raises(ValueError, match=r"keep_weight must be >= 0 \(0 = no L_keep\), got -0.5"):
+        Config.preset("cpu", keep_weight=-0.5)
     with pytest.raises(ValueError, match="divisible by 4"):
         Config.preset("cpu", crop_size=65)
     with pytest.raises(ValueError, match=r"num_workers must be >= 0, or -1 \(auto\), got -2"):

@@ -9,6 +9,7 @@ from agan.losses import (
     AttentionLoss,
     DiscriminatorLoss,
     GeneratorAdversarialLoss,
+    KeepLoss,
     MultiScaleLoss,
     PerceptualLoss,
     VGGFeatures,
@@ -35,6 +36,37 @@ def test_multiscale_loss_hand_value():
     S2 = torch.zeros(1, 3, 2, 2)  # T_2 = [[1,0],[0,1]]        -> MSE 0.5
     O = T.clone()  # exact                                       -> MSE 0
     assert MultiScaleLoss()((S1, S2, O), T).item() == pytest.approx(0.6 * 0.25 + 0.8 * 0.5)
+
+
+def test_keep_loss_hand_value_counts_only_pixels_the_drops_left_alone():
+    T = torch.zeros(1, 3, 2, 2)
+    I = T.clone()
+    I[..., 0, 0] = 0.5  # a drop on one pixel (of 4)
+    O = torch.full((1, 3, 2, 2), 0.1)  # G changed every pixel by 0.1
+    # the drop pixel is not counted: 3 pixels x 3 colours of |0.1| over 12 values
+    assert KeepLoss()(O, I, T).item() == pytest.approx(3 * 3 * 0.1 / 12)
+    assert KeepLoss()(T, I, T).item() == 0.0  # O = T: nothing to keep
+    I[..., 1, 1] = T[..., 1, 1] + 0.5 / 255  # below 1/255 in every colour: still counted as drop-free
+    assert KeepLoss()(O, I, T).item() == pytest.approx(3 * 3 * 0.1 / 12)
+
+
+def test_keep_loss_is_logged_only_when_weighted():
+    from agan.config import Config
+    from agan.train.recipes import AganRecipe
+
+    kw = dict(width=0.125, arn_width=0.125, steps=2, disc_width=0.125, disc_pool=2, crop_size=16,
+              perceptual_weight=0.0)
+    off = AganRecipe(Config.preset("paper", **kw), torch.device("cpu"), log=lambda *a: None)  # the paper: none
+    on = AganRecipe(Config.preset("paper", **kw, keep_weight=2.0), torch.device("cpu"), log=lambda *a: None)
+    assert "L_keep" not in off.loss_names and "L_keep" in on.loss_names
+    G, D = on.build()
+    clean = torch.rand(2, 3, 16, 16)
+    batch = {"rain": clean.clone(), "clean": clean, "mask": torch.zeros(2, 1, 16, 16)}  # no drop at all
+    out = on.generate(G, batch)
+    L_on, terms = on.g_loss(D, batch, out, adversarial=True)
+    L_off, _ = off.g_loss(D, batch, out, adversarial=True)
+    assert terms["L_keep"].item() == pytest.approx(2.0 * (out.O - clean).abs().mean().item(), rel=1e-5)
+    assert L_on.item() == pytest.approx(L_off.item() + terms["L_keep"].item(), rel=1e-5)
 
 
 class _Twice(torch.nn.Module):

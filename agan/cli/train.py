@@ -16,7 +16,7 @@ Per step: a discriminator update (L_D with gamma*L_map) then a generator update
 DIR/train.log, DIR/samples/*.png and DIR/checkpoints/{last.pt,generator.pt}.
 
 Presets: cpu (narrow network, 64x64 crops, no L_P: ImageNet VGG16 cannot be downloaded offline;
-~15 min on 2 CPU cores), paper (the paper's constants, docs/paper.md#losses; 224x224 crops, ImageNet
+~6-11 min on 2 CPU cores), paper (the paper's constants, docs/paper.md#losses; 224x224 crops, ImageNet
 VGG16; for a GPU).
 The paper gives no optimiser: the default is Adam (lr 5e-4, betas 0.5/0.99); --optimizer rmsprop
 uses lr 2e-5 (G) / 1e-5 (D) with generator-only pre-training for the first 10% of the steps (change
@@ -26,7 +26,7 @@ Multi-GPU: torchrun --nproc_per_node=K -m agan.train <these options> (batch_size
 
 EPILOG = """\
 examples:
-  agan train --preset cpu                                   # ~15 min on a laptop, synthetic data
+  agan train --preset cpu                                   # ~6-11 min on a laptop, synthetic data
   agan train --preset paper --data /data/Raindrop --out runs/paper   # GPU, Raindrop folder layout
   agan train --preset cpu --variant A+D --set lr_g=1e-4 --set batch_size=8
   agan train --out runs/paper --resume --iterations 60000   # continue / extend a run

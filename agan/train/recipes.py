@@ -110,12 +110,14 @@ class AganRecipe(Recipe):
 
     def __init__(self, cfg: Config, device: torch.device, log=print):
         super().__init__(cfg, device, log)
-        from agan.losses import AttentionLoss, DiscriminatorLoss, GeneratorAdversarialLoss, MultiScaleLoss
+        from agan.losses import (AttentionLoss, DiscriminatorLoss, GeneratorAdversarialLoss, KeepLoss,
+                                 MultiScaleLoss)
 
         self.attentive = cfg.attentive_generator
         self.disc = cfg.discriminator  # None | "plain" | "attentive"
         self.L_ATT = AttentionLoss(cfg.theta)
         self.L_M = MultiScaleLoss(cfg.lambdas)
+        self.L_keep = KeepLoss() if cfg.keep_weight else None  # off: not computed, not logged
         self.perceptual = cfg.perceptual_weight != 0  # off: no VGG is built or run, L_P is not logged
         if self.perceptual:
             self.L_P = make_perceptual_loss(cfg, log)
@@ -128,7 +130,7 @@ class AganRecipe(Recipe):
             names.append("L_GAN")
         if self.attentive:
             names.append("L_ATT")
-        names += ["L_M", *(("L_P",) if self.perceptual else ()), "L_G"]
+        names += ["L_M", *(("L_keep",) if self.L_keep else ()), *(("L_P",) if self.perceptual else ()), "L_G"]
         if self.disc:
             names.append("L_D")
         if self.disc == "attentive":
@@ -172,6 +174,9 @@ class AganRecipe(Recipe):
             L_G = L_G + terms["L_ATT"]
         terms["L_M"] = self.L_M([out.S1, out.S2, out.O], T)
         L_G = L_G + terms["L_M"]
+        if self.L_keep is not None:  # do no harm: L1 on the pixels without drops (not in the paper)
+            terms["L_keep"] = self.cfg.keep_weight * self.L_keep(out.O, batch["rain"], T)
+            L_G = L_G + terms["L_keep"]
         if self.perceptual:
             terms["L_P"] = self.cfg.perceptual_weight * self.L_P(out.O, T)
             L_G = L_G + terms["L_P"]
