@@ -347,8 +347,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # docs/results.md#the-discriminators-learning-rate)
         lr_d=5e-4,
         lr_schedule="cosine",
-        # sized by the fp32 step, not the bf16 one: ~11 minutes on 2 cores of an AVX2-only CPU, ~6 where the CPU
-        # has native bf16 (docs/performance.md#training-time-of-the-presets)
+        # sized by the fp32 step, not the bf16 one: ~11 minutes on 2 cores of an AVX2-only CPU, ~6 where
+        # the CPU has native bf16 (docs/performance.md#training-time-of-the-presets)
         iterations=2000,
         val_size=64,  # fewer crops give a noisy mean gain (docs/results.md#validation-size)
         log_every=25,

@@ -56,7 +56,7 @@ def test_keep_loss_is_logged_only_when_weighted():
 
     kw = dict(width=0.125, arn_width=0.125, steps=2, disc_width=0.125, disc_pool=2, crop_size=16,
               perceptual_weight=0.0)
-    off = AganRecipe(Config.preset("paper", **kw), torch.device("cpu"), log=lambda *a: None)  # the paper: none
+    off = AganRecipe(Config.preset("paper", **kw), torch.device("cpu"), log=lambda *a: None)  # paper: none
     on = AganRecipe(Config.preset("paper", **kw, keep_weight=2.0), torch.device("cpu"), log=lambda *a: None)
     assert "L_keep" not in off.loss_names and "L_keep" in on.loss_names
     G, D = on.build()

@@ -110,8 +110,13 @@ class AganRecipe(Recipe):
 
     def __init__(self, cfg: Config, device: torch.device, log=print):
         super().__init__(cfg, device, log)
-        from agan.losses import (AttentionLoss, DiscriminatorLoss, GeneratorAdversarialLoss, KeepLoss,
-                                 MultiScaleLoss)
+        from agan.losses import (
+            AttentionLoss,
+            DiscriminatorLoss,
+            GeneratorAdversarialLoss,
+            KeepLoss,
+            MultiScaleLoss,
+        )
 
         self.attentive = cfg.attentive_generator
         self.disc = cfg.discriminator  # None | "plain" | "attentive"
