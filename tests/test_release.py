@@ -380,10 +380,11 @@ def test_gpu_release_script_smoke_run_on_the_cpu(tmp_path):
 
 
 def test_the_shipped_model_returns_a_drop_free_photo_as_it_was():
-    """Do no harm: a photo without a single drop, never trained on (matplotlib's public-domain grace_hopper.jpg),
-    comes back >= 40 dB against itself (the authors' protocol, Y) with its mean Y within 1 grey level, derained as
-    agan derain does it (the release's own size, smooth and blend; fp32). The real pairs' clean shots are
-    scored by benchmarks/bench_clean.py and ../shared/tools/real_check.py (docs/real_photos.md)."""
+    """Do no harm: a photo without a single drop, never trained on (matplotlib's public-domain
+    grace_hopper.jpg), comes back >= 40 dB against itself (the authors' protocol, Y) with its mean Y within 1
+    grey level, derained as agan derain does it (the release's own size, smooth and blend; fp32). The real
+    pairs' clean shots are scored by benchmarks/bench_clean.py and ../shared/tools/real_check.py
+    (docs/real_photos.md)."""
     import matplotlib.cbook
 
     from agan.evaluation.protocol import score_pair
