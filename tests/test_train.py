@@ -84,10 +84,10 @@ def test_variant_writes_run_files(tmp_path, variant):
     assert [r["step"] for r in train_rows] == [1, 2]
     for r in train_rows:
         terms = set(r) & set(LOSS_NAMES)
-        assert terms == VARIANT_TERMS[variant]
+        assert terms == VARIANT_TERMS[variant] | ({"L_keep"} if cfg.keep_weight else set())  # cpu: on
         assert all(math.isfinite(r[t]) for t in terms)
-        assert r["L_G"] == pytest.approx(sum(r[t] for t in ("L_GAN", "L_ATT", "L_M", "L_P") if t in r),
-                                         rel=1e-5)
+        parts = ("L_GAN", "L_ATT", "L_M", "L_keep", "L_P")
+        assert r["L_G"] == pytest.approx(sum(r[t] for t in parts if t in r), rel=1e-5)
     val_rows = [r for r in rows(out / "metrics.jsonl") if r["split"] == "val"]
     assert [r["step"] for r in val_rows] == [0, 2]
     assert val_rows[-1]["psnr_input"] > 15 and 0 < val_rows[-1]["ssim_input"] <= 1
@@ -392,7 +392,8 @@ def test_perceptual_loss_off_builds_no_vgg_and_logs_no_L_P(tmp_path, monkeypatch
     res = run(tiny(perceptual_weight=0.0, iterations=2), tmp_path / "off")
     rows_ = [r for r in rows(tmp_path / "off" / "metrics.jsonl") if r["split"] == "train"]
     assert rows_ and all("L_P" not in r for r in rows_)
-    assert all(r["L_G"] == pytest.approx(r["L_GAN"] + r["L_ATT"] + r["L_M"], rel=1e-5) for r in rows_)
+    assert all(r["L_G"] == pytest.approx(r["L_GAN"] + r["L_ATT"] + r["L_M"] + r["L_keep"], rel=1e-5)
+               for r in rows_)
     assert "L_P: off" in (tmp_path / "off" / "train.log").read_text() and res.step == 2
     # --vgg-weights asks for L_P: it turns the term on in a preset that has it off
     import argparse
