@@ -24,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None, metavar="W",
                    help="generator weights (default: the kit's own model)")
-    p.add_argument("--size", default="240x360", metavar="HxW",
+    p.add_argument("--size", default="320x480", metavar="HxW",
                    help="image size G runs at for the timing and quality check (multiples of 4), "
-                        "default 240x360 (the kit's model runs at 240 px on the long side by default)")
+                        "default 320x480 (the kit's model runs at 480 px on the long side by default: a "
+                        "720x480 photo at 320x480)")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds (the least is kept), default 3")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--dry-run", action="store_true", help="measure and print, write no record")

@@ -249,7 +249,7 @@ def _fresh_load_s(path: Path, hw: tuple[int, int]) -> float:
     return max(0.0, float(out.strip().splitlines()[-1]))
 
 
-def tune(G: torch.nn.Module, size: tuple[int, int] = (240, 360), repeats: int = 3, n_quality: int = 4,
+def tune(G: torch.nn.Module, size: tuple[int, int] = (320, 480), repeats: int = 3, n_quality: int = 4,
          splits: tuple[tuple[str, ...], ...] | None = None, progress=None, save: bool = True) -> dict:
     """Measure int8 against the float path on this CPU for G (module docstring) and record the entry.
 
