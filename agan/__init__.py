@@ -9,7 +9,10 @@ Public API (lower floors never import higher ones):
     agan.precision    what precision "auto" means, for training and inference
     agan.checkpoint   safe (weights_only) and atomic checkpoint files
     agan.synth        the raindrop synthesiser;  agan.data: Raindrop folders and synthetic pairs
-    agan.train        the GAN step and the training loop;  agan.infer: derain, the shipped model, int8
+    agan.train        the GAN step and the training loop
+    agan.infer        derain (the plain path: Generator.forward itself), the shipped model
+    agan.accel        faster forwards of G for agan derain: fast fp32/bf16, int8, agan tune
+    agan.release      exporting a run as the shipped model, and its model card
     agan.evaluation   the authors' metric protocol;  agan.experiments: Table 1, figures, agan bench
     agan.viz          plots and the explorer;  agan.cli: the agan command
 """

@@ -5,10 +5,13 @@
   ``gen.pkl`` written by PyTorch 0.3.1 under Python 2.7, load through the same safe unpickler.
 * Saving is atomic: write to a temporary file in the same folder, fsync, then rename, so a crash
   never leaves a half-written file under the final name.
+* A saved config (a checkpoint's "config", a run's config.json, a release's metadata) is read by
+  :func:`config_from_saved`, which migrates the keys of older kit versions first.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zipfile
@@ -18,9 +21,10 @@ from typing import Any
 import torch
 
 from agan.atomic import atomic_path
+from agan.config import Config
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "KIT_FORMATS", "CheckpointError", "atomic_save",
-           "atomic_write_text", "safe_load"]
+           "atomic_write_text", "config_from_saved", "load_saved_config", "safe_load"]
 
 # the "format" of the kit's own checkpoint files: a run's checkpoints/last.pt (everything to resume) and its
 # checkpoints/generator.pt (G and its config, for inference)
@@ -74,3 +78,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     return Path(path)
+
+
+def config_from_saved(d: dict[str, Any]) -> Config:
+    """The Config of a saved run, in any layout the kit has written, migrated to the current fields, then
+    :meth:`Config.from_dict` (a key no version knew is one clear error line). Migrations:
+    * runs saved before the synthesiser's and the baselines' settings were fields (synth, backgrounds,
+      l1_weight, unet_depth, pix2pix_norm) kept them in one ``extra`` dict: its keys become those fields."""
+    if "extra" in d:
+        d = {**{k: v for k, v in d.items() if k != "extra"}, **(d["extra"] or {})}
+    return Config.from_dict(d)
+
+
+def load_saved_config(path: str | os.PathLike) -> Config:
+    """A run folder's ``config.json``, through :func:`config_from_saved`."""
+    with open(path) as f:
+        return config_from_saved(json.load(f))
+
+
+def strip_module_prefix(state_dict: dict) -> dict:
+    """A state dict saved from DDP / DataParallel ("module.conv1.weight") -> the bare module's keys."""
+    if state_dict and all(isinstance(k, str) and k.startswith("module.") for k in state_dict):
+        return {k[len("module."):]: v for k, v in state_dict.items()}
+    return state_dict

@@ -7,9 +7,9 @@ what oneDNN (torch's CPU convolutions) will accept.
     caps.vnni               # u8 x s8 dot products without 16-bit saturation (AVX512-VNNI, AVX-VNNI, AMX-INT8)
     caps.why_no_bf16()      # None, or one line naming what the CPU lacks
 
-Who asks: ``agan.precision`` (what "auto" and "bf16" mean), ``agan.infer.int8`` (full-range or 7-bit
-activations), ``agan.infer.choose`` (the key of agan tune's record), ``agan bench`` (which paths it can time),
-training's autocast and the tests.
+Who asks: ``agan.precision`` (what "auto" and "bf16" mean), ``agan.accel.quantize`` (full-range or 7-bit
+activations), ``agan.accel.records`` (the key of agan tune's record), ``agan bench`` (which paths it can
+time), training's autocast and the tests.
 
 **Acting as a smaller CPU.** ``AGAN_CPU_CAP=avx2`` makes the kit see only what an AVX2-only CPU has (AMD
 Zen 3, most laptops before 2020): no AVX-512, no VNNI, no AMX, no native bf16. Set it before the process

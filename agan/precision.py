@@ -10,9 +10,10 @@ Why the two CUDA answers differ: a training step needs bf16's range (no loss sca
 losses' gradients), while inference computes bounded images, where fp16 is as exact and at least as fast on
 every GPU, including those without native bf16 (docs/design.md). On a CPU both use bf16 only where the CPU has
 native bf16 dot products (avx512_bf16 / AMX / Arm bf16); emulated bf16 is slower than fp32. "int8"
-(inference on the CPU, ``agan.infer.int8``) is never chosen here: whether it pays depends on the CPU, the
-weights and the job (its first call per process compiles for 30-100 s), so inference's "auto" asks
-``agan.infer.choose.pick_precision``, which picks int8 only from an ``agan tune`` measurement (docs/int8.md).
+(inference on the CPU, ``agan.accel.int8``) is never chosen here: whether it pays depends on the CPU, the
+weights and the job (its first call per process quantizes and compiles; the warm-up's cost:
+docs/performance.md#cold-start-of-agan-derain), so inference's "auto" asks
+``agan.accel.tune.pick_precision``, which picks int8 only from an ``agan tune`` measurement (docs/int8.md).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ import torch
 
 from agan.cpu import cpu_caps
 
-__all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "grad_scaler", "precision_dtype",
-           "resolve_precision"]
+__all__ = ["PRECISIONS", "autocast", "cpu_has_fast_bf16", "precision_dtype", "resolve_precision"]
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: inference on the CPU only (agan.infer.int8)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: inference on the CPU only (agan.accel.int8)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -76,9 +76,3 @@ def autocast(device: torch.device | str, precision: str = "auto", training: bool
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
 
-
-def grad_scaler(device: torch.device | str, precision: str = "auto", training: bool = True):
-    """A GradScaler for fp16 on CUDA (loss scaling); a disabled one otherwise (bf16 and fp32 need none)."""
-    device = torch.device(device)
-    enabled = device.type == "cuda" and resolve_precision(precision, device, training) == "fp16"
-    return torch.amp.GradScaler("cuda" if device.type == "cuda" else device.type, enabled=enabled)

@@ -14,8 +14,9 @@ Photos, in three groups:
   synthesiser draws drops onto (``agan.synth.backgrounds.SKIMAGE_PHOTOS``): seen in training, never without
   drops. Reported apart; the pass count is over the first two groups.
 Each is derained whole by the public ``agan.infer.pipeline.derain`` with the weights' own settings (size,
-smooth, blend), as ``agan derain`` does. Prints one line per photo, then per group the worst and the count
-that pass.
+smooth, blend), as ``agan derain`` does; G runs by its own forward at --precision (autocast), or for int8 by
+``agan.accel``'s int8 forward, as ``agan derain --precision int8``. Prints one line per photo, then per
+group the worst and the count that pass.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-real", action="store_true", help="skip the real pairs' clean shots")
     ap.add_argument("--photos", default=None, help="a folder of more drop-free photos never trained on")
     ap.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "int8"),
-                    help="inference precision (default fp32: the numbers do not depend on the machine)")
+                    help="inference precision (default fp32: the numbers do not depend on the machine; auto: "
+                         "bf16 on CPUs with native bf16, else fp32)")
     ap.add_argument("--json", default=None, help="also write the rows here (never overwrites a file)")
     args = ap.parse_args(argv)
     if args.json and Path(args.json).exists():
@@ -75,10 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     from agan.evaluation.protocol import score_pair
     from agan.infer.pipeline import derain
 
+    run = {"precision": args.precision}
+    if args.precision == "int8":  # the plain path has no int8: agan.accel's forward, as agan derain runs it
+        from agan.accel.int8 import int8_forward
+        from agan.accel.toolchain import require
+
+        require()  # torchao, oneDNN, a C++ compiler: one line naming what is missing
+        run = {"forward": int8_forward}
     rows = []
     real = None if args.no_real else Path(args.real)
     for group, name, img in photos(real, Path(args.photos) if args.photos else None):
-        out, _ = derain(img, weights=args.weights, precision=args.precision)
+        out, _ = derain(img, weights=args.weights, **run)
         psnr, _ = score_pair(out, img)
         y_in, y_out = (a.astype(np.float64) @ [0.299, 0.587, 0.114] for a in (img, out))
         shift = float(y_out.mean() - y_in.mean())

@@ -1,23 +1,25 @@
-"""The int8 path of G (agan.infer.int8, PT2E static quantization) against plain eager fp32 and
+"""The int8 path of G (agan.accel.quantize, PT2E static quantization) against plain eager fp32 and
 FastGenerator bf16.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_int8.py [--size 480x720] [--repeats 3] [--synthetic 4]
         [--real DIR | --no-real] [--keep-float arn] [--float-dtype auto|bf16|fp32] [--variants] [--weights W]
 
 Speed: s/image at --size, one image, for ``plain`` (``G(x)`` under inference_mode, eager fp32), ``fast32`` /
-``bf16`` (agan.infer.fast.FastGenerator) and ``int8`` (agan.infer.int8, inductor-compiled); the paths run
+``bf16`` (agan.accel.fast.FastGenerator) and ``int8`` (agan.accel.quantize, inductor-compiled); the paths run
 interleaved, ``--repeats`` rounds after a warm-up, and the table shows the least wall time of each (and the
 least CPU time / threads, a steadier figure on a shared machine). ``--variants`` also times int8 with every
 conv int8, and the default split (the whole ARN float) with its float parts in fp32 instead of bf16.
 Quality: int8 vs fp32 (FastGenerator fp32, within 1e-4 of the plain path) on ``--synthetic`` synthetic rainy
 images at --size and on every photo under --real (default ../shared/real beside the repository, when it
-exists) at full resolution (``derain_tensor(size=0)``, tiled above 1024x1024 like ``agan derain``):
+exists) at full resolution (``derain_tensor`` with the paper's settings, ``agan.infer.PAPER``, each run by
+its forward, ``forward=``; tiled above 1024x1024 like ``agan derain``):
 PSNR of O (clipped to [0, 1]) per image, worst and mean, and the IoU of A_N >= 0.5.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import resource
 import sys
@@ -29,25 +31,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agan.accel import quantize  # noqa: E402
+from agan.accel.fast import FastGenerator, fast_forward  # noqa: E402
+from agan.accel.records import DEFAULT_KEEP_FLOAT  # noqa: E402
+from agan.accel.toolchain import unavailable_reason  # noqa: E402
 from agan.cpu import cpu_caps  # noqa: E402
-from agan.infer import derain_tensor, int8, load_generator  # noqa: E402
-from agan.infer.fast import FastGenerator  # noqa: E402
-from agan.infer.release import default_weights  # noqa: E402
+from agan.infer import PAPER, derain_tensor, load_generator  # noqa: E402
+from agan.infer.shipped import default_weights  # noqa: E402
 
 DEFAULT_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real"
 THRESHOLD = 0.5
-
-
-class Adapter(torch.nn.Module):
-    """Int8Generator as a module ``derain_tensor`` runs as it is (a non-Generator model: plain call)."""
-
-    def __init__(self, q):
-        super().__init__()
-        self.q = q
-        self.anchor = torch.nn.Parameter(torch.zeros(()), requires_grad=False)  # derain reads the device
-
-    def forward(self, x):
-        return self.q(x)
 
 
 def cpu_s() -> float:
@@ -90,13 +83,16 @@ def time_paths(runs: dict, x: torch.Tensor, repeats: int) -> dict:
 
 def quality(G, q, images: list[tuple[str, object]]) -> list[tuple[str, str, float, float]]:
     """(name, size, PSNR dB, IoU) of int8 vs fp32, full resolution, tiled like ``agan derain``."""
-    ref_model, q_model = G, Adapter(q)
+    fp32 = functools.partial(fast_forward, precision="fp32")  # within 1e-4 of G's own forward
+
+    def int8(model, x):  # the quantized G in G's place
+        return q(x)
+
     rows = []
     for name, x in images:
         x = x() if callable(x) else x
-        kw = dict(size=0, smooth=0.0, blend="none", tile=None)
-        O32, A32 = derain_tensor(ref_model, x, precision="fp32", **kw)
-        O8, A8 = derain_tensor(q_model, x, precision="fp32", **kw)
+        O32, A32 = derain_tensor(G, x, settings=PAPER, tile=None, forward=fp32)
+        O8, A8 = derain_tensor(G, x, settings=PAPER, tile=None, forward=int8)
         j = iou(A8[-1], A32[-1]) if A32 else 1.0
         rows.append((name, f"{x.shape[-1]}x{x.shape[-2]}", psnr(O8, O32), j))
         print(f"  {name:<48}{rows[-1][1]:>11}{rows[-1][2]:>9.2f} dB  IoU {rows[-1][3]:.3f}", flush=True)
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real", default=str(DEFAULT_REAL), help="folder of real photos, searched recursively")
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--calib", type=int, default=8, help="calibration images (synthetic, 240x360)")
-    ap.add_argument("--keep-float", default=",".join(int8.DEFAULT_KEEP_FLOAT),
+    ap.add_argument("--keep-float", default=",".join(DEFAULT_KEEP_FLOAT),
                     help="comma-separated module prefixes of G kept float (default: arn; '' = all int8)")
     ap.add_argument("--float-dtype", default="auto", choices=("auto", "bf16", "fp32"),
                     help="what the float parts run in (default auto: bf16 on CPUs with native bf16)")
@@ -132,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="time a randomly initialised G of this config preset (e.g. paper, as `agan bench`) "
                          "instead of the weights; quality is then skipped")
     args = ap.parse_args(argv)
-    if not int8.available():
-        print("bench_int8: torchao is not installed (pip install torchao)", file=sys.stderr)
+    why = unavailable_reason()
+    if why is not None:
+        print(f"bench_int8: {why}", file=sys.stderr)
         return 2
     H, W = (int(v) for v in args.size.lower().split("x"))
     if args.preset:
@@ -143,16 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         G = build_generator(Config.preset(args.preset)).eval()
     else:
-        G = load_generator(args.weights or default_weights(), "cpu")
+        G = load_generator(args.weights or default_weights(), "cpu").model
     keep = tuple(p for p in args.keep_float.split(",") if p)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()} ({cpu_caps().key()}); "
           f"G width {G.width:g}, ARN width {G.arn_width:g}")
-    calib = int8.calibration_images(args.calib, (240, 360))
+    calib = quantize.calibration_images(args.calib, (240, 360))
     t = time.perf_counter()
-    q = int8.quantize_generator(G, calib, keep_float=keep, float_dtype=args.float_dtype)
+    q = quantize.quantize_generator(G, calib, keep_float=keep, float_dtype=args.float_dtype)
     print(f"quantize (export + calibrate on {len(calib)} images + convert): {time.perf_counter() - t:.1f} s")
-    x = int8.calibration_images(1, (H, W), seed=2000)[0]
+    x = quantize.calibration_images(1, (H, W), seed=2000)[0]
     t = time.perf_counter()
     q(x)
     print(f"int8 first call (inductor compile): {time.perf_counter() - t:.1f} s")
@@ -168,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = "bf16" if "bf16" in runs else "fast32"
     if args.variants:
         for name, kf, fd in (("int8 all", (), "auto"), ("int8 float parts fp32", keep, "fp32")):
-            runs[name] = int8.quantize_generator(G, calib, keep_float=kf, float_dtype=fd)
+            runs[name] = quantize.quantize_generator(G, calib, keep_float=kf, float_dtype=fd)
     res = time_paths(runs, x, args.repeats)
     print(f"\n{'path':<24}{'s/image':>9}{'cpu/thr':>9}{'vs plain':>10}{'vs ' + ref:>10}"
           f"   ({H}x{W}, min of {args.repeats})")
@@ -179,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"\nquality, int8{' (float: ' + ','.join(keep) + ')' if keep else ''} vs fp32:")
     syn = [(f"synthetic seed 3000 #{i}", t) for i, t in
-           enumerate(int8.calibration_images(args.synthetic, (H, W), seed=3000))]
+           enumerate(quantize.calibration_images(args.synthetic, (H, W), seed=3000))]
     rows_syn = quality(G, q, syn)
     rows_real = []
     real = Path(args.real)

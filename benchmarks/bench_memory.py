@@ -4,10 +4,11 @@
 
 Each case runs in a fresh subprocess (so peaks do not mix), which reports its own peak RSS (VmHWM,
 imports and model included; ``ru_maxrss`` is avoided: on Linux a child inherits its parent's value).
-Whole images run ``G`` (plain) or ``agan.infer.fast.FastGenerator`` (fp32 / bf16); the 4K case goes
-through ``agan.infer.pipeline.derain_tensor(tile=...)``, which runs each tile through
-``agan.infer.fast.fast_forward``. Targets (issue 7): <= 1 GB at 480x720,
-<= 1.5 GB for 4K through tiles. Random-init paper-width generator; memory does not depend on weights.
+Whole images run ``G`` (plain) or ``agan.accel.fast.FastGenerator`` (fp32 / bf16); the 4K case goes
+through ``agan.infer.pipeline.derain_tensor(tile=...)`` with the forward ``agan derain`` runs, which runs
+each tile through ``agan.accel.fast.fast_forward`` (``plain``: G's own forward). Targets (issue 7): <= 1 GB
+at 480x720, <= 1.5 GB for 4K through tiles. Random-init paper-width generator; memory does not depend on
+the weights.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ torch.manual_seed(0)
 G = Generator().eval()
 t0 = time.perf_counter()
 if case == "4k":
+    import functools
+    from agan.accel.fast import fast_forward
     from agan.infer.pipeline import derain_tensor
     x = torch.rand(1, 3, 2160, 3840)
-    O, maps = derain_tensor(G, x, tile=tile, precision=prec, device="cpu")
+    forward = None if prec == "plain" else functools.partial(fast_forward, precision=prec)
+    O, maps = derain_tensor(G, x, tile=tile, device="cpu", forward=forward)
 else:
     h, w = map(int, case.split("x"))
     x = torch.rand(1, 3, h, w)
@@ -36,7 +40,7 @@ else:
         with torch.inference_mode():
             G(x)
     else:
-        from agan.infer.fast import FastGenerator
+        from agan.accel.fast import FastGenerator
         FastGenerator(G, precision=prec)(x)
 from agan.experiments.bench import peak_rss_mb
 print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}))

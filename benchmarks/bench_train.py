@@ -33,7 +33,7 @@ def main() -> None:
     from agan.config import Config
     from agan.train.loop import Trainer, train
 
-    full = Config.preset(args.preset).override(args.set)
+    full = Config.preset(args.preset, **Config.parse_overrides(args.set))
     quiet = {"log_every": 10**9, "val_every": 0, "sample_every": 0, "ckpt_every": 10**9}
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up run: imports, caches, allocator

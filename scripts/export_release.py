@@ -3,10 +3,11 @@
     python scripts/export_release.py runs/agan-synthetic                 # -> agan/weights/agan-synthetic.*
     python scripts/export_release.py RUN_DIR --out agan/weights --overwrite --failures failures.md
 
-Reads RUN_DIR/checkpoints/generator.pt (the G the run validated), RUN_DIR/config.json, the last 'val' and
-'real' rows of RUN_DIR/metrics.jsonl and train.log's 'done: step N in S s' line; records this machine
-(platform, CPU model from /proc/cpuinfo; --machine to describe another). Never replaces an existing
-file without --overwrite. Exit status 2 with one line on any error.
+Reads RUN_DIR/checkpoints/generator.pt (the G the run validated), RUN_DIR/config.json and
+RUN_DIR/metrics.jsonl (its 'run' and 'done' rows: device, precision, iterations, wall time; its last 'val' and
+'real' rows: scores); records this machine (platform, CPU model from /proc/cpuinfo; --machine to describe
+another). Uses agan.release (export and card) and agan.infer.shipped (the release format). Never replaces an
+existing file without --overwrite. Exit status 2 with one line on any error.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from agan.checkpoint import CheckpointError, atomic_write_text
-    from agan.infer.model_card import measure_release, render_model_card, run_card_fields
-    from agan.infer.release import MAX_BYTES, export_release, sidecar_path
+    from agan.infer.shipped import sidecar_path
+    from agan.release import MAX_BYTES, export_release, measure_release, render_model_card, run_card_fields
 
     try:
         run_dir, out = Path(args.run_dir), Path(args.out)

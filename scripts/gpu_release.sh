@@ -48,8 +48,10 @@ if [ -f "$W" ]; then
   timeout "${T_SCORE:-120}" "$PY" benchmarks/bench_clean.py --weights "$W" --real "$REAL" 2>&1 | tail -n 5
 fi
 
-# 3. export (only a finished run: its card needs the 'done' line)
-if grep -q "^done:" "$OUT/run/train.log" 2>/dev/null; then
+# 3. export (only a finished run: its card needs a 'done' row in metrics.jsonl, agan.train.records)
+finished="import sys; from agan.train.records import DONE, read_rows
+sys.exit(not any(r.get('split') == DONE and not r.get('stopped') for r in read_rows(sys.argv[1])))"
+if "$PY" -c "$finished" "$OUT/run/metrics.jsonl" 2>/dev/null; then
   echo "== export"
   "$PY" scripts/export_release.py "$OUT/run" --out "$OUT/release" --overwrite --measure "${MEASURE:-12}" \
     --real "$([ ${#real[@]} -gt 0 ] && echo "${real[0]}" || echo "")" 2>&1 | tail -n 3

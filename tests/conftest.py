@@ -66,7 +66,8 @@ def _seed():
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_user_precision_record(tmp_path_factory):
-    """``--precision auto`` reads ``agan tune``'s record (agan.infer.choose): tests never see the user's."""
+    """``--precision auto`` reads ``agan tune``'s record, and int8 its compiled packages (agan.accel.records,
+    agan.accel.aoti: both under $AGAN_CACHE_DIR): tests never see the user's."""
     mp = pytest.MonkeyPatch()
     mp.setenv("AGAN_CACHE_DIR", str(tmp_path_factory.mktemp("agan-cache")))
     yield

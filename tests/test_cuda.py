@@ -58,7 +58,7 @@ def test_golden_import_on_device(authors_sd, reference_outputs):
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
 def test_fast_generator_on_device_matches_plain(precision):
-    from agan.infer.fast import fast_forward
+    from agan.accel.fast import fast_forward
     from agan.precision import resolve_precision
 
     torch.manual_seed(0)
@@ -95,10 +95,11 @@ def test_training_on_device(tmp_path, precision):
     if precision == "fp16":  # the gradient scalers ran and were saved for --resume
         assert ckpt["scaler_G"] and ckpt["scaler_G"]["scale"] > 0
     # the run's generator.pt loads for inference on the CPU
+    from agan.infer import DerainSettings
     from agan.infer.load import load_generator
 
-    g = load_generator(res.generator, device="cpu")
-    assert next(g.parameters()).device.type == "cpu"
+    g, settings = load_generator(res.generator, device="cpu")
+    assert next(g.parameters()).device.type == "cpu" and settings == DerainSettings.of(cfg)
 
 
 def test_resume_on_device_is_bit_exact_when_deterministic(tmp_path):
@@ -123,19 +124,28 @@ def test_resume_on_device_is_bit_exact_when_deterministic(tmp_path):
     assert_same_training_state(safe_load(full.checkpoint), safe_load(resumed.checkpoint))
 
 
-def test_derain_on_device_matches_cpu(tmp_path):
+@pytest.mark.parametrize("path", ["plain", "accel"])
+def test_derain_on_device_matches_cpu(tmp_path, path):
+    """derain() on the device equals the CPU, by G's own forward (the default) and by the forward
+    ``agan derain --precision fp32`` runs (agan.accel)."""
+    from agan.accel import pick_forward
     from agan.infer.pipeline import derain
 
     torch.manual_seed(1)
     G = Generator(width=0.25, steps=2).eval()
     img = (np.random.default_rng(0).random((90, 150, 3)) * 255).astype(np.uint8)
+
+    def forward(device):
+        return None if path == "plain" else pick_forward(G, "fp32", device)
+
     with no_tf32():
         cpu_out, cpu_maps = derain(img.astype(np.float32) / 255, model=G, device="cpu", tile=48, overlap=8,
-                                   clip=False)
+                                   clip=False, forward=forward("cpu"))
         dev_out, dev_maps = derain(img.astype(np.float32) / 255, model=G, device=DEV, tile=48, overlap=8,
-                                   clip=False)
+                                   clip=False, forward=forward(DEV))
         t = torch.from_numpy(img).permute(2, 0, 1).to(DEV)
-        t_out, t_maps = derain(t, model=G, device=DEV)  # a tensor stays on its device, uint8 stays uint8
+        # a tensor stays on its device, uint8 stays uint8
+        t_out, t_maps = derain(t, model=G, device=DEV, forward=forward(DEV))
     assert isinstance(dev_out, np.ndarray) and dev_out.shape == (90, 150, 3)
     np.testing.assert_allclose(dev_out, cpu_out, rtol=0, atol=1e-4)
     for a, b in zip(dev_maps, cpu_maps):

@@ -143,22 +143,23 @@ def test_build_explorer_wires_the_callbacks(G):
 
 
 def test_explorer_opens_on_the_default_model(tmp_path, monkeypatch):
-    """build_explorer() / explore() without a model use the kit's default model (agan.infer.release)."""
+    """build_explorer() / explore() without a model use the kit's default model (agan.infer.shipped)."""
     pytest.importorskip("ipywidgets")
-    import agan.infer.release as release
+    import agan.infer.shipped as shipped
     from agan.checkpoint import atomic_save
     from agan.config import Config
     from agan.models import build_generator
+    from agan.release import export_release
 
-    monkeypatch.setattr(release, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(shipped, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
     with pytest.raises(FileNotFoundError, match="default model is not installed"):
         ex.build_explorer(examples=["synthetic:0"], size=32, device="cpu")
     cfg = Config.preset("cpu", width=0.125, steps=2)
     torch.manual_seed(0)
     atomic_save({"format": "agan-generator", "version": 1, "config": cfg.to_dict(), "step": 2,
                  "G": build_generator(cfg).state_dict()}, tmp_path / "generator.pt")
-    monkeypatch.setattr(release, "DEFAULT_WEIGHTS", release.export_release(tmp_path / "generator.pt",
-                                                                             tmp_path / "weights", {}))
+    monkeypatch.setattr(shipped, "DEFAULT_WEIGHTS", export_release(tmp_path / "generator.pt",
+                                                                    tmp_path / "weights", {}))
     state = ex.explore("synthetic:0", size=32, device="cpu")
     assert len(state.attention) == 2 and state.output.shape == (32, 32, 3)
     box = ex.build_explorer(examples=["synthetic:0"], size=32, device="cpu")

@@ -1,4 +1,5 @@
-"""agan.infer.fast (FastGenerator, fast_forward, precision helpers) and ``agan bench --quick --json``.
+"""agan.accel.fast (FastGenerator, fast_forward, fused_gates), agan.accel.malloc, the precision helpers and
+``agan bench --quick --json``.
 
 Exactness only (speed is measured by ``agan bench``, never tested): the fp32 fast path equals the plain
 Generator within 1e-4 max-abs on every output; bf16 is >= 40 dB PSNR from fp32 on a natural photo.
@@ -10,12 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from agan.accel.fast import FastGenerator, channels_last, fast_forward, fused_gates, use_channels_last
+from agan.accel.malloc import keep_freed_memory, trim_heap
+from agan.config import Config
 from agan.cpu import cpu_caps
-from agan.infer.fast import FastGenerator, channels_last, fast_forward, use_channels_last
-from agan.infer.malloc import tune_malloc
+from agan.infer import plain_forward
 from agan.models import Generator
 from agan.models.authors import import_authors_state_dict
-from agan.precision import autocast, grad_scaler, resolve_precision
+from agan.precision import autocast, resolve_precision
+from agan.train.step import amp_dtype
 from tests.conftest import closed_form_authors_state_dict
 
 
@@ -133,8 +137,7 @@ def test_weights_follow_the_generator():
 def test_fast_forward_and_size_errors():
     G = Generator(width=0.25).eval()
     x = torch.rand(1, 3, 32, 48)
-    with torch.no_grad():
-        ref = G(x)
+    ref = plain_forward(G, x)  # what agan.infer.derain runs by default: G's own forward
     assert _max_err(ref, fast_forward(G, x, "fp32")) <= 1e-4
     assert fast_forward(G, x, "fp32") is not None  # cached FastGenerator reused
     conv = torch.nn.Conv2d(3, 3, 3, padding=1)  # any other model: plain call under inference_mode
@@ -170,14 +173,15 @@ def test_precision_helpers():
     if cpu_caps().bf16_ok:
         with autocast("cpu", "bf16"):
             assert torch.is_autocast_enabled("cpu")
-        assert not grad_scaler("cpu", "bf16").is_enabled()
+        # the training step autocasts in bf16, and needs no gradient scaler for it
+        assert amp_dtype(Config(precision="bf16"), torch.device("cpu")) == torch.bfloat16
     else:  # one line naming what the CPU lacks (tests/test_cpu.py)
         with pytest.raises(ValueError, match="precision bf16 needs a CPU"):
             autocast("cpu", "bf16")
     m = torch.nn.Conv2d(3, 4, 3)
     channels_last(m, None)
     assert m.weight.is_contiguous(memory_format=torch.channels_last)
-    assert tune_malloc(False) in (True, False)
+    assert trim_heap() in (True, False) and keep_freed_memory() in (True, False)
 
 
 def test_bench_quick_json(capsys):
@@ -218,7 +222,7 @@ def test_bench_rejects_bad_arguments(capsys):
 def test_malloc_tuning_never_fixes_the_threshold_back(monkeypatch):
     """glibc's default mmap threshold is dynamic; a mallopt back to 128 KiB would make every later tensor an
     mmap (training after a derain ran at half speed). Leaving the block only trims."""
-    import agan.infer.malloc as fast
+    import agan.accel.malloc as fast
 
     calls = []
 
@@ -234,6 +238,43 @@ def test_malloc_tuning_never_fixes_the_threshold_back(monkeypatch):
         pass
     assert calls == [("mallopt", fast._M_MMAP_THRESHOLD, 1 << 30),
                      ("mallopt", fast._M_TRIM_THRESHOLD, 1 << 30), ("trim", 0)]
+    calls.clear()  # the two halves, on their own: raise the thresholds (never lower them); trim
+    assert fast.keep_freed_memory() is True and fast.trim_heap() is True
+    assert calls == [("mallopt", fast._M_MMAP_THRESHOLD, 1 << 30),
+                     ("mallopt", fast._M_TRIM_THRESHOLD, 1 << 30), ("trim", 0)]
+    calls.clear()
+    fast.trim_if_tuned()  # outside malloc_tuning: nothing
+    with fast.malloc_tuning(), fast.malloc_tuning():  # re-entrant: tuned once, trimmed once at the end
+        fast.trim_if_tuned()
+    assert [c[0] for c in calls] == ["mallopt", "mallopt", "trim", "trim"]
+    monkeypatch.setattr(fast, "_libc", lambda: None)  # no glibc: nothing to tune, said by the result
+    assert fast.keep_freed_memory() is False and fast.trim_heap() is False
+
+
+def test_fused_gates_are_the_convlstm_gates():
+    """fused_gates: the gate conv reordered (i, f, o, 2g), so that one sigmoid gives i, f, o and
+    tanh(g) = 2 sigmoid(2g) - 1; step 1's (i, o, 2g) conv reads X_1 alone (H_0 = 0)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    C = 4
+    gates = torch.nn.Conv2d(2 * C, 4 * C, 3, padding=1)
+    (w, b), (w1, b1) = fused_gates(gates)
+    assert w.shape == (4 * C, 2 * C, 3, 3) and w1.shape == (3 * C, C, 3, 3) and b1.shape == (3 * C,)
+    assert not w.requires_grad and not w1.requires_grad
+    X, H = torch.randn(1, C, 6, 7), torch.randn(1, C, 6, 7)
+    with torch.no_grad():
+        i, f, g, o = gates(torch.cat([X, H], 1)).chunk(4, 1)  # the plain ConvLSTM's order
+        s = F.conv2d(torch.cat([X, H], 1), w, b, padding=1).sigmoid()
+        ref = (i.sigmoid(), f.sigmoid(), o.sigmoid(), g.tanh())
+        got = (*s[:, : 3 * C].chunk(3, 1), 2 * s[:, 3 * C:] - 1)
+        for a, z in zip(ref, got):
+            torch.testing.assert_close(z, a, rtol=0, atol=1e-6)
+        i0, _, g0, o0 = gates(torch.cat([X, torch.zeros_like(H)], 1)).chunk(4, 1)  # step 1: H_0 = 0
+        s1 = F.conv2d(X, w1, b1, padding=1).sigmoid()
+        got1 = (s1[:, :C], s1[:, C: 2 * C], 2 * s1[:, 2 * C:] - 1)
+        for a, z in zip((i0.sigmoid(), o0.sigmoid(), g0.tanh()), got1):
+            torch.testing.assert_close(z, a, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -242,7 +283,7 @@ def test_conv_with_fused_relu_is_bit_identical(dtype):
     as the conv followed by a separate ReLU, also with the padding of the banded gate conv."""
     import torch.nn.functional as F
 
-    from agan.infer import fast
+    from agan.accel import fast
 
     if dtype == torch.bfloat16 and cpu_caps().why_no_bf16():
         pytest.skip(cpu_caps().why_no_bf16())

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-import agan.infer.release as release
+import agan.infer.shipped as shipped
 from agan import Config
 from agan.checkpoint import atomic_save
 from agan.experiments import figures as F
 from agan.experiments import results as R
 from agan.experiments.attention import ATTENTION_THRESHOLD, attention_scores
 from agan.experiments.table1 import row_dir
-from agan.infer.release import export_release, sha256_file
+from agan.infer.shipped import sha256_file
 from agan.models import build_generator
+from agan.release import export_release
 
 SIZE = (32, 48)  # a whole 3:2 frame, small
 
@@ -124,8 +125,9 @@ def test_release_draws_the_model_figures_and_records_its_weights(kit, ablate, tm
     from agan.infer.load import load_generator
     from agan.infer.pipeline import derain
 
-    G = load_generator(kit, device="cpu")
-    out, maps = derain(res["rain"][0].astype(np.float32) / 255, model=G, clip=False)
+    G, settings = load_generator(kit, device="cpu")
+    assert settings.size == 24
+    out, maps = derain(res["rain"][0].astype(np.float32) / 255, model=G, settings=settings, clip=False)
     assert res["model_A"].shape == (2, 2, 32, 48) and res["model_O"].shape == (2, 32, 48, 3)
     np.testing.assert_allclose(res["model_A"][0, 1], maps[1], rtol=1e-3, atol=1e-3)  # stored as float16
     assert np.abs(res["model_O"][0].astype(int) - np.rint(np.clip(out, 0, 1) * 255)).max() <= 1
@@ -188,7 +190,7 @@ def test_checkpoint_or_run_folder_as_weights(tmp_path):
 
 
 def test_without_weights_or_runs_the_model_figures_are_skipped(tmp_path, monkeypatch):
-    monkeypatch.setattr(release, "DEFAULT_WEIGHTS", tmp_path / "nowhere" / "agan-synthetic.safetensors")
+    monkeypatch.setattr(shipped, "DEFAULT_WEIGHTS", tmp_path / "nowhere" / "agan-synthetic.safetensors")
     made = F.make_all(tmp_path / "figs", "", tmp_path / "no-ablation", n_images=1, size=16, progress=False,
                       n_score=1)
     assert all(made[k] is None for k in ("fig1", "fig3", "fig4", "fig6", "fig7"))

@@ -1,4 +1,12 @@
-"""agan.infer.pipeline (load_generator, derain, tiling) and the ``agan derain`` / ``agan eval`` commands."""
+"""agan.infer (load_generator, derain, its settings, tiling) and the ``agan derain`` / ``agan eval`` commands.
+
+``derain`` runs G's own forward (the plain path); ``agan derain`` runs the accelerated forward of
+``agan.accel``, so tests that compare the command's files with ``derain`` give ``derain`` that same forward
+(:func:`cli_forward`)."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +17,7 @@ from PIL import Image
 from agan.checkpoint import CheckpointError, atomic_save
 from agan.cli import main
 from agan.config import Config
-from agan.infer.load import load_generator
+from agan.infer import PAPER, DerainSettings, Loaded, load_generator
 from agan.infer.pipeline import _starts, derain, derain_tensor
 from agan.models import Generator, GeneratorOutput, build_generator
 from agan.models.authors import export_authors_state_dict
@@ -34,6 +42,13 @@ def kit_ckpt(tmp_path_factory, small):
     return path
 
 
+def cli_forward(G, precision="fp32"):
+    """The forward ``agan derain --precision P`` runs G with (no int8 record in tests: the float path)."""
+    from agan.accel import pick_forward
+
+    return pick_forward(G, precision, "cpu")
+
+
 def same_weights(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa)
@@ -41,18 +56,20 @@ def same_weights(a, b):
 
 # ---------------------------------------------------------------------------------------------- loading
 def test_load_kit_checkpoints(tmp_path, small, kit_ckpt):
-    g = load_generator(kit_ckpt, device="cpu")
-    assert same_weights(g, small) and g.steps == 2 and not g.training
+    loaded = load_generator(kit_ckpt, device="cpu")
+    assert isinstance(loaded, Loaded) and loaded.settings == PAPER  # small_cfg: size 0, smooth 0, none
+    g, settings = loaded
+    assert same_weights(g, small) and g.steps == 2 and not g.training and settings is loaded.settings
     # generator-only format, DDP "module." prefix
     p = tmp_path / "g.pt"
     atomic_save({"format": "agan-generator", "config": small_cfg().to_dict(),
                  "G": {f"module.{k}": v for k, v in small.state_dict().items()}}, p)
-    assert same_weights(load_generator(p, "cpu"), small)
+    assert same_weights(load_generator(p, "cpu").model, small)
     # ablation A: autoencoder-only generator
     cfg_a = small_cfg(variant="A")
     ga = build_generator(cfg_a)
     atomic_save({"format": "agan-checkpoint", "config": cfg_a.to_dict(), "G": ga.state_dict()}, p)
-    assert load_generator(p, "cpu").arn is None
+    assert load_generator(p, "cpu").model.arn is None
     # a baseline generator (returns O only): derained, no attention maps
     cfg_e = small_cfg(model="eigen13")
     atomic_save({"format": "agan-generator", "config": cfg_e.to_dict(),
@@ -66,15 +83,35 @@ def test_load_authors_layout_and_bare_state_dicts(tmp_path):
     paper = Generator()
     p = tmp_path / "gen.pkl"
     torch.save(export_authors_state_dict(paper), p)
-    assert same_weights(load_generator(p, "cpu"), paper)
+    g, settings = load_generator(p, "cpu")
+    assert same_weights(g, paper) and settings == PAPER  # no kit config: the paper's protocol
     torch.save(paper.state_dict(), p)  # a bare state dict at paper width
-    assert same_weights(load_generator(p, "cpu"), paper)
+    assert load_generator(p, "cpu").settings == PAPER
+    assert same_weights(load_generator(p, "cpu").model, paper)
     narrow = Generator(width=0.125)  # width read from the shapes
     torch.save(narrow.state_dict(), p)
-    assert same_weights(load_generator(p, "cpu"), narrow)
+    assert same_weights(load_generator(p, "cpu").model, narrow)
     thin_arn = Generator(width=0.25, arn_width=0.125)  # the ARN's own width too
     torch.save(thin_arn.state_dict(), p)
-    assert same_weights(load_generator(p, "cpu"), thin_arn)
+    assert same_weights(load_generator(p, "cpu").model, thin_arn)
+
+
+def test_a_release_loads_with_its_settings(tmp_path, small):
+    """A kit release (.safetensors + sidecar) loads through load_generator as any other weights file: the
+    same ``Loaded(model, settings)``, the settings those of the config stored in it."""
+    from agan.infer.shipped import load_release
+    from agan.release import export_release
+
+    cfg = small_cfg(derain_size=40, derain_smooth=0.5, derain_blend="attention")
+    ckpt = tmp_path / "g.pt"
+    atomic_save({"format": "agan-generator", "version": 1, "config": cfg.to_dict(), "step": 1,
+                 "G": small.state_dict()}, ckpt)
+    release = export_release(ckpt, tmp_path / "weights", {})
+    for loaded in (load_generator(release, "cpu"), load_release(release, "cpu")):
+        assert isinstance(loaded, Loaded) and type(loaded) is Loaded
+        assert loaded.settings == DerainSettings(40, 0.5, "attention") and not loaded.model.training
+        assert all(torch.equal(v, small.state_dict()[k].half().float())
+                   for k, v in loaded.model.state_dict().items())  # stored as fp16
 
 
 @pytest.mark.parametrize("content, match", [
@@ -142,7 +179,7 @@ def test_derain_kinds_keep_size_and_type(small):
 
 
 def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt, tmp_path, monkeypatch):
-    import agan.infer.release
+    import agan.infer.shipped
 
     img = np.random.default_rng(1).integers(0, 256, (21, 30, 3), dtype=np.uint8)
     a, _ = derain(img, weights=kit_ckpt, device="cpu")
@@ -151,7 +188,7 @@ def test_derain_with_weights_file_and_bad_inputs(small, kit_ckpt, tmp_path, monk
     assert small.training is False
     # neither model nor weights: the kit's default model, here not installed (installed:
     # tests/test_release.py)
-    monkeypatch.setattr(agan.infer.release, "DEFAULT_WEIGHTS", tmp_path / "agan-synthetic.safetensors")
+    monkeypatch.setattr(agan.infer.shipped, "DEFAULT_WEIGHTS", tmp_path / "agan-synthetic.safetensors")
     with pytest.raises(FileNotFoundError, match="default model is not installed"):
         derain(img)
     with pytest.raises(ValueError, match="HxWx3"):
@@ -305,15 +342,23 @@ def test_precision_auto_resolves_per_device_and_is_the_cli_default(tmp_path, sma
 
     img = np.random.default_rng(5).integers(0, 256, (36, 44, 3), dtype=np.uint8)
     resolved = resolve_precision("auto", "cpu")  # bf16 on CPUs with native bf16, else fp32
-    auto, _ = derain(img, model=small, precision="auto")
+    auto, _ = derain(img, model=small, precision="auto")  # the plain forward under autocast
     np.testing.assert_array_equal(auto, derain(img, model=small, precision=resolved)[0])
-    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16, int8"):
+    with pytest.raises(ValueError, match=r"precision must be one of auto\|fp32\|bf16\|fp16\|int8"):
         derain(img, model=small, precision="fp8")
+    with pytest.raises(ValueError, match=r"precision int8 is an accelerated forward: .*agan\.accel") as e:
+        derain(img, model=small, precision="int8")  # int8 is agan.accel's, never the plain path's
+    assert "\n" not in str(e.value)
 
     d = tmp_path / "in"
     d.mkdir()
     Image.fromarray(img).save(d / "1_rain.png")
-    for args, expected in (([], auto), (["--precision", "fp32"], derain(img, model=small)[0])):
+    # the command: auto by default, run by agan.accel's forward (no agan tune record here: the float path)
+    cli_auto, _ = derain(img, model=small, forward=cli_forward(small, "auto"))
+    cli_auto_same, _ = derain(img, model=small, forward=cli_forward(small, resolved))
+    np.testing.assert_array_equal(cli_auto, cli_auto_same)
+    cli_fp32, _ = derain(img, model=small, forward=cli_forward(small, "fp32"))
+    for args, expected in (([], cli_auto), (["--precision", "fp32"], cli_fp32)):
         out = tmp_path / f"out{len(args)}"
         assert main(["derain", str(d), "--out", str(out), "--weights", str(kit_ckpt), "--device", "cpu",
                      *args]) == 0
@@ -339,30 +384,55 @@ def test_size_runs_g_reduced_and_keeps_the_input_detail():
     gives back the input exactly (all its detail), a G that adds 0.1 gives I + 0.1."""
     x = torch.rand(1, 3, 120, 180)
     m = Shift()
-    O, maps = derain_tensor(m, x, size=60)
+    O, maps = derain_tensor(m, x, settings=DerainSettings(size=60))
     assert m.shapes == [(40, 60)] and O.shape == x.shape and maps[0].shape == (1, 1, 120, 180)
     torch.testing.assert_close(O, x + 0.1, atol=1e-6, rtol=0)
     m.shapes.clear()
-    O_full, _ = derain_tensor(m, x, size=0)
+    O_full, _ = derain_tensor(m, x, settings=DerainSettings(size=0))
     assert m.shapes == [(120, 180)]
     m.shapes.clear()
-    derain_tensor(m, x, size=500)  # never enlarged
+    derain_tensor(m, x, settings=DerainSettings(size=500))  # never enlarged
+    assert m.shapes == [(120, 180)]
+    m.shapes.clear()
+    derain_tensor(m, x)  # default: the paper's protocol, G on the whole image
     assert m.shapes == [(120, 180)]
     with pytest.raises(ValueError, match="size must be >= 0"):
-        derain_tensor(m, x, size=-1)
+        DerainSettings(size=-1)
+    with pytest.raises(ValueError, match="size must be >= 0"):
+        derain(x, model=m, size=-1)
+
+
+def test_derain_settings_fields_and_the_scale_g_runs_at():
+    assert PAPER == DerainSettings() == DerainSettings(0, 0.0, "none")
+    cfg = small_cfg(derain_size=480, derain_smooth=2.0, derain_blend="attention")
+    s = DerainSettings.of(cfg)
+    assert s == DerainSettings(480, 2.0, "attention")
+    assert s.but() == s and s.but(size=0) == DerainSettings(0, 2.0, "attention")
+    assert s.but(smooth=0, blend="none") == DerainSettings(480, 0.0, "none") and s.size == 480  # frozen copy
+    with pytest.raises(AttributeError):
+        s.size = 3  # frozen: settings are values
+    assert s.run_hw(960, 1440) == (320, 480)  # the longer side reduced to size
+    assert s.run_hw(300, 400) == (300, 400) and PAPER.run_hw(960, 1440) == (960, 1440)  # never enlarged
+    assert DerainSettings(size=16).run_hw(1, 1000) == (4, 16)  # at least 4 pixels
+    for bad in (dict(size=-1), dict(smooth=-0.5), dict(blend="max")):
+        with pytest.raises(ValueError, match="size must be >= 0") as e:
+            DerainSettings(**bad)
+        assert "\n" not in str(e.value)
 
 
 def test_size_defaults_to_the_checkpoints_derain_size(tmp_path, small):
     p = tmp_path / "g.pt"
     atomic_save({"format": "agan-generator", "config": small_cfg(derain_size=32).to_dict(),
                  "G": small.state_dict()}, p)
-    g = load_generator(p, "cpu")
-    assert g.derain_size == 32
+    g, settings = load_generator(p, "cpu")
+    assert settings == DerainSettings(size=32)
     img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    out, _ = derain(img, model=g)
+    out, _ = derain(img, weights=p, device="cpu")  # the weights' own settings
     ref, _ = derain(img, model=g, size=32)
     full, _ = derain(img, model=g, size=0)
     assert np.array_equal(out, ref) and not np.array_equal(out, full)
+    assert np.array_equal(derain(img, model=g, settings=settings)[0], out)
+    assert np.array_equal(derain(img, model=g)[0], full)  # a module alone: the paper's raw O
 
 
 def test_cli_derain_size_option(tmp_path, kit_ckpt, capsys):
@@ -370,8 +440,8 @@ def test_cli_derain_size_option(tmp_path, kit_ckpt, capsys):
     Image.fromarray(img).save(tmp_path / "a.png")
     assert main(["derain", str(tmp_path / "a.png"), "--weights", str(kit_ckpt), "--out", str(tmp_path / "o"),
                  "--size", "32", "--precision", "fp32"]) == 0
-    g = load_generator(kit_ckpt, "cpu")
-    ref, _ = derain(img, model=g, size=32)
+    g, settings = load_generator(kit_ckpt, "cpu")
+    ref, _ = derain(img, model=g, settings=settings, size=32, forward=cli_forward(g))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")), ref)
     assert main(["derain", str(tmp_path / "a.png"), "--weights", str(kit_ckpt), "--out", str(tmp_path / "o2"),
                  "--size", "big"]) == 2
@@ -396,49 +466,113 @@ class Dark(torch.nn.Module):
 def test_blend_attention_keeps_regions_without_drops_and_smooth_blurs_the_change():
     """D = G(I_s) - I_s; blend="attention": D * clip(A_N, 0, 1); smooth: D Gaussian-blurred; O = I + up(D)."""
     x = torch.rand(1, 3, 40, 64)
-    O, _ = derain_tensor(Dark(), x, size=0, blend="attention")
+    O, _ = derain_tensor(Dark(), x, settings=DerainSettings(size=0, blend="attention"))
     torch.testing.assert_close(O[..., :32], 0.2 * x[..., :32])  # left: G's output
     torch.testing.assert_close(O[..., 32:], x[..., 32:])  # right: the input, untouched
-    Os, _ = derain_tensor(Dark(), x, size=0, smooth=3.0)
+    Os, _ = derain_tensor(Dark(), x, settings=DerainSettings(size=0, smooth=3.0))
     D = Os - x
     assert (D.abs().max() > 0.05
             and torch.diff(D, dim=-1).abs().mean() < 0.3 * torch.diff(-0.8 * x, dim=-1).abs().mean())
     # a blur keeps the mean (reflect pad)
     torch.testing.assert_close(D.mean(), (-0.8 * x).mean(), atol=2e-3, rtol=0)
     # all off at full size: the raw O of G, bit for bit
-    O_raw, _ = derain_tensor(Dark(), x, size=0, smooth=0, blend="none")
+    O_raw, _ = derain_tensor(Dark(), x, settings=DerainSettings(size=0, smooth=0, blend="none"))
     assert torch.equal(O_raw, 0.2 * x)
     with pytest.raises(ValueError, match="blend"):
-        derain_tensor(Dark(), x, blend="max")
+        derain(x, model=Dark(), blend="max")
 
 
 def test_derain_config_travels_with_the_checkpoint(tmp_path, small):
     p = tmp_path / "g.pt"
     cfg = small_cfg(derain_size=32, derain_smooth=1.5, derain_blend="attention")
     atomic_save({"format": "agan-generator", "config": cfg.to_dict(), "G": small.state_dict()}, p)
-    g = load_generator(p, "cpu")
-    assert (g.derain_size, g.derain_smooth, g.derain_blend) == (32, 1.5, "attention")
+    g, settings = load_generator(p, "cpu")
+    assert settings == DerainSettings(32, 1.5, "attention") == DerainSettings.of(cfg)
+    assert not hasattr(g, "derain_size")  # the settings travel beside the module, not on it
     img = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    a, _ = derain(img, model=g)
+    a, _ = derain(img, weights=p, device="cpu")
     b, _ = derain(img, model=g, size=32, smooth=1.5, blend="attention")
-    c, _ = derain(img, model=g, size=32, smooth=0, blend="none")
+    c, _ = derain(img, model=g, settings=settings, smooth=0, blend="none")  # fields override settings
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(derain(img, model=g, settings=settings)[0], a)
+    assert np.array_equal(c, derain(img, model=g, size=32)[0])
+    assert np.array_equal(derain(img, weights=p, device="cpu", size=0, smooth=0, blend="none")[0],
+                          derain(img, model=g)[0])  # every field overridden: the paper's O
+
+
+def test_a_bare_model_runs_the_papers_raw_output(tmp_path, small):
+    """A module given to derain() carries no settings: O = G(I) at full size (padded to 4 and cropped back),
+    whatever the config it was trained with saved; ``settings`` / ``size`` / ``smooth`` / ``blend`` change
+    that."""
+    p = tmp_path / "g.pt"
+    cfg = small_cfg(derain_size=24, derain_smooth=1.0, derain_blend="attention")
+    atomic_save({"format": "agan-generator", "config": cfg.to_dict(), "G": small.state_dict()}, p)
+    g, settings = load_generator(p, "cpu")
+    img = np.random.default_rng(4).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    O_ref, A_ref = reference(g, x)
+    raw, maps = derain(img.astype(np.float32) / 255, model=g, clip=False)
+    np.testing.assert_allclose(raw, O_ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(maps[-1], A_ref[-1][0, 0].numpy(), rtol=0, atol=1e-6)
+    saved, _ = derain(img.astype(np.float32) / 255, model=g, settings=settings, clip=False)
+    assert np.abs(saved - raw).max() > 1e-3  # the saved settings do change the output
+    sized, _ = derain(img.astype(np.float32) / 255, model=g, size=24, clip=False)
+    np.testing.assert_array_equal(
+        sized, derain(img.astype(np.float32) / 255, model=g, settings=DerainSettings(size=24), clip=False)[0])
+    assert np.abs(sized - raw).max() > 1e-3 and np.abs(sized - saved).max() > 1e-3
+
+
+def test_derain_runs_the_generators_own_forward(small, kit_ckpt, monkeypatch):
+    """With its defaults derain() runs G by ``Generator.forward`` (the code in agan.models.generator): a
+    change there is a change of derain's output, for a model and for a weights file alike."""
+    from agan.models.generator import Generator as G_cls
+
+    img = np.random.default_rng(6).integers(0, 256, (30, 41, 3), dtype=np.uint8).astype(np.float32) / 255
+    before = {"model": derain(img, model=small, clip=False)[0],
+              "weights": derain(img, weights=kit_ckpt, device="cpu", clip=False)[0]}
+    forward = G_cls.forward
+    calls = []
+
+    def shifted(self, x):
+        calls.append(tuple(x.shape))
+        out = forward(self, x)
+        return out._replace(O=out.O + 0.25)
+
+    monkeypatch.setattr(G_cls, "forward", shifted)
+    after = {"model": derain(img, model=small, clip=False)[0],
+             "weights": derain(img, weights=kit_ckpt, device="cpu", clip=False)[0]}
+    assert calls == [(1, 3, 32, 44)] * 2  # padded to a multiple of 4, once per call
+    for k in before:
+        np.testing.assert_allclose(after[k] - before[k], 0.25, rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_importing_the_plain_path_imports_no_acceleration():
+    code = "import agan.infer, sys; print('agan.accel' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1], check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_int8_without_its_toolchain_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
     """--precision int8 where torchao (or the C++ compiler) is missing: exit 2, one line naming what to
     install, before any weights are loaded or any file is written; the same from Python and agan bench."""
-    import agan.infer.int8 as int8
+    import agan.accel.toolchain as toolchain
+    from agan.accel import pick_forward
 
-    monkeypatch.setattr(int8, "unavailable_reason", lambda: "the int8 path needs torchao: pip install x")
+    monkeypatch.setattr(toolchain, "unavailable_reason", lambda: "the int8 path needs torchao: pip install x")
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
     rc = main(["derain", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--precision", "int8",
                "--weights", str(tmp_path / "absent.pt")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == ["agan derain: error: the int8 path needs torchao: pip install x"]
     assert not (tmp_path / "out").exists()
+    G = Generator(width=0.125, steps=2).eval()
     with pytest.raises(ValueError, match="needs torchao"):
-        derain_tensor(Generator(width=0.125, steps=2).eval(), torch.rand(1, 3, 16, 16), precision="int8")
+        pick_forward(G, "int8", "cpu")  # Python's way to the int8 path
+    assert not toolchain.available()
+    with pytest.raises(ValueError, match="agan.accel"):  # the plain path has no int8: it says where it is
+        derain_tensor(G, torch.rand(1, 3, 16, 16), precision="int8")
     # agan bench lists what it cannot run and why, times the rest, and stops only when nothing is left
     assert main(["bench", "--paths", "plain,int8", "--size", "16x16", "--no-train", "--no-synth",
                  "--no-memory"]) == 0
@@ -474,8 +608,9 @@ def test_derain_tensor_leaves_its_input_alone():
     G = build_generator(Config.preset("cpu")).eval()
     x = torch.rand(1, 3, 40, 60)
     before = x.clone()
-    for kw in (dict(size=0, smooth=1.0, blend="attention"), dict(size=32, smooth=0.0, blend="none"),
-               dict(size=0, smooth=1.0, blend="attention", tile=24, overlap=4)):
+    for kw in (dict(settings=DerainSettings(size=0, smooth=1.0, blend="attention")),
+               dict(settings=DerainSettings(size=32, smooth=0.0, blend="none")),
+               dict(settings=DerainSettings(size=0, smooth=1.0, blend="attention"), tile=24, overlap=4)):
         O, _ = derain_tensor(G, x, **kw)
         assert torch.equal(x, before) and O.data_ptr() != x.data_ptr()
 
@@ -487,5 +622,5 @@ def test_derain_tensor_leaves_its_input_alone():
         def forward(self, t):
             return t
 
-    O, _ = derain_tensor(Identity(), x, size=0, smooth=1.0, blend="attention")
+    O, _ = derain_tensor(Identity(), x, settings=DerainSettings(size=0, smooth=1.0, blend="attention"))
     assert torch.equal(x, before) and torch.allclose(O, x)  # D = 0: O is the input, x is untouched

@@ -244,10 +244,11 @@ def kit_files(tmp_path, monkeypatch):
     kit's default model): the packaged default is pointed at tmp_path, never at agan/weights."""
     import torch
 
-    import agan.infer.release as release
+    import agan.infer.shipped as infer_shipped
     from agan.checkpoint import atomic_save
     from agan.config import Config
     from agan.models import build_generator
+    from agan.release import export_release
 
     cfg = Config.preset("cpu", width=0.125, steps=2)
     torch.manual_seed(0)
@@ -255,10 +256,11 @@ def kit_files(tmp_path, monkeypatch):
     ckpt.parent.mkdir(parents=True)
     atomic_save({"format": "agan-generator", "version": 1, "config": cfg.to_dict(), "step": 2,
                  "G": build_generator(cfg).state_dict()}, ckpt)
-    shipped = release.export_release(ckpt, tmp_path / "weights", {})
+    shipped = export_release(ckpt, tmp_path / "weights", {})
 
     def install(yes: bool) -> None:
-        monkeypatch.setattr(release, "DEFAULT_WEIGHTS", shipped if yes else tmp_path / "absent.safetensors")
+        monkeypatch.setattr(infer_shipped, "DEFAULT_WEIGHTS",
+                            shipped if yes else tmp_path / "absent.safetensors")
     return ckpt, shipped, install
 
 
@@ -266,7 +268,7 @@ def test_resolve_weights_order(kit_files, tmp_path):
     """WEIGHTS (a file) -> the kit's default model -> only where that is not installed, RUN_DIR's run ->
     None."""
     from agan.infer.load import load_generator
-    from agan.infer.release import resolve_weights
+    from agan.infer.shipped import resolve_weights
 
     ckpt, shipped, install = kit_files
     run_dir = ckpt.parent.parent
@@ -278,7 +280,7 @@ def test_resolve_weights_order(kit_files, tmp_path):
     for weights in ("", None):  # not given: the default model wins over the run
         path, about = resolve_weights(weights, str(run_dir))
         assert path == shipped and about.startswith("the kit's default model") and "synthetic" in about
-    assert load_generator(path, device="cpu").steps == 2
+    assert load_generator(path, device="cpu").model.steps == 2
     with pytest.raises(FileNotFoundError, match="WEIGHTS 'nowhere.pt': no such file"):
         resolve_weights("nowhere.pt", str(run_dir))  # a typo is never silently replaced by the default
     install(False)
@@ -304,7 +306,7 @@ def test_notebooks_choose_their_model_through_resolve_weights(name):
     assert len(calls) == 1, f"{name}: expected one resolve_weights(...) call"
     i, call = calls[0]
     assert [a.id for a in call.args] == ["WEIGHTS", "RUN_DIR"] and not call.keywords
-    assert "from agan.infer.release import resolve_weights" in code[i]
+    assert "from agan.infer.shipped import resolve_weights" in code[i]
     assert "{about}" in code[i] and "print(" in code[i]  # the one line saying which weights are used
     assert not any('"checkpoints"' in src or "generator.pt" in src for src in code), \
-        f"{name}: the model is chosen by agan.infer.release.resolve_weights, not by a path built here"
+        f"{name}: the model is chosen by agan.infer.shipped.resolve_weights, not by a path built here"

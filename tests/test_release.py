@@ -1,6 +1,8 @@
-"""agan.infer.release: the kit's own model in the box (fp16 safetensors + JSON sidecar), the default weights
-of derain() / agan derain / agan eval, and scripts/export_release.py."""
+"""The kit's own model in the box (fp16 safetensors + JSON sidecar): loading and the default weights of
+derain() / agan derain / agan eval (agan.infer.shipped), export and the model card (agan.release: card fields
+from a run's config.json and metrics.jsonl rows, agan.train.records), and scripts/export_release.py."""
 
+import ast
 import copy
 import importlib.util
 import json
@@ -11,15 +13,18 @@ import numpy as np
 import pytest
 import torch
 
-import agan.infer.model_card as model_card
-import agan.infer.release as release
+import agan.infer.shipped as shipped
+import agan.release.card as release_card
 from agan.checkpoint import CheckpointError, atomic_save
 from agan.cli import main
 from agan.config import Config
 from agan.infer.load import load_generator
 from agan.infer.pipeline import derain
-from agan.infer.release import export_release, load_release, sha256_file, sidecar_path
+from agan.infer.settings import DerainSettings
+from agan.infer.shipped import load_release, sha256_file, sidecar_path
 from agan.models import build_generator, count_parameters
+from agan.release import MAX_BYTES, export_release, run_card_fields
+from agan.train.records import done_row, run_row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,8 +64,8 @@ def tiny(tmp_path_factory):
 def default_is(monkeypatch):
     """Point the packaged default at a path; the once-per-process notice re-armed."""
     def point(path):
-        monkeypatch.setattr(release, "DEFAULT_WEIGHTS", Path(path))
-        monkeypatch.setattr(release, "_announced", False)
+        monkeypatch.setattr(shipped, "DEFAULT_WEIGHTS", Path(path))
+        monkeypatch.setattr(shipped, "_announced", False)
     return point
 
 
@@ -86,8 +91,11 @@ def test_export_writes_fp16_safetensors_and_sidecar(tiny):
 def test_load_release_equals_the_fp16_rounded_original(tiny):
     path, G = tiny
     R = fp16_rounded(G)
-    for loaded in (load_release(path), load_generator(path, device="cpu")):
-        assert not loaded.training and loaded.derain_size == 96 and loaded.steps == 2
+    for both in (load_release(path), load_generator(path, device="cpu")):
+        loaded, settings = both
+        assert type(both).__name__ == "Loaded" and both.model is loaded and both.settings is settings
+        assert not loaded.training and loaded.steps == 2
+        assert settings == DerainSettings.of(tiny_cfg(derain_size=96)) and settings.size == 96
         sd, ref = loaded.state_dict(), R.state_dict()
         assert all(sd[k].dtype == torch.float32 and torch.equal(sd[k], ref[k]) for k in ref)
         x = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(1))
@@ -148,10 +156,10 @@ def test_missing_sidecar_is_a_checkpoint_error(tiny, tmp_path):
 def test_a_cpu_preset_release_is_well_under_15_mb(tmp_path):
     cfg = Config.preset("cpu")
     n = count_parameters(build_generator(cfg))
-    assert 2 * n < 0.5 * release.MAX_BYTES  # fp16: 2 bytes a parameter (3.4 M parameters: 6.9 MB)
+    assert 2 * n < 0.5 * MAX_BYTES  # fp16: 2 bytes a parameter (3.4 M parameters: 6.9 MB)
     save_generator(tmp_path / "generator.pt", cfg)
     path = export_release(tmp_path / "generator.pt", tmp_path / "w", {})
-    assert 2 * n < path.stat().st_size < 2 * n + 64 * 1024 < release.MAX_BYTES  # + the header (names, config)
+    assert 2 * n < path.stat().st_size < 2 * n + 64 * 1024 < MAX_BYTES  # + the header (names, config)
 
 
 # ---------------------------------------------------------------------------------------------- defaults
@@ -161,7 +169,8 @@ def test_derain_without_weights_uses_the_default_once(tiny, default_is, capsys):
     img = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
     a, maps = derain(img, device="cpu")
     b, _ = derain(img, device="cpu")
-    ref, _ = derain(img, model=load_release(path))  # derain_size 96: runs reduced, change enlarged
+    G, settings = load_release(path)
+    ref, _ = derain(img, model=G, settings=settings)  # derain_size 96: runs reduced, change enlarged
     np.testing.assert_array_equal(a, ref)
     np.testing.assert_array_equal(b, ref)
     assert len(maps) == 2
@@ -193,7 +202,7 @@ def test_missing_default_is_one_clear_error(default_is, tmp_path, capsys):
     default_is(tmp_path / "nowhere" / "agan-synthetic.safetensors")
     with pytest.raises(FileNotFoundError,
                        match=r"the kit's default model is not installed \(.*\): pass --weights"):
-        release.default_weights()
+        shipped.default_weights()
     with pytest.raises(FileNotFoundError, match="not installed"):
         derain(np.zeros((8, 8, 3), np.uint8))
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
@@ -240,25 +249,25 @@ def _script():
 
 
 def fake_run(run: Path, done: bool = True) -> Config:
+    """A run folder as agan train leaves it, without train.log: stopped at step 20 (10.5 s), resumed, done at
+    step 40 (20 s) unless ``done`` is False (still running its second segment)."""
     cfg = tiny_cfg(iterations=40, seed=3, real_val="pairs/real", derain_size=128)
     (run / "checkpoints").mkdir(parents=True)
     cfg.save(run / "config.json")
     save_generator(run / "checkpoints" / "generator.pt", cfg, step=40)
-    rows = [{"step": 0, "split": "val", "psnr": 8.0, "ssim": 0.1, "psnr_input": 23.0, "ssim_input": 0.8},
-            {"step": 20, "split": "train", "L_G": 1.0},
+    real_sets = {"pairs/real": [None] * 4}  # folder -> its pairs, as the trainer holds them
+    rows = [run_row(0, "cpu", "bf16 autocast", real_sets),
+            {"step": 0, "split": "val", "psnr": 8.0, "ssim": 0.1, "psnr_input": 23.0, "ssim_input": 0.8},
+            done_row(20, 10.5, stopped=True),
+            run_row(20, "cpu", "bf16 autocast", real_sets),
+            {"step": 30, "split": "train", "L_G": 1.0},
             {"step": 40, "split": "val", "psnr": 24.25, "ssim": 0.8123, "psnr_input": 23.0,
              "ssim_input": 0.8},
-            {"step": 40, "split": "real", "psnr": 18.5, "ssim": 0.7321, "psnr_input": 17.95,
+            {"step": 40, "split": "real", "set": "real", "psnr": 18.5, "ssim": 0.7321, "psnr_input": 17.95,
              "ssim_input": 0.7204}]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    log = ["run x: model agan, variant AA+AD, G 1 params, D 1 params, device cpu, precision bf16 autocast, "
-           "10 training items, optimizer adam (lr G 0.001, D 0.0005, cosine), steps 0->40",
-           "step 40: real PSNR 18.50 dB, SSIM 0.7321 (input 17.95 dB, 0.7204; 4 real pairs, pairs/real)",
-           "stopped: step 20 in 10.5 s; last val PSNR 8.00 dB / SSIM 0.1000 (input 23.00 / 0.8000)",
-           "resumed from x/checkpoints/last.pt at step 20"]
     if done:
-        log.append("done: step 40 in 20.0 s; last val PSNR 24.25 dB / SSIM 0.8123 (input 23.00 / 0.8000)")
-    (run / "train.log").write_text("\n".join(log) + "\n")
+        rows.append(done_row(40, 20.0, stopped=False))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return cfg
 
 
@@ -287,7 +296,8 @@ def test_export_script_writes_release_json_and_card(tmp_path, capsys):
     assert "| 23.00 | 24.25 | +1.25 | 0.8000 | 0.8123 |" in card  # synthetic held-out vs input
     assert "| 17.95 | 18.50 | +0.55 | 0.7204 | 0.7321 |" in card  # real pairs vs input
     assert "reflections on wet roads" in card and info["sha256"] in card and "128 px" in card
-    assert load_release(out / "agan-synthetic.safetensors").derain_size == 128
+    assert load_release(out / "agan-synthetic.safetensors").settings.size == 128
+    assert not (tmp_path / "run" / "train.log").exists()
     # the card's command rebuilds the run's config
     from agan.cli import build_parser
     from agan.cli.train import build_config
@@ -306,13 +316,151 @@ def test_export_script_refuses_an_unfinished_run(tmp_path, capsys):
     fake_run(tmp_path / "run", done=False)
     assert _script().main([str(tmp_path / "run"), "--out", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err
-    assert "done: step N in S s" in err and err.count("\n") == 1
+    assert "no 'done' row" in err and "--resume" in err and err.count("\n") == 1
     assert not (tmp_path / "w").exists()
+
+
+def _run_folder(run: Path, rows: list[dict], **cfg) -> Config:
+    cfg = tiny_cfg(iterations=40, **cfg)
+    run.mkdir(parents=True)
+    cfg.save(run / "config.json")
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return cfg
+
+
+def test_card_fields_are_read_from_the_metrics_rows(tmp_path):
+    """Wall time, iterations, device, precision and the real pairs' count come from metrics.jsonl's "run" and
+    "done" rows (no train.log in the folder); the scores from the card's set of real pairs (the first)."""
+    start = {"split": "run", "device": "cuda:0", "processes": 2, "precision": "bf16 autocast",
+             "real_pairs": {"a": 4, "b": 7}}
+    scores = {"psnr": 18.5, "ssim": 0.73, "psnr_input": 17.9, "ssim_input": 0.72}
+    rows = [{"step": 0, **start},
+            {"step": 20, "split": "done", "seconds": 10.5, "stopped": True},
+            {"step": 20, **start},
+            {"step": 40, "split": "val", "psnr": 24.0, "ssim": 0.8, "psnr_input": 23.0, "ssim_input": 0.7},
+            {"step": 40, "split": "real", "set": "a", **scores},
+            {"step": 40, "split": "real", "set": "b", **{**scores, "psnr": 99.0}},
+            {"step": 40, "split": "done", "seconds": 20.0, "stopped": False}]
+    _run_folder(tmp_path / "run", rows, real_val=("pairs/a", "pairs/b"))
+    f = run_card_fields(tmp_path / "run")
+    assert f["iterations"] == 40 and f["wall_time_s"] == 30.5 and f["wall_time_segments"] == 2
+    assert f["trained_on"] == {"device": "cuda:0 x2 processes", "precision": "bf16 autocast"}
+    assert f["metrics"]["real"] == {"step": 40, **scores, "data": "pairs/a", "pairs": 4}
+    assert f["metrics"]["synthetic_val"]["psnr"] == 24.0 and not (tmp_path / "run" / "train.log").exists()
+    # the helpers the training loop writes them with make the same rows
+    real_sets = {"x/a": [0] * 4, "y/b": [0] * 7}  # folder -> its pairs, as the trainer holds them
+    assert run_row(20, "cuda:0", "bf16 autocast", real_sets, 2) == {"step": 20, **start}
+    assert done_row(40, 20.0, False) == rows[-1]
+    assert run_row(0, "cpu", torch.bfloat16)["precision"] == "bf16 autocast"  # GanStep.amp as it is
+    assert run_row(0, "cpu", None)["precision"] == "fp32"
+
+
+def test_old_runs_without_the_rows_are_one_clear_error(tmp_path):
+    val = {"step": 40, "split": "val", "psnr": 24.0, "ssim": 0.8, "psnr_input": 23.0, "ssim_input": 0.7}
+    _run_folder(tmp_path / "old", [val])  # a run from before the rows: only its scores
+    (tmp_path / "old" / "train.log").write_text("done: step 40 in 20.0 s\n")  # not read
+    with pytest.raises(ValueError, match=r"metrics.jsonl: no 'done' row .*train.log is not read") as e:
+        run_card_fields(tmp_path / "old")
+    assert "\n" not in str(e.value)
+    _run_folder(tmp_path / "stopped", [run_row(0, "cpu", "fp32"), done_row(20, 1.0, stopped=True), val])
+    with pytest.raises(ValueError, match=r"no 'done' row .*--resume"):
+        run_card_fields(tmp_path / "stopped")
+    # no "run" row: device and precision from config.json when it names both, else an error naming the row
+    done = done_row(40, 20.0, stopped=False)
+    _run_folder(tmp_path / "auto", [val, done])
+    with pytest.raises(ValueError, match=r"no 'run' row \(device, precision\) and config.json says device "
+                                         r"'auto'") as e:
+        run_card_fields(tmp_path / "auto")
+    assert "\n" not in str(e.value)
+    _run_folder(tmp_path / "named", [val, done], device="cpu", precision="bf16")
+    f = run_card_fields(tmp_path / "named")
+    assert f["trained_on"] == {"device": "cpu", "precision": "bf16 autocast"} and f["iterations"] == 40
+
+
+class _Pairs(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        clean = torch.rand(3, 32, 32, generator=g)
+        rain = (clean + 0.3 * (torch.rand(1, 32, 32, generator=g) > 0.9)).clamp(0, 1)
+        mask = (rain - clean).abs().amax(0, keepdim=True)
+        return {"rain": rain, "clean": clean, "mask": mask, "id": str(i)}
+
+
+def test_a_trained_run_has_the_rows_the_card_reads(tmp_path):
+    """agan.train writes the "run" / "done" rows (agan.train.records) that run_card_fields reads: two
+    segments, the second resumed."""
+    from agan.images import write_image
+    from agan.train import train
+
+    clean = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    write_image(tmp_path / "real" / "rain" / "0_rain.png", np.clip(clean.astype(int) + 30, 0, 255)
+                .astype(np.uint8))
+    write_image(tmp_path / "real" / "clean" / "0_clean.png", clean)
+    cfg = tiny_cfg(iterations=2, crop_size=32, batch_size=2, disc_width=0.25, disc_pool=2, log_every=1,
+                   val_every=1, val_size=2, ckpt_every=1, sample_every=0, device="cpu",
+                   real_val=str(tmp_path / "real"))
+    kw = {"progress": False, "train_set": _Pairs(), "val_set": _Pairs()}
+    train(cfg.replace(iterations=1), tmp_path / "run", **kw)
+    res = train(cfg, tmp_path / "run", resume=True, **kw)
+    f = run_card_fields(tmp_path / "run")
+    assert f["iterations"] == 2 and f["wall_time_segments"] == 2
+    assert 0 < f["wall_time_s"] <= res.wall_time * 2 + 60
+    assert f["trained_on"]["device"] == "cpu" and f["trained_on"]["precision"] in ("fp32", "bf16 autocast")
+    assert f["metrics"]["real"]["pairs"] == 1 and f["metrics"]["real"]["step"] == 2
+
+
+def _agan_imports(module: str, packages: bool) -> set[str]:
+    """The agan modules ``module`` imports, at its top or inside functions (``packages``: with the packages
+    each import runs the ``__init__`` of)."""
+    def source(name):
+        p = ROOT.joinpath(*name.split("."))
+        return p.with_suffix(".py") if p.with_suffix(".py").is_file() else p / "__init__.py"
+
+    found = set()
+    for node in ast.walk(ast.parse(source(module).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    out = set()
+    for name in (f for f in found if f.split(".")[0] == "agan"):
+        parts = name.split(".")
+        for k in range(1 if packages else len(parts), len(parts) + 1):
+            if source(".".join(parts[:k])).is_file():
+                out.add(".".join(parts[:k]))
+    return out
+
+
+def _reachable(*modules: str, packages: bool = True) -> set[str]:
+    seen, todo = set(), [m for start in modules for m in _agan_imports(start, packages)]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += _agan_imports(m, packages)
+    return seen
+
+
+def test_release_tooling_imports_nothing_of_agan_accel():
+    """Export, the model card and the shipped model run the plain inference path: nothing they import, at the
+    top or inside a function, directly or through another module, is agan.accel. And no import circles:
+    shipped sits below load and pipeline (load imports it)."""
+    mine = ("agan.release", "agan.release.export", "agan.release.card", "agan.infer.shipped",
+            "agan.train.records")
+    assert {m for m in _reachable(*mine) if m.startswith("agan.accel")} == set()
+    for m in mine:
+        assert m not in _reachable(m, packages=False), f"{m} imports itself through others"
+    below = _reachable("agan.infer.shipped", packages=False)
+    assert not below & {"agan.infer.load", "agan.infer.pipeline", "agan.infer.batch", "agan.release"}
+    assert _agan_imports("agan.train.records", packages=False) == set()  # the loop's helper: stdlib only
 
 
 def test_reproduce_command_quotes_json_like_strings():
     cfg = tiny_cfg(data="1e-3", synth={"view": [0.3, 0.6]})
-    cmd = model_card.reproduce_command(cfg)
+    cmd = release_card.reproduce_command(cfg)
     from agan.cli import build_parser
     from agan.cli.train import build_config
 
@@ -324,8 +472,8 @@ def test_the_shipped_model_cards_synthetic_numbers_reproduce():
     first two frames, measured again on the installed file, give the same per-image PSNR / SSIM."""
     import json
 
-    from agan.infer.model_card import measure_release
-    from agan.infer.release import default_weights, sidecar_path
+    from agan.infer.shipped import default_weights, sidecar_path
+    from agan.release.card import measure_release
 
     try:
         weights = default_weights()

@@ -70,7 +70,7 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def G(weights):
-    return load_generator(weights, "cpu")
+    return load_generator(weights, "cpu").model
 
 
 def rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -82,7 +82,11 @@ def rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def expected(G, image: np.ndarray, **kw) -> np.ndarray:
-    return derain(image, model=G, device="cpu", **kw)[0]  # uint8 in -> uint8 out
+    """What ``agan derain --precision fp32`` writes for ``image``: derain() with the command's forward
+    (agan.accel's fp32 path; uint8 in -> uint8 out)."""
+    from agan.accel import pick_forward
+
+    return derain(image, model=G, device="cpu", forward=pick_forward(G, "fp32", "cpu"), **kw)[0]
 
 
 def max_diff(a, b) -> int:
@@ -211,6 +215,8 @@ def test_derain_batch_of_odd_images(tmp_path, weights, G):
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (3, 2), (5, 5), (1, 7), (6, 1)])
 def test_tiny_images_are_padded_not_rejected(G, size):
     """Reflect padding cannot pad more than size - 1 pixels: tiny images are replicate-padded."""
+    from agan.accel import pick_forward
+
     img = rgb(*size, seed=sum(size))
     out, maps = derain(img, model=G, device="cpu")
     assert out.shape == img.shape and out.dtype == np.uint8
@@ -220,9 +226,12 @@ def test_tiny_images_are_padded_not_rejected(G, size):
     mode = "reflect" if h > ph and w > pw else "replicate"  # reflect needs pad < size
     with torch.inference_mode():
         ref = G(torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)).O[..., :h, :w]  # plain forward
-    raw, _ = derain(img.astype(np.float32) / 255, model=G, device="cpu", clip=False)
-    # atol: agan.infer.fast's bound
-    np.testing.assert_allclose(raw, ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-4)
+    raw, _ = derain(img.astype(np.float32) / 255, model=G, device="cpu", clip=False)  # G's own forward
+    np.testing.assert_allclose(raw, ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-6)
+    fast, _ = derain(img.astype(np.float32) / 255, model=G, device="cpu", clip=False,
+                     forward=pick_forward(G, "fp32", "cpu"))  # agan derain's forward
+    # atol: agan.accel.fast's bound
+    np.testing.assert_allclose(fast, ref[0].permute(1, 2, 0).numpy(), rtol=0, atol=1e-4)
 
 
 def test_very_large_images_are_tiled(tmp_path, weights, G, monkeypatch, capsys):
@@ -433,14 +442,15 @@ def test_legacy_format_files_still_load(tmp_path, G):
     torch.save(export_authors_state_dict(full.state_dict()), authors, _use_new_zipfile_serialization=False)
     with open(authors, "rb") as f:
         assert f.read(2) == b"\x80\x02"  # a bare pickle (protocol 2), not a zip archive
-    loaded = load_generator(authors, "cpu")
+    loaded, _ = load_generator(authors, "cpu")
     for k, v in full.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
     kit = tmp_path / "kit_legacy.pt"
     torch.save({"format": "agan-generator", "config": small_cfg().to_dict(), "G": G.state_dict()}, kit,
                _use_new_zipfile_serialization=False)
     img = rgb(6, 10)
-    np.testing.assert_array_equal(derain(img, weights=kit, device="cpu")[0], expected(G, img))
+    np.testing.assert_array_equal(derain(img, weights=kit, device="cpu")[0],
+                                  derain(img, model=G, device="cpu")[0])
 
 
 def test_atomic_save_is_temp_fsync_rename(tmp_path, monkeypatch):
@@ -645,8 +655,13 @@ def test_resume_cleans_up_after_kill9(tmp_path):
     res = train(cfg.replace(iterations=3), run, resume=True, progress=False, train_set=_Pairs())
     assert res.step == 3 and not stale.exists()
     rows = [json.loads(ln) for ln in metrics.read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3] and "L_G" in rows[-1]
-    assert {"grad_norm_G", "grad_norm_D"} <= set(rows[-1]) and math.isfinite(rows[-1]["grad_norm_G"])
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train_rows] == [1, 2, 3] and "L_G" in train_rows[-1]
+    # each segment's "run" and "done" rows (agan.train.records) stay: 0 -> 2, then 2 -> 3
+    assert [(r["split"], r["step"]) for r in rows if r["split"] in ("run", "done")] == [
+        ("run", 0), ("done", 2), ("run", 2), ("done", 3)]
+    last = train_rows[-1]
+    assert {"grad_norm_G", "grad_norm_D"} <= set(last) and math.isfinite(last["grad_norm_G"])
 
 
 # ============================================================================================= outputs

@@ -468,10 +468,12 @@ def test_a_dead_discriminator_is_logged(tmp_path, monkeypatch):
 
 def test_real_val_is_scored_like_agan_derain_beside_the_synthetic_split(tmp_path):
     """--real-val: real pairs (rain/ + clean/, any size) scored whole at every validation point, through
-    agan.infer.pipeline.derain_tensor at derain_size, beside the synthetic split and the input's own score."""
+    agan.infer.pipeline.derain_tensor with the config's derain settings, beside the synthetic split and the
+    input's own score."""
     from agan.evaluation.protocol import score_pair
     from agan.images import write_image
     from agan.infer.pipeline import derain_tensor
+    from agan.infer.settings import DerainSettings
 
     real = tmp_path / "real"
     rng = np.random.default_rng(0)
@@ -488,8 +490,9 @@ def test_real_val_is_scored_like_agan_derain_beside_the_synthetic_split(tmp_path
              for i in range(2)]
     ident = np.mean([score_pair(r, c) for r, c in pairs], 0)
     x = [torch.from_numpy(r).permute(2, 0, 1)[None].float() / 255 for r, _ in pairs]
-    outs = [derain_tensor(res.G.eval(), xi, precision="auto", size=24, smooth=cfg.derain_smooth,
-                          blend=cfg.derain_blend)[0] for xi in x]
+    settings = DerainSettings.of(cfg)
+    assert settings.size == 24
+    outs = [derain_tensor(res.G.eval(), xi, precision="auto", settings=settings)[0] for xi in x]
     got = np.mean([score_pair(o[0].permute(1, 2, 0).numpy(), c) for o, (_, c) in zip(outs, pairs)], 0)
     last = real_rows[-1]
     assert last["psnr_input"] == pytest.approx(ident[0]) and last["ssim_input"] == pytest.approx(ident[1])

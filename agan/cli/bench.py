@@ -13,9 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="cost report: s/image per path (plain, fast fp32, bf16/fp16, compiled), GFLOP/s, memory",
         description=(
             "Time the generator's forward pass at --size on each execution path: 'plain' (the reference "
-            "eager fp32 model), 'fast32' (agan.infer.fast.FastGenerator in fp32: channels-last, fused "
+            "eager fp32 model), 'fast32' (agan.accel.fast.FastGenerator in fp32: channels-last, fused "
             "ConvLSTM gates, in-place ops), 'bf16' (CPU with native bf16) or 'fp16' (CUDA), 'compiled' "
-            "(FastGenerator under torch.compile at the automatic precision), 'int8' (CPU: agan.infer.int8, "
+            "(the plain Generator under torch.compile at the automatic precision), 'int8' (CPU: "
+            "agan.accel.int8, "
             "PT2E static int8, what agan derain --precision int8 runs; where torchao and a C++ compiler are"
             " installed). Prints the CPU's instruction sets, parameters, GFLOPs (torch's flop counter), "
             "seconds per image (median of --repeats interleaved runs after a warm-up), achieved GFLOP/s, "
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             " plain; the ceiling per precision (the network's GFLOPs at the best of the conv and large-"
             "matmul rates: the most any path with the same multiplications could gain over plain); then one"
             " training step (the trainer's own step: plain fp32 vs as trained) and the synthesiser's "
-            "pairs/s. Slow at full size (minutes on a 2-core CPU); --quick for a smoke run."))
+            "pairs/s. Slow at full size on a small CPU (timings: docs/performance.md); --quick for a smoke "
+            "run."))
     p.add_argument("--size", default="480x720", metavar="HxW",
                    help="image size (multiples of 4), default 480x720")
     p.add_argument("--paths", default=None,

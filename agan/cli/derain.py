@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels (default 32)")
     p.add_argument("--size", default="model", metavar="N|full|model",
                    help="the longer side (px) at which the network runs: model (default: the scale the "
-                        "weights were trained for, e.g. 240 for the cpu preset, full resolution for "
+                        "weights were trained for, e.g. 480 for the cpu preset, full resolution for "
                         "gen.pkl), full, or N; only the network's change is enlarged back, so finer detail "
                         "stays the input's")
     p.add_argument("--smooth", default="model", metavar="S|model",
@@ -60,9 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="auto (default): bf16 on CPUs with native bf16 (avx512_bf16/AMX), fp16 on CUDA, else "
                         "fp32, and int8 where `agan tune` measured it faster on this CPU for these weights "
-                        "and the job repays its warm-up; fp32 matches the plain network within 1e-4, "
+                        "and the job repays its warm-up. The command runs the accelerated forward "
+                        "(agan.accel; "
+                        "Python's agan.infer.derain runs the plain Generator unless given forward=): fp32 "
+                        "matches the plain network within 1e-4, "
                         "bf16/fp16 within >= 40 dB PSNR; int8 (CPU, needs torchao and a C++ compiler): "
-                        ">= 35 dB of fp32, its first image compiles for 30-100 s (docs/int8.md)")
+                        ">= 35 dB of fp32, its first image quantizes and compiles G (docs/int8.md)")
     p.add_argument("--recursive", action="store_true", help="also look into sub-folders of folder inputs")
     p.set_defaults(func=run)
 
@@ -87,8 +90,15 @@ def _smooth(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agan import pick_device
+    from agan.accel import int8_notes, pick_forward, pick_precision
+    from agan.accel.malloc import malloc_tuning
+    from agan.accel.toolchain import require
+    from agan.accel.tune import file_pixels
     from agan.infer.batch import collect_inputs, derain_files
     from agan.infer.load import load_generator
+    from agan.infer.shipped import announce_default, default_weights
+    from agan.precision import resolve_precision
 
     files, failed = collect_inputs(args.inputs, args.recursive)
     if args.tile is not None and args.tile < 0:
@@ -97,27 +107,29 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
     if args.precision != "auto":  # before any weights are loaded or files written: one line, exit 2
-        from agan import pick_device
-        from agan.precision import resolve_precision
-
         resolve_precision(args.precision, pick_device(args.device))  # e.g. bf16 on a CPU without it
     if args.precision == "int8":
-        from agan.infer.int8 import require
-
         require()
-    derain_kw = {"tile": args.tile, "overlap": args.overlap, "precision": args.precision,
-                 "size": _size(args.size),
-                 "smooth": None if args.smooth == "model" else _smooth(args.smooth),
-                 "blend": None if args.blend == "model" else args.blend}
     weights = args.weights
     if weights is None:  # the kit's packaged model; missing: one line, exit 2
-        from agan.infer.release import announce_default, default_weights
-
         weights = default_weights()
         announce_default(weights)
-    model = load_generator(weights, device=args.device)  # a bad file stops here (exit 2)
-    report = derain_files(files, out_dir, model, overwrite=args.overwrite, save_attention=args.save_attention,
-                          **derain_kw)
+    model, saved = load_generator(weights, device=args.device)  # a bad file stops here (exit 2)
+    settings = saved.but(_size(args.size), None if args.smooth == "model" else _smooth(args.smooth),
+                         None if args.blend == "model" else args.blend)
+    # one precision for the whole job: int8 for "auto" only where `agan tune` measured it worth this job
+    device = next(model.parameters()).device
+    precision = pick_precision(model, device, file_pixels(settings, files), args.precision)
+    if precision == "int8" and files:
+        if args.precision == "auto":
+            print("precision auto: int8 (measured faster on this CPU by agan tune)", file=sys.stderr)
+        for note in int8_notes(model):
+            print(note, file=sys.stderr)
+    forward = pick_forward(model, precision, device)
+    with malloc_tuning():  # one tuned heap for the job: later images reuse its pages (trimmed at the end)
+        report = derain_files(files, out_dir, model, overwrite=args.overwrite,
+                              save_attention=args.save_attention, tile=args.tile, overlap=args.overlap,
+                              settings=settings, forward=forward)
     failed += report.failed
     print(f"derained {report.done} of {len(files)} image(s) into {out_dir}")
     for what, label in ((report.skipped, "skipped"), (failed, "failed")):

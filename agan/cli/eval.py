@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--weights and --data go together")
         weights = args.weights
         if weights is None:  # --data alone: the kit's packaged model
-            from agan.infer.release import announce_default, default_weights
+            from agan.infer.shipped import announce_default, default_weights
 
             weights = default_weights()
             announce_default(weights)

@@ -77,8 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """Config from preset (or the resumed run's config.json), then flags, then --set; the rules that tie
-    fields together (an optimiser's learning rates, --vgg-weights turning L_P on) are Config.replace's."""
+    """Config from preset (or the resumed run's config.json), then flags, then --set. A choice made by name
+    brings what it implies (agan.config.implied_by: --optimizer its learning rates and, for rmsprop, G
+    pre-training; --vgg-weights turns L_P on) where the same step does not set it; one line says so."""
+    from agan.checkpoint import load_saved_config
     from agan.config import Config
     from agan.train.loop import run_name
 
@@ -95,14 +97,23 @@ def build_config(args: argparse.Namespace):
         out = Path("runs") / run_name(base.replace(**named))
     saved = out / "config.json"
     if args.resume and saved.is_file():
-        old = Config.load(saved)
+        old = load_saved_config(saved)
         if args.preset and args.preset != old.name:
             raise ValueError(f"{out} holds a run of preset {old.name!r}, not {args.preset!r}")
         base = old
-    cfg = base.replace(**flags) if flags else base
-    if args.set:
-        cfg = cfg.override(args.set)
-    return cfg, out
+    cfg = _choose(base, flags, lambda key: f"--{key.replace('_', '-')} {flags[key]}")
+    sets = Config.parse_overrides(args.set)
+    return _choose(cfg, sets, lambda key: f"--set {key}={sets[key]}"), out
+
+
+def _choose(cfg, changes: dict, named):
+    """``cfg`` with ``changes`` and what they imply; one line per choice that implied something."""
+    from agan.config import implied_by
+
+    implied = implied_by(cfg, changes)
+    for key, fields in implied.items():
+        print(f"{named(key)}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+    return cfg.replace(**changes, **{k: v for fields in implied.values() for k, v in fields.items()})
 
 
 def run(args: argparse.Namespace) -> int:

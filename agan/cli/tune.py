@@ -1,15 +1,16 @@
 """``agan tune``: measure, on this CPU and for these weights, whether ``--precision auto`` may use int8
-(argument parsing only; the work is ``agan.infer.choose.tune``)."""
+(argument parsing only; the work is ``agan.accel.tune.tune``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-EPILOG = """what auto does afterwards (agan derain, derain() in Python):
+EPILOG = """what auto does afterwards in agan derain (Python's derain() runs the plain Generator unless given
+a forward):
   int8 when this record says int8 was faster than the float path here and within the quality bounds
   (O >= 35 dB PSNR of fp32 and attention IoU >= 0.9, worst synthetic image), and the job's pixels repay the
-  int8 warm-up (its first call quantizes and compiles, tens of seconds); otherwise bf16 (CPUs with native
+  int8 warm-up (its first call quantizes and compiles: docs/performance.md); otherwise bf16 (CPUs with native
   bf16) or fp32. Without a record auto never picks int8. The record is keyed by CPU, threads, torch and
   torchao versions and the weights, so a new machine or new weights need a new run."""
 
@@ -17,7 +18,7 @@ EPILOG = """what auto does afterwards (agan derain, derain() in Python):
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune", help="measure whether --precision auto should use int8 on this CPU (writes a record)",
-        description="Time the int8 path (agan.infer.int8) against the float path that --precision auto "
+        description="Time the int8 path (agan.accel.int8) against the float path that --precision auto "
                     "otherwise runs, on this CPU, for the given weights, check int8's quality against "
                     "fp32 on synthetic rainy images, and record the result in $AGAN_CACHE_DIR/precision.json "
                     "(default ~/.cache/agan). Takes 1-3 minutes (one int8 compile).",
@@ -37,17 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from agan.accel.records import cache_path
+    from agan.accel.toolchain import require
+    from agan.accel.tune import MIN_IOU, MIN_PSNR, tune
     from agan.cli import apply_timing_args
-    from agan.infer.choose import MIN_IOU, MIN_PSNR, cache_path, tune
-    from agan.infer.int8 import require
     from agan.infer.load import load_generator
-    from agan.infer.release import default_weights
+    from agan.infer.shipped import default_weights
     from agan.models.summary import parse_size
 
     apply_timing_args(args)
     size = parse_size(args.size)
     require()  # torchao, oneDNN, a C++ compiler: one line naming what is missing
-    G = load_generator(args.weights or default_weights(), device="cpu")
+    G, _ = load_generator(args.weights or default_weights(), device="cpu")
     if not getattr(G, "attentive", False):
         raise ValueError("agan tune needs an attentive generator (the int8 path quantizes the full model)")
     e = tune(G, size=size, repeats=args.repeats, save=not args.dry_run,

@@ -68,12 +68,14 @@ def evaluate_folders(pred_dir, gt_dir, input_dir="auto", color: str = "y", split
 
 
 def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Callable, str]:
-    """A weights path, an nn.Module generator or a callable -> f(uint8 HxWx3) -> float/uint8 HxWx3."""
+    """A weights path (run with the derain settings saved in it), an nn.Module generator (the paper's raw O)
+    or a callable -> f(uint8 HxWx3) -> float/uint8 HxWx3."""
+    settings = None
     if isinstance(model, (str, os.PathLike)):
         from agan.infer.load import load_generator
 
         name = str(model)
-        model = load_generator(model, device=device)
+        model, settings = load_generator(model, device=device)
     else:
         name = type(model).__name__
     try:
@@ -89,7 +91,7 @@ def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Cal
         def run(img: np.ndarray) -> np.ndarray:
             # float input -> raw (unclipped) float output, so that cast="wrap" sees what G produced
             out, _ = derain(img.astype(np.float32) / np.float32(255), model=gen, device=device, tile=tile,
-                            precision=precision, clip=False)
+                            precision=precision, clip=False, settings=settings)
             return out
 
         return run, name

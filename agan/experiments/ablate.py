@@ -68,7 +68,7 @@ def row_config(preset: str, row: str, seed: int, *, iterations: int | None = Non
         raise ValueError(f"unknown Table 1 row {row!r}; rows: {', '.join(ROWS)}")
     cfg = Config.preset(preset)
     if overrides:
-        cfg = cfg.override(overrides)
+        cfg = Config.preset(preset, **Config.parse_overrides(overrides))  # with what they imply (implied_by)
     # every row minimises its paper's losses: L_keep (a preset's "do no harm" term, not in the paper) is off
     changes: dict[str, Any] = {"model": ROWS[row].model, "seed": seed, "keep_weight": 0.0}
     if ROWS[row].variant is not None:

@@ -1,7 +1,8 @@
 """The cost report behind ``agan bench``: what a forward pass of G costs here, per execution path.
 
 For each path (``plain`` = the reference eager fp32 ``Generator.forward``; ``fast32`` / ``bf16`` / ``fp16`` =
-:class:`agan.infer.fast.FastGenerator` at that precision; ``compiled`` = the same under ``torch.compile``):
+:class:`agan.accel.fast.FastGenerator` at that precision; ``compiled`` = the plain ``Generator.forward`` under
+``torch.compile`` (inductor) at the automatic precision; ``int8`` = ``agan.accel.int8``):
 seconds per image (median of ``repeats`` timed runs after one warm-up; the paths' runs are interleaved
 round by round, so a change in machine load hits them alike), GFLOPs at the measured size (torch's flop
 counter, a multiply-add = 2), achieved GFLOP/s, the fraction of this machine's measured 3x3-conv
@@ -26,14 +27,16 @@ import sys
 
 import torch
 
+from agan.accel import toolchain
+from agan.accel.fast import FastGenerator
+from agan.accel.int8 import int8_forward
 from agan.config import Config
 from agan.cpu import cpu_caps
 from agan.experiments.bench_train import bench_synth, bench_train_step
 from agan.experiments.rates import conv_throughput, matmul_throughput, sync, timed
-from agan.infer.fast import FastGenerator
 from agan.models import build_generator, count_parameters
 from agan.models.summary import count_flops
-from agan.precision import resolve_precision
+from agan.precision import autocast, resolve_precision
 
 __all__ = ["PATHS", "bench_inference", "bench_synth", "bench_train_step", "format_report", "run_bench",
            "skip_reason"]
@@ -55,9 +58,7 @@ def skip_reason(path: str, device: torch.device) -> str | None:
     if path == "bf16":
         return cpu_caps().why_no_bf16()
     if path == "int8":
-        from agan.infer.int8 import unavailable_reason
-
-        return unavailable_reason()
+        return toolchain.unavailable_reason()
     return None
 
 
@@ -70,9 +71,7 @@ def path_precision(path: str, device: torch.device) -> str:
     if path == "int8" and device.type != "cpu":
         raise ValueError("path int8 is a CPU path; on CUDA use fp16")
     if path == "int8":
-        from agan.infer.int8 import require
-
-        require()
+        toolchain.require()
     if path == "compiled":
         return resolve_precision("auto", device)
     return path
@@ -86,10 +85,15 @@ def make_runner(G, path: str, device: torch.device):
                 return G(x)
         return run
     if path == "int8":  # what agan derain --precision int8 runs: quantized (and compiled) on the first call
-        from agan.infer.int8 import int8_forward
-
         return lambda x: int8_forward(G, x)
-    return FastGenerator(G, precision=path_precision(path, device), compile=path == "compiled")
+    if path == "compiled":  # the plain forward, compiled by inductor (the first call compiles)
+        compiled, precision = torch.compile(G, dynamic=False), path_precision(path, device)
+
+        def run_compiled(x):
+            with torch.inference_mode(), autocast(device, precision):
+                return compiled(x)
+        return run_compiled
+    return FastGenerator(G, precision=path_precision(path, device))
 
 
 # ----------------------------------------------------------------------------------------------

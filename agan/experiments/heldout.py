@@ -17,7 +17,8 @@ __all__ = ["HELDOUT", "HELDOUT_SEED", "find_test_split", "make_heldout", "scorin
 HELDOUT_SEED = 20_180_618  # synthetic held-out split: a seed of its own (CVPR 2018 opened June 18)
 # held-out split per preset: (number of pairs, HxW); the paper preset mirrors test_a (58 pairs, 480x720); the
 # cpu preset's models see only 64-px crops and lose their gain on larger images, so its rows are scored at
-# 64x64 (the figures' size) on 64 pairs: per-image gains vary by ~1.6 dB, 24 pairs left +-0.3 dB of noise
+# 64x64 (the figures' size), on enough pairs to keep the noise of the mean gain small (per-image spread /
+# sqrt(pairs): docs/design.md#size-of-the-held-out-split)
 HELDOUT = {"cpu": (64, (64, 64)), "paper": (58, (480, 720))}
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agan.infer.malloc import malloc_tuning
+from agan.accel.malloc import malloc_tuning
 
 __all__ = ["conv_rate_int8", "conv_throughput", "matmul_throughput", "sync", "timed"]
 
@@ -69,11 +69,11 @@ def conv_rate_int8(size: tuple[int, int] = (240, 360), channels: int = 64, repea
 
     Measured as the difference between a chain of ``depth`` such convs and a single one, so that it counts
     u8 -> u8 convs only: a lone quantized conv also quantizes its fp32 input and dequantizes its output,
-    two passes over memory that took longer than the conv itself on an AMX CPU (int8 then measured slower
-    than bf16)."""
+    two passes over memory that can cost more than the conv itself (docs/performance.md, "int8's conv
+    rate")."""
     import torch._inductor.config as inductor_config
 
-    from agan.infer.int8 import torchao_pt2e
+    from agan.accel.toolchain import torchao_pt2e
 
     prepare_pt2e, convert_pt2e, xiq = torchao_pt2e()
 

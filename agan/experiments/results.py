@@ -8,11 +8,11 @@ Table 1 (the ablation's rows); the figures themselves are drawn by ``agan.experi
 
 Which model computes what:
     * Fig. 1, 3, 4 and the "kit model" column of Fig. 6: ``weights``, chosen by
-      ``agan.infer.release.resolve_weights``: "" (default) is the kit's shipped release
+      ``agan.infer.shipped.resolve_weights``: "" (default) is the kit's shipped release
       (agan/weights/agan-synthetic.safetensors); a release ``.safetensors``, a kit checkpoint
       (``generator.pt``) or a run folder (its checkpoints/generator.pt) overrides it. Every model runs at
-      its trained scale (``agan.infer.pipeline.derain``: ``derain_size``, or the ``frame_px`` its drops were
-      drawn at; only the change is enlarged back).
+      its trained scale (``agan.infer.pipeline.derain``: ``DerainSettings.size``, or the ``frame_px`` of
+      its drops; only the change is enlarged back).
     * Fig. 6's Eigen13 / Pix2Pix / AA+AD columns, Fig. 7 and Table 1: the ablation in ``ablate_dir``
       (``agan.experiments.table1.row_generator``: seed 0 of each row).
   The weights of every figure (path, sha256) are recorded in results.json (``drawn_from``).
@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from agan.atomic import atomic_path
-from agan.config import Config
 from agan.experiments.attention import ATTENTION_THRESHOLD, attention_meta
 from agan.experiments.table1 import ROWS, row_generator
 
@@ -89,11 +88,10 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def _weights_record(path: Path, G) -> dict[str, Any]:
+def _weights_record(path: Path, settings) -> dict[str, Any]:
     """What a figure says about the weights that drew it: path, sha256, kind, recipe, the scale G ran at."""
-    from agan.checkpoint import safe_load
-    from agan.infer.release import read_release_info, sha256_file
-    from agan.models.generator import model_size
+    from agan.checkpoint import config_from_saved, safe_load
+    from agan.infer.shipped import read_release_info, sha256_file
 
     if path.suffix.lower() == ".safetensors":
         info = read_release_info(path)
@@ -108,11 +106,11 @@ def _weights_record(path: Path, G) -> dict[str, Any]:
         rec = {"kind": "checkpoint", "path": _shown_path(path), "sha256": sha256_file(path),
                "preset": cfg.get("name"), "iterations": ckpt.get("step") if isinstance(ckpt, dict) else None,
                "seed": cfg.get("seed")}
-    frame = Config.from_dict(cfg).synth.get("frame_px") if cfg else None  # (old runs: in cfg["extra"])
+    frame = config_from_saved(cfg).synth.get("frame_px") if cfg else None  # (old runs: in cfg["extra"])
     # the trained scale: derain_size, else the frame its drops were drawn in
-    size = model_size(G) or int(frame or 0)
+    size = settings.size or int(frame or 0)
     rec.update(variant=cfg.get("variant"), model=cfg.get("model", "agan"), mask_source=cfg.get("mask_source"),
-               derain_size=model_size(G), frame_px=frame, run_size=size)
+               derain_size=settings.size, frame_px=frame, run_size=size)
     return rec
 
 
@@ -150,8 +148,8 @@ def _multiscale(G, rain: np.ndarray, size: int, dev) -> tuple[np.ndarray, np.nda
     return S1, S2, (h, w)
 
 
-def _run_model(G, rec: dict, pairs, dev, progress: bool, desc: str):
-    """derain (at the model's trained scale) on every pair -> raw outputs, maps."""
+def _run_model(G, settings, rec: dict, pairs, dev, progress: bool, desc: str):
+    """derain (with the model's saved settings, at its trained scale) on every pair -> raw outputs, maps."""
     from tqdm.auto import tqdm
 
     from agan.infer.pipeline import derain
@@ -159,7 +157,7 @@ def _run_model(G, rec: dict, pairs, dev, progress: bool, desc: str):
     outs, maps = [], []
     for p in tqdm(pairs, desc=desc, disable=not progress):
         o, a = derain(p.rain.astype(np.float32) / 255.0, model=G, device=dev, clip=False,
-                      size=rec["run_size"])
+                      settings=settings, size=rec["run_size"])
         outs.append(o)
         maps.append(a)
     return outs, maps
@@ -198,17 +196,17 @@ def _kit_model(weights, pairs, drop_masks, arrays: dict, meta: dict, dev, progre
     ``arrays`` and ``meta``; a missing default model is recorded (its figures are skipped)."""
     from agan.evaluation.protocol import score_pair
     from agan.infer.load import load_generator
-    from agan.infer.release import resolve_weights
+    from agan.infer.shipped import resolve_weights
 
     path, about = resolve_weights(weights)  # a path asked for but absent raises here
     if path is None:
         meta["model_missing"] = about
         return
     n_images, (H, W) = len(arrays["rain"]), arrays["rain"].shape[1:3]
-    G = load_generator(path, device=dev)
-    rec = _weights_record(path, G)
+    G, settings = load_generator(path, device=dev)
+    rec = _weights_record(path, settings)
     meta["model"] = rec
-    outs, maps = _run_model(G, rec, pairs, dev, progress, f"model {rec['path']}")
+    outs, maps = _run_model(G, settings, rec, pairs, dev, progress, f"model {rec['path']}")
     meta["scores"]["model"] = [score_pair(o, p.clean) for o, p in zip(outs, pairs)]  # on the raw outputs
     arrays["model_O"] = _u8(np.stack(outs[:n_images]))
     N = len(maps[0])
@@ -239,9 +237,9 @@ def _ablation_rows(ablate_dir: Path, pairs, arrays: dict, meta: dict, dev, progr
         path = row_generator(ablate_dir, row)
         if not path.is_file():
             continue
-        G = load_generator(path, device=dev)
-        rec = _weights_record(path, G)
-        outs, _ = _run_model(G, rec, pairs, dev, progress, f"row {row}")
+        G, settings = load_generator(path, device=dev)
+        rec = _weights_record(path, settings)
+        outs, _ = _run_model(G, settings, rec, pairs, dev, progress, f"row {row}")
         meta["scores"][row] = [score_pair(o, p.clean) for o, p in zip(outs, pairs)]  # on the raw outputs
         row_O.append(_u8(np.stack(outs[:n_images])))
         meta["rows"].append(row)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agan.infer.malloc import malloc_tuning
+from agan.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image_alpha, write_image
+from agan.infer.pipeline import derain
 
 __all__ = ["ALPHA_SUFFIXES", "BatchReport", "collect_inputs", "derain_files"]
 
@@ -41,8 +42,6 @@ class BatchReport:
 
 def collect_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], list[tuple[str, str]]]:
     """Image files named or inside the folders named (recursively when asked), and what could not be used."""
-    from agan.images import IMAGE_EXTENSIONS, list_images
-
     files, failed = [], []
     for item in inputs:
         p = Path(item)
@@ -77,9 +76,6 @@ def _conflict(f: Path, target: Path, out_dir: Path, inputs: set[Path], claimed: 
 
 def _derain_one(f: Path, target: Path, out_dir: Path, model, save_attention: bool, derain_kw: dict) -> None:
     """Rule 3: read, derain, write the output (and the attention maps)."""
-    from agan.images import read_image_alpha, write_image
-    from agan.infer.pipeline import derain
-
     image, alpha = read_image_alpha(f)  # (H, W, 3) uint8, alpha (H, W) or None
     out, maps = derain(image, model=model, **derain_kw)
     if alpha is not None and target.suffix.lower() in ALPHA_SUFFIXES:
@@ -92,61 +88,29 @@ def _derain_one(f: Path, target: Path, out_dir: Path, model, save_attention: boo
             write_image(out_dir / "attention" / f"{f.stem}_A{t}.png", grey, overwrite=True)
 
 
-def _say_int8_warmup(model) -> None:
-    """One stderr line when the first int8 image will quantize and compile (no saved package), and one when
-    ``agan tune`` measured int8 slower than the float path on this CPU for these weights."""
-    from agan.infer import aoti, int8
-    from agan.infer.choose import lookup, recorded_keep_float
-    from agan.models.generator import Generator
-
-    if not isinstance(model, Generator):
-        return
-    entry = lookup(model) or {}
-    if entry.get("faster") is False:
-        base = entry.get("base", "the float path")
-        print(f"int8: agan tune measured it slower than {base} on this CPU for these weights; --precision "
-              "auto runs the faster one", file=sys.stderr)
-    if not int8.is_compiled(model) and not aoti.package_path(model, recorded_keep_float(model)).is_file():
-        print("int8: the first image quantizes and compiles G (20-100 s); `agan tune` saves a compiled copy "
-              "for later runs", file=sys.stderr)
-
-
 def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = False,
                  save_attention: bool = False, progress: bool = True, **derain_kw) -> BatchReport:
-    """Derain ``files`` into ``out_dir`` with ``model`` (``derain_kw``: tile, overlap, precision, size,
-    smooth, blend of ``agan.infer.derain``) by the rules above; a progress bar unless ``progress=False``."""
+    """Derain ``files`` into ``out_dir`` with ``model`` (``derain_kw``: tile, overlap, precision, settings,
+    forward of ``agan.infer.derain``) by the rules above; a progress bar unless ``progress=False``."""
     from tqdm.auto import tqdm
 
-    from agan.images import ImageReadError
-
-    if derain_kw.get("precision", "fp32") == "auto":  # one choice for the whole job (agan.infer.choose)
-        from agan.infer.choose import file_pixels, pick_precision
-
-        device = next(model.parameters()).device
-        derain_kw = {**derain_kw, "precision": pick_precision(model, device, file_pixels(
-            model, files, derain_kw.get("size")))}
-        if derain_kw["precision"] == "int8" and progress:
-            print("precision auto: int8 (measured faster on this CPU by agan tune)", file=sys.stderr)
-    if derain_kw.get("precision") == "int8" and progress and files:
-        _say_int8_warmup(model)
     report = BatchReport(total=len(files))
     inputs = {f.resolve() for f in files}
     claimed: dict[Path, Path] = {}
     bar = tqdm(files, desc="derain", unit="img", disable=not files or not progress)
-    with malloc_tuning():  # one tuned heap for the job: later images reuse its pages (trimmed at the end)
-        for f in bar:
-            target = out_dir / f.name
-            conflict = _conflict(f, target, out_dir, inputs, claimed, overwrite, save_attention)
-            if conflict is not None:
-                (report.failed if conflict[0] == "failed" else report.skipped).append((str(f), conflict[1]))
-                continue
-            claimed[target.resolve()] = f
-            try:
-                _derain_one(f, target, out_dir, model, save_attention, derain_kw)
-                report.done += 1
-            except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # rule 4
-                msg = str(e).strip() or type(e).__name__
-                report.failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
-                bar.write(f"agan derain: failed: {e}", file=sys.stderr)
+    for f in bar:
+        target = out_dir / f.name
+        conflict = _conflict(f, target, out_dir, inputs, claimed, overwrite, save_attention)
+        if conflict is not None:
+            (report.failed if conflict[0] == "failed" else report.skipped).append((str(f), conflict[1]))
+            continue
+        claimed[target.resolve()] = f
+        try:
+            _derain_one(f, target, out_dir, model, save_attention, derain_kw)
+            report.done += 1
+        except (ImageReadError, OSError, ValueError, RuntimeError, MemoryError) as e:  # rule 4
+            msg = str(e).strip() or type(e).__name__
+            report.failed.append((str(f), msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg))
+            bar.write(f"agan derain: failed: {e}", file=sys.stderr)
     bar.close()
     return report

@@ -2,11 +2,12 @@
 runs).
 
 Accepted: a kit checkpoint (``checkpoints/last.pt``: format "agan-checkpoint"), a kit generator
-(``generator.pt``: "agan-generator"), a released ``.safetensors`` (``agan.infer.release``), the authors'
+(``generator.pt``: "agan-generator"), a released ``.safetensors`` (``agan.infer.shipped``), the authors'
 ``gen.pkl`` (its legacy PyTorch format and layout, imported by ``agan.models.authors``) or a plain state dict.
 The generator's widths are read from the stored config, or inferred from the tensors' shapes.
 
-    G = load_generator("runs/cpu/checkpoints/generator.pt")     # on CUDA when present
+    G, settings = load_generator("runs/cpu/checkpoints/generator.pt")   # on CUDA when present
+    out, maps = derain(photo, model=G, settings=settings)                # settings: agan.infer.settings
 """
 
 from __future__ import annotations
@@ -17,22 +18,14 @@ from pathlib import Path
 import torch
 
 from agan import pick_device
-from agan.checkpoint import KIT_FORMATS, CheckpointError, safe_load
-from agan.models.generator import Generator, set_derain_config
+from agan.checkpoint import KIT_FORMATS, CheckpointError, safe_load, strip_module_prefix
+from agan.infer.settings import PAPER, DerainSettings
+from agan.infer.shipped import Loaded, load_release
+from agan.models import generator_from_saved
+from agan.models.authors import import_authors_state_dict, is_authors_state_dict
+from agan.models.generator import Generator
 
-__all__ = ["load_generator"]
-
-
-
-# ----------------------------------------------------------------------------------------------
-# Loading weights
-# ----------------------------------------------------------------------------------------------
-
-
-def _strip_module(sd: dict) -> dict:
-    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):  # DDP / DataParallel
-        return {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+__all__ = ["Loaded", "load_generator"]
 
 
 def _generator_from_state_dict(sd: dict, path) -> Generator:
@@ -51,24 +44,22 @@ def _generator_from_state_dict(sd: dict, path) -> Generator:
     return model
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "auto") -> Generator:
-    """Build the generator stored in ``path`` (loaded safely, weights only), in eval mode on ``device``.
+def load_generator(path: str | os.PathLike, device: str | torch.device = "auto") -> Loaded:
+    """Build the generator stored in ``path`` (loaded safely, weights only), in eval mode on ``device``, and
+    read the derain settings saved with it (``DerainSettings.of(config)``; the paper's ``PAPER`` for weights
+    without a kit config).
 
     Accepts (a) kit checkpoints: ``{"format": "agan-checkpoint" | "agan-generator", "config": {...},
     "G": state_dict, ...}``; (b) the authors' ``gen.pkl`` (BGR layout, converted by
     ``agan.models.authors``); (c) a bare state dict of ``agan.models.Generator`` (N = 4 steps assumed);
-    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.infer.release.load_release``: sha256
+    (d) a kit release ``*.safetensors`` (+ its ``.json``; ``agan.infer.shipped.load_release``: sha256
     checked).
     """
-    from agan.config import Config
-    from agan.models import build_generator
-    from agan.models.authors import import_authors_state_dict, is_authors_state_dict
-
     path = Path(path)
-    if path.suffix.lower() == ".safetensors":  # a release (agan.infer.release: fp16 weights + JSON sidecar)
-        from agan.infer.release import load_release
-
-        return load_release(path, device=pick_device(device) if isinstance(device, str) else device)
+    device = pick_device(device) if isinstance(device, str) else device
+    settings = PAPER
+    if path.suffix.lower() == ".safetensors":  # a release (agan.infer.shipped: fp16 weights + JSON sidecar)
+        return load_release(path, device=device)
     ckpt = safe_load(path, map_location="cpu")
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a generator checkpoint (holds a {type(ckpt).__name__}, "
@@ -79,17 +70,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
     if fmt in KIT_FORMATS:
         if "G" not in ckpt or "config" not in ckpt:
             raise CheckpointError(f"{path}: {fmt} checkpoint without 'G' weights or 'config'")
-        try:
-            cfg = Config.from_dict(ckpt["config"])
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{path}: its config is invalid: {e}") from None
-        model = build_generator(cfg)
-        try:
-            model.load_state_dict(_strip_module(ckpt["G"]))
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: weights do not match the config's generator "
-                                  f"(width {cfg.width}, steps {cfg.steps}, variant {cfg.variant})") from e
-        set_derain_config(model, cfg)
+        cfg, model = generator_from_saved(ckpt["config"], ckpt["G"], path)
+        settings = DerainSettings.of(cfg)
     elif is_authors_state_dict(ckpt):
         model = Generator()
         try:
@@ -97,10 +79,10 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto")
         except (KeyError, RuntimeError) as e:
             raise CheckpointError(f"{path}: the authors' layout does not fit: "
                                   f"{str(e).splitlines()[0]}") from None
-    elif "autoencoder.conv1.weight" in _strip_module(ckpt):
-        model = _generator_from_state_dict(_strip_module(ckpt), path)
+    elif "autoencoder.conv1.weight" in strip_module_prefix(ckpt):
+        model = _generator_from_state_dict(strip_module_prefix(ckpt), path)
     else:
         keys = ", ".join(map(str, list(ckpt)[:5]))
         raise CheckpointError(f"{path}: not a generator checkpoint (expected a kit checkpoint, the authors' "
                               f"gen.pkl or a Generator state dict; found keys {keys})")
-    return model.to(pick_device(device) if isinstance(device, str) else device).eval()
+    return Loaded(model.to(device).eval(), settings)

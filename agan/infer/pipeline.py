@@ -1,9 +1,13 @@
 """Derain any image: pad, tile, run G, return O and the attention maps A_1..A_N (weights:
-``agan.infer.load``).
+``agan.infer.load``; how G's change is applied: ``agan.infer.settings``).
 
 Reference: Qian et al., CVPR 2018, Sec. 4 (G: I -> A_1..A_N -> O). The authors' script crops every
 image to a multiple of 4 (pixels lost); here the image is reflect-padded at the bottom/right to a
 multiple of 4 and the result cropped back, so every pixel is kept.
+
+G itself runs by ``forward(G, x)``: by default :func:`plain_forward`, the module's own ``forward`` (the code
+in ``agan.models.generator``), in fp32 or under autocast. ``agan derain`` passes a faster one from
+``agan.accel`` (same function, organised for speed); nothing here imports it.
 
 Large images are processed in overlapping tiles (memory stays bounded by one tile):
     * tiles are ``tile`` x ``tile`` pixels (a multiple of 4) and start on multiples of 4, so the stride-2
@@ -16,32 +20,37 @@ Large images are processed in overlapping tiles (memory stays bounded by one til
 
     from agan.infer import derain, load_generator
     # weights: a kit checkpoint, the authors' gen.pkl, a state dict or a .safetensors release
-    G = load_generator("runs/cpu/checkpoint.pt")
-    out, maps = derain(Image.open("rain.png"), model=G)  # PIL -> PIL; maps: A_1..A_N, HxW float arrays
+    G, settings = load_generator("runs/cpu/checkpoint.pt")
+    out, maps = derain(Image.open("rain.png"), model=G, settings=settings)  # PIL -> PIL; maps: HxW arrays
     out, maps = derain(Image.open("rain.png"))           # the kit's default model (agan/weights/)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from agan import pick_device
-from agan.infer.fast import fast_forward
-from agan.infer.load import load_generator
-from agan.models.generator import Generator, model_size
-from agan.precision import PRECISIONS, resolve_precision
+from agan.infer.load import Loaded, load_generator
+from agan.infer.settings import PAPER, DerainSettings
+from agan.infer.shipped import announce_default, default_weights
+from agan.models.generator import GeneratorOutput
+from agan.precision import autocast
 
-__all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "derain", "derain_tensor"]
+__all__ = ["AUTO_TILE", "AUTO_TILE_PIXELS", "Forward", "derain", "derain_tensor", "plain_forward"]
 
 AUTO_TILE_PIXELS = 1024 * 1024  # images larger than this are tiled when tile=None ...
 AUTO_TILE = 512  # ... in tiles of this size
+
+Forward = Callable[[nn.Module, Tensor], "GeneratorOutput | Tensor"]  # (G, (B, 3, H, W)) -> G's output
 
 
 # ----------------------------------------------------------------------------------------------
@@ -49,22 +58,19 @@ AUTO_TILE = 512  # ... in tiles of this size
 # ----------------------------------------------------------------------------------------------
 
 
-def _forward(model: torch.nn.Module, x: Tensor, precision: str = "fp32") -> tuple[Tensor, list[Tensor]]:
-    """One forward pass of G on (B, 3, H, W), H and W multiples of 4 -> (O, [A_1..A_N]) in float32.
-    The one place that decides numerics (``precision``: fp32 | bf16 | fp16 autocast | int8 (CPU) | auto: bf16
-    on CPUs with native bf16, fp16 on CUDA, else fp32; ``agan.precision``)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    precision = resolve_precision(precision, x.device)
-    if precision == "int8":  # agan.infer.int8: PT2E int8 on the CPU, quantized once per G (>= 35 dB of fp32)
-        from agan.infer.int8 import int8_forward, require
+def plain_forward(model: nn.Module, x: Tensor, precision: str = "fp32") -> GeneratorOutput | Tensor:
+    """``model(x)`` under inference mode: fp32, or torch.autocast for bf16 / fp16 / auto (bf16 on CPUs with
+    native bf16, fp16 on CUDA, else fp32: ``agan.precision``)."""
+    if precision == "int8":
+        raise ValueError("precision int8 is an accelerated forward: derain(..., forward=agan.accel."
+                         "pick_forward(G, 'int8', 'cpu')), or agan derain --precision int8")
+    with torch.inference_mode(), autocast(x.device, precision):
+        return model(x)
 
-        require()  # torchao, oneDNN and a C++ compiler, or one line naming what is missing
-        if not isinstance(model, Generator):
-            raise ValueError("precision int8 is for the attentive GAN generator only")
-        out = int8_forward(model, x.float())
-    else:  # agan.infer.fast: FastGenerator for G (fp32 within 1e-4 of plain)
-        out = fast_forward(model, x, precision)
+
+def _forward(model: nn.Module, x: Tensor, forward: Forward) -> tuple[Tensor, list[Tensor]]:
+    """G on (B, 3, H, W), H and W multiples of 4 -> (O, [A_1..A_N]) in float32."""
+    out = forward(model, x)
     if isinstance(out, Tensor):  # baselines (Eigen13, Pix2Pix U-Net) return O alone
         return out.float(), []
     return out.O.float(), [a.float() for a in out.attention]
@@ -80,10 +86,10 @@ def _pad4(x: Tensor) -> Tensor:
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
-def _run_padded(model, x: Tensor, device: torch.device, precision: str) -> tuple[Tensor, list[Tensor]]:
+def _run_padded(model, x: Tensor, device: torch.device, forward: Forward) -> tuple[Tensor, list[Tensor]]:
     """G on a (B, 3, h, w) crop of any size: pad to 4, run on ``device``, crop back, return on x's device."""
     h, w = x.shape[-2:]
-    O, maps = _forward(model, _pad4(x.to(device)), precision)
+    O, maps = _forward(model, _pad4(x.to(device)), forward)
     return O[..., :h, :w].to(x.device), [a[..., :h, :w].to(x.device) for a in maps]
 
 
@@ -118,8 +124,8 @@ def _gaussian(t: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur of (B, C, H, W), reflect-padded (replicate when too small to reflect).
 
     Each pass is a weighted sum of the 2r + 1 shifted views of the padded tensor, accumulated in place: a
-    depthwise ``conv2d`` took 1.2 GB more at 4K (it unfolds the taps: 3 x 13 x 8.3 M floats) and 3x the time
-    (0.86 vs 0.26 s) for the same sums."""
+    depthwise ``conv2d`` unfolds the taps (3 x (2r + 1) values per pixel), more memory and time for the same
+    sums (docs/performance.md)."""
     r = max(1, math.ceil(3 * sigma))
     k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / sigma) ** 2)
     k = (k / k.sum()).tolist()  # 2r + 1 weights
@@ -139,56 +145,46 @@ def _shares_memory(a: Tensor, b: Tensor) -> bool:
 
 
 def derain_tensor(model, x: Tensor, tile: int | None = None, overlap: int = 32, precision: str = "fp32",
-                  device: str | torch.device | None = None, size: int | None = None,
-                  smooth: float | None = None,
-                  blend: str | None = None) -> tuple[Tensor, list[Tensor]]:
+                  device: str | torch.device | None = None, settings: DerainSettings = PAPER,
+                  forward: Forward | None = None) -> tuple[Tensor, list[Tensor]]:
     """G on a batch (B, 3, H, W) in [0, 1] of any size -> (O, [A_1..A_N]) at (B, ., H, W) on x's device.
 
     ``tile``: None = automatic (tiles of 512 above 1024 x 1024 pixels), 0 = whole image, N = tiles of N
     (rounded up to a multiple of 4) overlapping by ``overlap`` pixels with blended seams.
-    ``size``, ``smooth``, ``blend``: None = the model's own (``Config.derain_size`` / ``derain_smooth`` /
-    ``derain_blend``, stored by :func:`load_generator`; 0 / 0 / "none" for the authors' gen.pkl).
-    ``size`` is the longer side (px) at which G runs (0 = full resolution): an image larger than that is
-    reduced to it (I_s), G runs there, and only G's change is enlarged back, so detail finer than that scale
-    stays the input's. With ``smooth`` (sigma, px at G's scale) and ``blend="attention"`` the change is
-    first smoothed and weighted by the last attention map:
-        D = G(I_s) - I_s,   D <- blur_smooth(D),   D <- clip(A_N, 0, 1) * D,   O = I + up(D),   A_t = up(A_t)
-    With all three off, O is G's raw output (the paper's O).
+    ``settings`` (``agan.infer.settings``; default: the paper's O = G(I)): an image larger than
+    ``settings.size`` is reduced to it (I_s), G runs there, and only G's change is enlarged back, so detail
+    finer than that scale stays the input's. With ``smooth`` and ``blend="attention"`` the change is first
+    smoothed and weighted by the last attention map:
+        change = G(I_s) - I_s,  change <- blur(change),  change <- clip(A_N, 0, 1) * change,
+        O = I + up(change),     A_t = up(A_t)
+    ``forward(G, x)`` runs G (default: :func:`plain_forward` at ``precision``).
     """
-    size = model_size(model) if size is None else int(size)
-    smooth = float(getattr(model, "derain_smooth", 0.0) or 0.0) if smooth is None else float(smooth)
-    blend = getattr(model, "derain_blend", "none") or "none" if blend is None else blend
-    if size < 0 or smooth < 0 or blend not in ("none", "attention"):
-        raise ValueError(f"size must be >= 0 (0 = full resolution), smooth >= 0 and blend 'none' or "
-                         f"'attention'; got size={size}, smooth={smooth}, blend={blend!r}")
+    forward = functools.partial(plain_forward, precision=precision) if forward is None else forward
     H, W = x.shape[-2:]
-    reduce = 0 < size < max(H, W)
-    if not reduce and smooth == 0 and blend == "none":
-        return _derain_full(model, x, tile, overlap, precision, device)
-    small = x
-    if reduce:
-        s = size / max(H, W)
-        hs, ws = max(4, round(H * s)), max(4, round(W * s))
-        # (B, 3, hs, ws)
-        small = F.interpolate(x, (hs, ws), mode="bilinear", antialias=True, align_corners=False)
-    O, maps = _derain_full(model, small, tile, overlap, precision, device)
+    hs, ws = settings.run_hw(H, W)
+    reduce = (hs, ws) != (H, W)
+    if not reduce and settings.smooth == 0 and settings.blend == "none":
+        return _derain_full(model, x, tile, overlap, forward, device)
+    # (B, 3, hs, ws)
+    small = F.interpolate(x, (hs, ws), mode="bilinear", antialias=True, align_corners=False) if reduce else x
+    O, maps = _derain_full(model, small, tile, overlap, forward, device)
     # full-resolution tensors are updated in place below (each is this call's own; at 4K every copy is
     # 100 MB); O and the maps are inference tensors, so the updates run in inference mode too
     with torch.inference_mode():
         if _shares_memory(O, small) or _shares_memory(O, x):  # a model that returns (a view of) its input
             O = O.clone()
-        D = O.sub_(small)  # (B, 3, hs, ws): G's change
-        if smooth > 0:
-            D = _gaussian(D, smooth)
-        if blend == "attention" and maps:
-            D.mul_(maps[-1].clamp(0, 1))  # (B, 1, hs, ws) broadcast over the colours
+        change = O.sub_(small)  # (B, 3, hs, ws): G's change
+        if settings.smooth > 0:
+            change = _gaussian(change, settings.smooth)
+        if settings.blend == "attention" and maps:
+            change.mul_(maps[-1].clamp(0, 1))  # (B, 1, hs, ws) broadcast over the colours
         if reduce:
-            up = lambda t: F.interpolate(t, (H, W), mode="bilinear", align_corners=False)  # noqa: E731
-            D, maps = up(D), [up(a) for a in maps]
-        return D.add_(x), maps
+            up = functools.partial(F.interpolate, size=(H, W), mode="bilinear", align_corners=False)
+            change, maps = up(change), [up(a) for a in maps]
+        return change.add_(x), maps
 
 
-def _derain_full(model, x: Tensor, tile: int | None, overlap: int, precision: str,
+def _derain_full(model, x: Tensor, tile: int | None, overlap: int, forward: Forward,
                  device: str | torch.device | None) -> tuple[Tensor, list[Tensor]]:
     device = next(model.parameters()).device if device is None else (
         pick_device(device) if isinstance(device, str) else device)
@@ -200,7 +196,7 @@ def _derain_full(model, x: Tensor, tile: int | None, overlap: int, precision: st
     tile = -(-tile // 4) * 4
     with torch.inference_mode():
         if tile == 0 or (H <= tile and W <= tile):
-            return _run_padded(model, x, device, precision)
+            return _run_padded(model, x, device, forward)
         if overlap >= tile // 2:
             raise ValueError(f"overlap ({overlap}) must be less than half the tile size ({tile})")
         ys, xs = _starts(H, tile, overlap), _starts(W, tile, overlap)
@@ -213,7 +209,7 @@ def _derain_full(model, x: Tensor, tile: int | None, overlap: int, precision: st
             for j, x0 in enumerate(xs):
                 x1 = W if j == len(xs) - 1 else min(W, x0 + tile)
                 wx = _ramp(x1 - x0, overlap, j > 0, j < len(xs) - 1)
-                O, maps = _run_padded(model, x[..., y0:y1, x0:x1], device, precision)
+                O, maps = _run_padded(model, x[..., y0:y1, x0:x1], device, forward)
                 wt = (wy[:, None] * wx[None, :]).to(x.device)  # (h, w)
                 acc[..., y0:y1, x0:x1] += O * wt
                 wsum[..., y0:y1, x0:x1] += wt
@@ -228,19 +224,18 @@ def _derain_full(model, x: Tensor, tile: int | None, overlap: int, precision: st
 # derain(): PIL / numpy / tensor in, the same kind out
 # ----------------------------------------------------------------------------------------------
 
-_CACHE: dict[tuple, Generator] = {}
+_CACHE: dict[tuple, Loaded] = {}
 
 
-def _model_for(model, weights, device) -> torch.nn.Module:
+def _model_for(model, weights, device) -> tuple[nn.Module, DerainSettings | None]:
+    """(G, the settings saved with it; None for a model given as a module)."""
     if model is not None and weights is not None:
         raise ValueError("give either model or weights, not both")
     if isinstance(model, (str, os.PathLike)):
         model, weights = None, model
     if model is not None:
-        return model
-    if weights is None:  # neither: the kit's packaged model (agan.infer.release), said once per process
-        from agan.infer.release import announce_default, default_weights
-
+        return model, None
+    if weights is None:  # neither: the kit's shipped model (agan.infer.shipped), said once per process
         weights = default_weights()
         announce_default(weights)
     p = Path(weights).resolve()
@@ -287,8 +282,9 @@ def _to_batch(image) -> tuple[Tensor, str, dict]:
 
 
 def derain(image, model=None, weights=None, device: str | torch.device = "auto", tile: int | None = None,
-           overlap: int = 32, precision: str = "fp32", clip: bool = True, size: int | None = None,
-           smooth: float | None = None, blend: str | None = None):
+           overlap: int = 32, precision: str = "fp32", clip: bool = True,
+           settings: DerainSettings | None = None, size: int | None = None, smooth: float | None = None,
+           blend: str | None = None, forward: Forward | None = None):
     """Remove raindrops from one image -> ``(output, [A_1, ..., A_N])``.
 
     image: PIL image, numpy HxWx3 (uint8, or float in [0, 1]), or tensor (3, H, W) / (B, 3, H, W)
@@ -296,21 +292,22 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
     model / weights: a Generator, or a checkpoint file (kit checkpoint, the authors' gen.pkl, a state
         dict, a kit release .safetensors; loaded once and cached). Neither: the kit's default model
         (``agan/weights/agan-synthetic.safetensors``, trained on synthetic drops only; said once on stderr).
+    settings: how G's change is applied (``agan.infer.settings``); None = the settings saved with ``weights``
+        (or the default model), and for a ``model`` given as a module the paper's O = G(I). ``size`` /
+        ``smooth`` / ``blend`` override single fields of it.
     Returns the output as the input's kind (PIL -> PIL RGB; uint8 -> uint8; float -> float32, clipped to
-    [0, 1] unless ``clip=False`` (unclipped: G's raw O when size / smooth / blend are all off); tensor ->
-    tensor on the input's device, same dims) and the attention maps A_t at the input size (float32,
-    unbounded): HxW numpy arrays for PIL / numpy input, tensors shaped like the input with one channel for
-    tensors. Variant "A" and the baselines (Eigen13, Pix2Pix) have no maps ([]).
-    ``tile`` / ``overlap`` / ``size`` (the scale G runs at) / ``smooth`` / ``blend`` (how G's change is
-    applied): see :func:`derain_tensor`; ``precision``: fp32 (default: exact, within 1e-4 of the plain
-    path) | bf16 | fp16 | int8 (CPU, ``agan.infer.int8``) | auto (what ``agan derain`` uses: bf16 on CPUs with
-    native bf16, fp16 on CUDA, else fp32; int8 where ``agan tune`` measured it faster here, within the
-    quality bounds, and the job repays its warm-up: ``agan.infer.choose``).
+    [0, 1] unless ``clip=False``; tensor -> tensor on the input's device, same dims) and the attention maps
+    A_t at the input size (float32, unbounded): HxW numpy arrays for PIL / numpy input, tensors shaped like
+    the input with one channel for tensors. Variant "A" and the baselines (Eigen13, Pix2Pix) have no maps.
+    ``tile`` / ``overlap``: see :func:`derain_tensor`. G runs by its own ``forward`` (:func:`plain_forward`)
+    at ``precision``: fp32 (default) | bf16 | fp16 (autocast) | auto (bf16 on CPUs with native bf16, fp16 on
+    CUDA, else fp32); ``forward``: another way to run it, e.g. ``agan.accel.pick_forward(G, "int8", "cpu")``.
     """
     from PIL import Image
 
     given = model is not None and not isinstance(model, (str, os.PathLike))
-    model = _model_for(model, weights, device)
+    model, saved = _model_for(model, weights, device)
+    settings = (settings or saved or PAPER).but(size, smooth, blend)
     if given and device == "auto":
         dev = next(model.parameters()).device  # a model the caller placed stays where it is
     else:
@@ -318,15 +315,11 @@ def derain(image, model=None, weights=None, device: str | torch.device = "auto",
         if next(model.parameters()).device != dev:
             model = model.to(dev)
     x, kind, info = _to_batch(image)
-    if precision == "auto":  # int8 only where `agan tune` measured it worth it here (agan.infer.choose)
-        from agan.infer.choose import pick_precision, run_pixels
-
-        precision = pick_precision(model, dev, x.shape[0] * run_pixels(model, x.shape[-2:], size))
     was_training = model.training
     model.eval()
     try:
         O, maps = derain_tensor(model, x.cpu() if kind != "tensor" else x, tile=tile, overlap=overlap,
-                                precision=precision, device=dev, size=size, smooth=smooth, blend=blend)
+                                precision=precision, device=dev, settings=settings, forward=forward)
     finally:
         model.train(was_training)
     if kind == "tensor":

@@ -20,7 +20,7 @@ import os
 import torch
 from torch import Tensor
 
-from agan.checkpoint import CheckpointError, safe_load
+from agan.checkpoint import CheckpointError, safe_load, strip_module_prefix
 from agan.models.generator import Generator
 
 __all__ = ["KEY_MAP", "AUTHORS_KEYS", "import_authors_state_dict", "export_authors_state_dict",
@@ -70,8 +70,7 @@ def _flip_colour(key: str, t: Tensor) -> Tensor:
 
 
 def _strip_prefix(sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    if all(k.startswith("module.") for k in sd):  # saved from nn.DataParallel
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+    sd = strip_module_prefix(sd)  # saved from nn.DataParallel
     return sd
 
 

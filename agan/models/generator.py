@@ -34,8 +34,6 @@ __all__ = [
     "ContextualAutoencoder",
     "Generator",
     "check_size",
-    "model_size",
-    "set_derain_config",
 ]
 
 
@@ -249,18 +247,3 @@ class Generator(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-# the derain settings saved with a model (Config.derain_size / derain_smooth / derain_blend), attached to a
-# loaded generator by agan.infer.load / agan.infer.release and read by agan.infer.pipeline
-def set_derain_config(model, cfg) -> None:
-    """Store how ``model`` derains by default (``Config.derain_size``, ``derain_smooth``,
-    ``derain_blend``)."""
-    model.derain_size, model.derain_smooth = cfg.derain_size, cfg.derain_smooth
-    model.derain_blend = cfg.derain_blend
-
-
-def model_size(model) -> int:
-    """The longer image side (px) at which ``model`` runs by default: what its weights were trained for
-    (``Config.derain_size``, set by ``agan.infer.load_generator``); 0 = full resolution."""
-    return int(getattr(model, "derain_size", 0) or 0)

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 if TYPE_CHECKING:
     from agan.config import Config
 
-__all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "broadcast_object", "resolve_workers",
-           "setup", "teardown", "unwrap", "wrap"]
+__all__ = ["DistInfo", "ShardedBatches", "any_flag", "barrier", "resolve_workers", "setup", "teardown",
+           "wrap"]
 
 
 @dataclass
@@ -77,13 +77,6 @@ def wrap(model: nn.Module | None, info: DistInfo, device: torch.device) -> nn.Mo
     return DDP(model, device_ids=ids, gradient_as_bucket_view=True)
 
 
-def unwrap(model: nn.Module | None) -> nn.Module | None:
-    """The bare module inside a DDP (or torch.compile) wrapper."""
-    while model is not None and hasattr(model, "module") and isinstance(model.module, nn.Module):
-        model = model.module
-    return getattr(model, "_orig_mod", model)
-
-
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
@@ -96,15 +89,6 @@ def any_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
-
-
-def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every rank (a collective)."""
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def resolve_workers(num_workers: int, device: torch.device) -> int:

@@ -28,7 +28,6 @@ Multi-GPU: ``torchrun --nproc_per_node=K -m agan.train ...`` (see ``agan.train.d
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from agan.config import Config
 from agan.data.layout import read_pairs
 from agan.train import distributed as dist_
 from agan.train.monitor import IdleMonitor, LossWindow
+from agan.train.records import done_row, run_row
 from agan.train.runstate import (
     VERSION,
     StopFlag,
@@ -50,7 +50,7 @@ from agan.train.runstate import (
     rng_state,
     seed_all,
 )
-from agan.train.step import GanStep
+from agan.train.step import GanStep, set_backends
 from agan.train.validation import Validation
 
 __all__ = ["TrainResult", "Trainer", "run_name", "train"]
@@ -109,17 +109,6 @@ def _dataset(cfg: Config, split: str) -> Dataset:
     return build_dataset(cfg, split)
 
 
-def _set_backends(cfg: Config, device: torch.device) -> None:
-    """cuDNN autotuning and TF32 on CUDA; deterministic kernels when cfg.deterministic (process-wide)."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not cfg.deterministic
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
-        torch.backends.cudnn.deterministic = True
-        torch.use_deterministic_algorithms(True, warn_only=True)  # a warning names any op without one
-
-
 class Trainer:
     """One run: the GAN step (``self.gan``), data, validation, logs and checkpoints. ``train()`` is the entry
     point; tests and notebooks may drive ``self.gan`` (``d_step`` / ``g_step``) directly."""
@@ -133,7 +122,7 @@ class Trainer:
         self.gen_path = self.out / "checkpoints" / "generator.pt"
         self.metrics_path = self.out / "metrics.jsonl"
         self._pending_log: list[str] | None = []  # messages before the run directory exists
-        _set_backends(cfg, device)
+        set_backends(cfg, device)
         # NHWC: faster convs with oneDNN and, cuDNN-autotuned, on CUDA too
         # (docs/design.md#memory-layout-and-precision)
         self.gan = GanStep(cfg, device, self.log, channels_last=True)
@@ -235,11 +224,7 @@ class Trainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         self._log_start()
-        # loss terms, then the gradient norms of G and D (checked for NaN/inf like the losses) and D_range,
-        # the spread of D's logits in a step: 0 = D's output ignores its input (a dead D)
-        names = (*self.gan.recipe.loss_names, "grad_norm_G",
-                 *(("grad_norm_D", "D_range") if self.gan.D_bare is not None else ()))
-        self.window, self.idle = LossWindow(names, self.device), IdleMonitor()
+        self.window, self.idle = LossWindow(self.gan.term_names, self.device), IdleMonitor()
         self._window_t, self._window_n, self._t0 = time.perf_counter(), 0, t0
         stop = StopFlag()
         stop.install()
@@ -261,7 +246,8 @@ class Trainer:
         if self.step == 0 and val_set is not None and cfg.val_every > 0:
             self._validation_point()
             self._window_t = time.perf_counter()
-        batches = self._batches().from_step(self.step) if self.step < cfg.iterations else iter(())
+        batches = (dist_.ShardedBatches(self.train_set, cfg, info, self.device).from_step(self.step)
+                   if self.step < cfg.iterations else iter(()))
         for batch in batches:
             if self.step >= cfg.iterations:
                 break
@@ -310,19 +296,16 @@ class Trainer:
         return means
 
     def _log_start(self) -> None:
-        cfg, info, gan = self.cfg, self.info, self.gan
-        n_g = sum(p.numel() for p in gan.G_bare.parameters())
-        n_d = sum(p.numel() for p in gan.D_bare.parameters()) if gan.D_bare is not None else 0
+        cfg, info = self.cfg, self.info
         workers = dist_.resolve_workers(cfg.num_workers, self.device)
-        prec = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[gan.amp]
-        variant = f", variant {cfg.variant}" if cfg.model == "agan" else ""
         procs = f" x{info.world_size} processes" if info.enabled else ""
-        self.log(f"run {self.out}: model {cfg.model}{variant}, G {n_g:,d} params, D {n_d:,d} params, "
-                 f"device {self.device}{procs}, precision {prec}"
+        self.log(f"run {self.out}: {self.gan.describe()}, device {self.device}{procs}"
                  f"{', deterministic' if cfg.deterministic else ''}, "
                  f"{len(self.train_set)} training items{f' ({workers} loader workers)' if workers else ''}, "
                  f"optimizer {cfg.optimizer} (lr G {cfg.lr_g:g}, D {cfg.lr_d:g}, {cfg.lr_schedule}), "
                  f"steps {self.step}->{cfg.iterations}")
+        self._record(run_row(self.step, self.device, self.gan.amp, self.validation.real_sets,
+                             self.info.world_size))
 
     def _finish(self, interrupted: bool, signum, t0: float) -> TrainResult:
         cfg, info = self.cfg, self.info
@@ -333,6 +316,7 @@ class Trainer:
         elif self.step and not self.ckpt_path.exists():
             self._save()  # resumed past the end: make sure the files exist
         wall = time.perf_counter() - t0
+        self._record(done_row(self.step, wall, interrupted))
         if self.idle.summary():
             self.log(self.idle.summary())
         end = f"{'stopped' if interrupted else 'done'}: step {self.step} in {wall:.1f} s"
@@ -346,6 +330,3 @@ class Trainer:
                            dict(self.last_metrics.get("val", {})), self.ckpt_path if info.is_main else None,
                            self.gen_path if info.is_main else None, self.metrics_path, interrupted, wall,
                            self.gan.G_eval, self.gan.D_bare)
-
-    def _batches(self) -> dist_.ShardedBatches:
-        return dist_.ShardedBatches(self.train_set, self.cfg, self.info, self.device)

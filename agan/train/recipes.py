@@ -143,9 +143,10 @@ class AganRecipe(Recipe):
         self.loss_names = tuple(names)
 
     def build(self):
-        from agan.models import agan_discriminator, agan_generator  # the builders agan.models' users get too
+        from agan.models import build_discriminator, build_generator  # the builders agan.models' users get
 
-        return agan_generator(self.cfg), agan_discriminator(self.cfg)
+        # Attentive GAN's networks whatever cfg.model says (a subclass may be registered as a kind of its own)
+        return build_generator(self.cfg, "agan"), build_discriminator(self.cfg, "agan")
 
     def output(self, out) -> Tensor:
         return out.O

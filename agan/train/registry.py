@@ -1,7 +1,7 @@
 """Which recipe trains which model kind: ``cfg.model`` -> a :class:`agan.train.recipes.Recipe` subclass.
 
     recipe = get_recipe(cfg, device)        # AganRecipe for "agan", Eigen13Recipe, Pix2PixRecipe
-    register_recipe("mine")(MyRecipe)       # a model kind of your own (then Config(model="mine"))
+    RECIPES["mine"] = MyRecipe              # a model kind of your own (then Config(model="mine"))
 """
 
 from __future__ import annotations
@@ -12,17 +12,9 @@ from agan.config import Config
 from agan.train.baselines import Eigen13Recipe, Pix2PixRecipe
 from agan.train.recipes import AganRecipe, Recipe
 
-__all__ = ["RECIPES", "get_recipe", "register_recipe"]
+__all__ = ["RECIPES", "get_recipe"]
 
 RECIPES: dict[str, type[Recipe]] = {"agan": AganRecipe, "eigen13": Eigen13Recipe, "pix2pix": Pix2PixRecipe}
-
-
-def register_recipe(name: str):
-    """A class decorator that makes ``name`` a model kind trained by the decorated recipe."""
-    def deco(cls: type[Recipe]) -> type[Recipe]:
-        RECIPES[name] = cls
-        return cls
-    return deco
 
 
 def get_recipe(cfg: Config, device: torch.device, log=print) -> Recipe:

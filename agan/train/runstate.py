@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agan.checkpoint import CHECKPOINT_FORMAT, safe_load
+from agan.checkpoint import CHECKPOINT_FORMAT, config_from_saved, safe_load
 from agan.config import Config
 
 __all__ = ["RESUMABLE_KEYS", "RUN_FILES", "VERSION", "StopFlag", "prepare_run_dir", "restore_rng",
@@ -46,7 +46,7 @@ def prepare_run_dir(out: Path, cfg: Config, resume: bool, overwrite: bool, is_ma
                 stale.unlink(missing_ok=True)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{last}: not an agan training checkpoint (format {ckpt.get('format')!r})")
-        old = ckpt["config"]
+        old = config_from_saved(ckpt["config"]).to_dict()
         diff = sorted(k for k, v in cfg.to_dict().items()
                       if k not in RESUMABLE_KEYS and jsonable(old.get(k)) != jsonable(v))
         if diff:

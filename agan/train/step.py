@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -28,13 +29,24 @@ from agan.train.recipes import Recipe
 from agan.train.registry import get_recipe
 from agan.train.runstate import seed_all
 
-__all__ = ["GanStep", "amp_dtype", "ema_decay", "frozen", "lr_factor"]
+__all__ = ["GanStep", "amp_dtype", "ema_decay", "frozen", "lr_factor", "set_backends"]
 
 
 def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     """The training step's autocast dtype, None for fp32 (``agan.precision``, training=True)."""
     precision = resolve_precision(cfg.precision, device, training=True)
     return None if precision == "fp32" else precision_dtype(precision)
+
+
+def set_backends(cfg: Config, device: torch.device) -> None:
+    """cuDNN autotuning and TF32 on CUDA; deterministic kernels when cfg.deterministic (process-wide)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)  # a warning names any op without one
 
 
 def lr_factor(cfg: Config, step: int) -> float:
@@ -120,6 +132,23 @@ class GanStep:
         self.D = dist_.wrap(self.D_bare, info, self.device)
 
     @property
+    def term_names(self) -> tuple[str, ...]:
+        """The terms a step returns: the recipe's losses, then the gradient norms of G and D (checked for
+        NaN/inf like the losses) and D_range, the spread of D's logits in a step: 0 = D's output ignores its
+        input (a dead D)."""
+        with_d = ("grad_norm_D", "D_range") if self.D_bare is not None else ()
+        return (*self.recipe.loss_names, "grad_norm_G", *with_d)
+
+    def describe(self) -> str:
+        """The run log's summary of the step: model kind (and variant), parameter counts, precision."""
+        cfg = self.cfg
+        variant = f", variant {cfg.variant}" if cfg.model == "agan" else ""
+        n_g = sum(p.numel() for p in self.G_bare.parameters())
+        n_d = sum(p.numel() for p in self.D_bare.parameters()) if self.D_bare is not None else 0
+        prec = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp]
+        return f"model {cfg.model}{variant}, G {n_g:,d} params, D {n_d:,d} params, precision {prec}"
+
+    @property
     def G_eval(self) -> nn.Module:
         """The G that validation scores and generator.pt holds: the moving average when cfg.ema > 0."""
         return self.G_ema if self.G_ema is not None else self.G_bare
@@ -193,7 +222,7 @@ class GanStep:
                 continue
             try:
                 module.load_state_dict(ckpt[key])
-            except RuntimeError as e:  # e.g. a run from before narrow D layers were kept >= 4 channels wide
+            except RuntimeError as e:  # e.g. a run written by an agan version whose layers differ
                 first = next((ln.strip() for ln in str(e).splitlines()
                               if "size mismatch" in ln or "Missing" in ln or "Unexpected" in ln),
                              str(e).splitlines()[0])

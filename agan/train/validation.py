@@ -95,6 +95,7 @@ class Validation:
         with ``cfg.derain_size`` / ``derain_smooth`` / ``derain_blend``), and of the input."""
         from agan.evaluation.protocol import score_pair
         from agan.infer.pipeline import derain_tensor
+        from agan.infer.settings import DerainSettings
 
         G = self.gan.G_eval if G is None else G
         cfg = self.cfg
@@ -103,8 +104,8 @@ class Validation:
         try:
             for rain, clean in self.real_sets[folder]:
                 x = torch.from_numpy(rain).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
-                O, _ = derain_tensor(G, x, precision="auto", device=self.gan.device, size=cfg.derain_size,
-                                     smooth=cfg.derain_smooth, blend=cfg.derain_blend)
+                O, _ = derain_tensor(G, x, precision="auto", device=self.gan.device,
+                                     settings=DerainSettings.of(cfg))
                 scores.append(score_pair(O[0].permute(1, 2, 0).numpy(), clean))
         finally:
             G.train()

@@ -6,7 +6,7 @@ Reference: Qian et al., CVPR 2018 -- the attention maps A_t of the attentive-rec
 and the image model I = (1 - M) B + R rendered by ``agan.synth.renderer``.
 
     state = explore("synthetic:0", model)          # run G once: I, A_1..A_N, O (+ B and M when known)
-    state = explore("synthetic:0")                 # ... with the kit's default model (agan.infer.release)
+    state = explore("synthetic:0")                 # ... with the kit's default model (agan.infer.shipped)
     attention_at(state, t=2)                       # A_2 as an HxW array
     difference_mask_at(state.rain, state.clean, 30)   # M at a threshold, and its coverage
     res = synthesise(0, size=128, coverage=0.2, f_number=8)   # the synthesiser's drop parameters
@@ -130,11 +130,11 @@ def synthesise(index: int = 0, size: int = 128, seed: int = 0, **drops: float):
 
 
 def _generator(model, device: Any = "auto"):
-    """``model`` as a generator: a module as it is, a path loaded (``agan.infer.load.load_generator``),
-    None: the kit's default model (``agan.infer.release.default_weights()``; FileNotFoundError, one line,
-    when not installed)."""
+    """``model`` as (generator, its derain settings): a module as it is with the paper's settings (None), a
+    path loaded (``agan.infer.load.load_generator``), None: the kit's default model
+    (``agan.infer.shipped.default_weights()``; FileNotFoundError, one line, when not installed)."""
     if model is None:
-        from agan.infer.release import announce_default, default_weights
+        from agan.infer.shipped import announce_default, default_weights
 
         model = default_weights()
         announce_default(model)
@@ -142,17 +142,18 @@ def _generator(model, device: Any = "auto"):
         from agan.infer.load import load_generator
 
         return load_generator(model, device)
-    return model
+    return model, None
 
 
 def explore(name: str, model=None, size: int = 128, seed: int = 0, params: Any = None,
-            device: str = "auto") -> ExplorerState:
+            device: str = "auto", settings=None) -> ExplorerState:
     """Load an example and run the generator ``model`` on it once (a Generator or a checkpoint path; None:
-    the kit's default model)."""
+    the kit's default model) with ``settings`` (``agan.infer.settings``; None: the weights' own, the paper's
+    for a module)."""
     from agan.infer.pipeline import derain
 
     rain, clean, exact = load_example(name, size, seed, params)
-    output, maps = derain(rain.astype(np.float32) / 255.0, model=model, device=device)
+    output, maps = derain(rain.astype(np.float32) / 255.0, model=model, device=device, settings=settings)
     return ExplorerState(name, rain, np.asarray(output, np.float32),
                          [np.asarray(m, np.float32) for m in maps], clean, exact)
 
@@ -246,15 +247,17 @@ def render_view(state: ExplorerState, t: int | None = None, threshold: int = 30,
 # the widgets
 # ----------------------------------------------------------------------------------------------
 def build_explorer(model=None, examples: list[str] | None = None, size: int = 128, seed: int = 0,
-                   device: str = "auto"):
+                   device: str = "auto", settings=None):
     """An ipywidgets VBox: pick an example, slide the time step t, the mask threshold and (for synthetic
     examples) the synthesiser's drop parameters. Every control calls the functions above. ``model``: a
-    Generator or a checkpoint path; None (the default): the kit's default model."""
+    Generator or a checkpoint path; None (the default): the kit's default model. ``settings``
+    (``agan.infer.settings``): how G's change is applied; None: the weights' own (a module: the paper's)."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    model = _generator(model, device)  # loaded once, not at every redraw
+    model, saved = _generator(model, device)  # loaded once, not at every redraw
+    settings = settings or saved
     examples = examples or list_examples()
     n_steps = max(1, getattr(model, "steps", 0) or 1)
     pick = W.Dropdown(options=examples, value=examples[0], description="image")
@@ -277,7 +280,7 @@ def build_explorer(model=None, examples: list[str] | None = None, size: int = 12
         key = (pick.value, params.to_dict().__repr__() if params is not None else None)
         if key not in cache:
             cache.clear()  # keep one image: the generator re-runs only when the image changes
-            cache[key] = explore(pick.value, model, size, seed, params, device)
+            cache[key] = explore(pick.value, model, size, seed, params, device, settings)
         return cache[key]
 
     def redraw(_=None) -> None:

@@ -1,9 +1,10 @@
-"""The shipped model's card: what a run directory says about the training (card fields), what the weights
-measure on synthetic frames and real pairs, and MODEL_CARD.md rendered from both (scripts/export_release.py).
+"""The shipped model's card: what a run folder says about its training (card fields, from config.json and
+metrics.jsonl), what the exported weights measure on synthetic frames and real pairs, and MODEL_CARD.md
+rendered from both (scripts/export_release.py).
 
     fields = run_card_fields("runs/release")                   # steps, wall time, machine, last metrics
     fields["measured"] = measure_release(weights, real_dir)    # PSNR / SSIM, input vs output
-    Path("MODEL_CARD.md").write_text(render_model_card(read_release_info(weights)))
+    Path("MODEL_CARD.md").write_text(render_model_card(read_release_info(weights)))  # agan.infer.shipped
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shlex
 import textwrap
 from pathlib import Path
@@ -19,15 +19,15 @@ from typing import Any
 
 import torch
 
-from agan.infer.release import DEFAULT_NAME
+from agan.infer.shipped import DEFAULT_NAME, load_release
 
-__all__ = ["machine_description", "measure_release", "render_model_card", "reproduce_command",
+__all__ = ["MEASURE_SEED", "machine_description", "measure_release", "render_model_card", "reproduce_command",
            "run_card_fields"]
 
-
-# ----------------------------------------------------------------------------------------------
-# Run directory -> card fields -> MODEL_CARD.md (scripts/export_release.py)
-# ----------------------------------------------------------------------------------------------
+# the card's synthetic frames: make_pair(MEASURE_SEED, i, (480, 720)), never trained on
+MEASURE_SEED = 20180001
+# what config.json's explicit precision trains at, as the "run" rows of metrics.jsonl name it
+_PRECISION = {"fp32": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}
 
 
 def machine_description() -> dict[str, Any]:
@@ -38,54 +38,72 @@ def machine_description() -> dict[str, Any]:
             "python": platform.python_version(), "torch": torch.__version__}
 
 
-_DONE = re.compile(r"^(done|stopped): step (\d+) in ([0-9.]+) s")
-_RUN = re.compile(r"^run .*?: .*?device (?P<device>[^,]+), precision (?P<precision>[^,]+),")
-_REAL_PAIRS = re.compile(r"; (\d+) real pairs, ")
+def _training(rows: list[dict], cfg, where: Path) -> dict[str, Any]:
+    """Iterations, wall time and device of a finished run, from its "run" / "done" rows
+    (``agan.train.records``); device and precision from config.json when it names both."""
+    from agan.train.records import DONE, RUN
+
+    starts = [r for r in rows if r.get("split") == RUN]
+    ends = [r for r in rows if r.get("split") == DONE]
+    finished = [r for r in ends if not r.get("stopped")]
+    if not finished:
+        why = (f"an unfinished or interrupted run? finish it with agan train --out {where.parent} --resume"
+               if starts or ends else "a run from before metrics.jsonl recorded its 'run' and 'done' rows; "
+               "train.log is not read")
+        raise ValueError(f"{where}: no 'done' row of a finished segment (iterations, wall time): {why}")
+    if starts:
+        last = starts[-1]
+        n = int(last.get("processes", 1))
+        trained_on = {"device": f"{last['device']}{f' x{n} processes' if n > 1 else ''}",
+                      "precision": last["precision"]}
+    elif cfg.device != "auto" and cfg.precision in _PRECISION:
+        trained_on = {"device": cfg.device, "precision": _PRECISION[cfg.precision]}
+    else:
+        raise ValueError(f"{where}: no 'run' row (device, precision) and config.json says device "
+                         f"{cfg.device!r}, precision {cfg.precision!r} (a run from before metrics.jsonl "
+                         "recorded them)")
+    real_pairs = dict(starts[-1].get("real_pairs") or {}) if starts else {}
+    return {"iterations": int(finished[-1]["step"]),
+            "wall_time_s": round(sum(float(r.get("seconds", 0.0)) for r in ends), 1),
+            "wall_time_segments": len(ends), "trained_on": trained_on, "real_pairs": real_pairs}
 
 
-def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Card fields of a finished training run: iterations, seed, wall time (train.log's 'done: step N in S s',
-    summed over resumed segments), device, the last 'val' and 'real' rows of metrics.jsonl, this machine."""
-    from agan.config import Config
-
-    run_dir = Path(run_dir)
-    for need in ("config.json", "metrics.jsonl", "train.log"):
-        if not (run_dir / need).is_file():
-            raise FileNotFoundError(f"{run_dir / need}: missing (is {run_dir} a training run folder?)")
-    cfg = Config.load(run_dir / "config.json")
-    segments, done, trained_on, real_pairs = [], None, None, None
-    for line in (run_dir / "train.log").read_text(encoding="utf-8", errors="replace").splitlines():
-        if m := _DONE.match(line):
-            segments.append(float(m.group(3)))
-            if m.group(1) == "done":
-                done = int(m.group(2))
-        elif m := _RUN.match(line):
-            trained_on = {"device": m.group("device").strip(), "precision": m.group("precision").strip()}
-        elif m := _REAL_PAIRS.search(line):
-            real_pairs = int(m.group(1))
-    if done is None:
-        raise ValueError(f"{run_dir / 'train.log'}: no 'done: step N in S s' line (an unfinished or "
-                         f"interrupted run? finish it with agan train --out {run_dir} --resume)")
+def _last_scores(rows: list[dict], cfg, real_pairs: dict) -> dict[str, Any]:
+    """The last "val" row and the last "real" row of the card's set of real pairs (the first of
+    ``cfg.real_val_dirs``)."""
+    first = Path(cfg.real_val_dirs[0]).name if cfg.real_val_dirs else None
     last: dict[str, dict] = {}
-    with open(run_dir / "metrics.jsonl", encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            row = json.loads(line)
-            first = Path(cfg.real_val_dirs[0]).name if cfg.real_val_dirs else None  # the card's real set
-            if row.get("split") == "val" or (row.get("split") == "real" and row.get("set", first) == first):
-                last[row["split"]] = {k: v for k, v in row.items() if k not in ("split", "set")}
+    for row in rows:
+        if row.get("split") == "val" or (row.get("split") == "real" and row.get("set", first) == first):
+            last[row["split"]] = {k: v for k, v in row.items() if k not in ("split", "set")}
     metrics = {}
     if "val" in last:
         metrics["synthetic_val"] = {**last["val"], "images": cfg.val_size}
     if "real" in last:
+        pairs = real_pairs.get(first)
         metrics["real"] = {**last["real"], "data": cfg.real_val_dirs[0],
-                           **({"pairs": real_pairs} if real_pairs else {})}
-    return {"run": run_dir.name, "preset": cfg.name, "iterations": done, "seed": cfg.seed,
-            "wall_time_s": round(sum(segments), 1), "wall_time_segments": len(segments),
-            "trained_on": trained_on or {}, "machine": machine_description(), "metrics": metrics,
-            "reproduce": reproduce_command(cfg)}
+                           **({"pairs": pairs} if pairs else {})}
+    return metrics
+
+
+def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Card fields of a finished training run, from its config.json and metrics.jsonl: iterations, seed, wall
+    time (the "done" rows' seconds, summed over resumed segments), device and precision (its "run" rows),
+    the last 'val' and 'real' rows, this machine. ValueError (one line) for a run without the rows needed."""
+    from agan.checkpoint import load_saved_config
+    from agan.train.records import read_rows
+
+    run_dir = Path(run_dir)
+    for need in ("config.json", "metrics.jsonl"):
+        if not (run_dir / need).is_file():
+            raise FileNotFoundError(f"{run_dir / need}: missing (is {run_dir} a training run folder?)")
+    cfg = load_saved_config(run_dir / "config.json")
+    rows = read_rows(run_dir / "metrics.jsonl")
+    run = _training(rows, cfg, run_dir / "metrics.jsonl")
+    return {"run": run_dir.name, "preset": cfg.name, "iterations": run["iterations"], "seed": cfg.seed,
+            "wall_time_s": run["wall_time_s"], "wall_time_segments": run["wall_time_segments"],
+            "trained_on": run["trained_on"], "machine": machine_description(),
+            "metrics": _last_scores(rows, cfg, run["real_pairs"]), "reproduce": reproduce_command(cfg)}
 
 
 def reproduce_command(cfg, out: str = f"runs/{DEFAULT_NAME}") -> str:
@@ -115,31 +133,26 @@ def reproduce_command(cfg, out: str = f"runs/{DEFAULT_NAME}") -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-# the card's synthetic frames: make_pair(MEASURE_SEED, i, (480, 720)), never trained on
-MEASURE_SEED = 20180001
-
-
 def measure_release(weights: str | os.PathLike, real_dir: str | os.PathLike | None = None,
                     n_synthetic: int = 12, progress: bool = True) -> dict[str, Any]:
-    """The card's numbers, measured on the exported file through ``agan.infer.pipeline.derain`` (fp32, the
-    model's own derain settings): ``n_synthetic`` whole 480x720 synthetic frames (seed ``MEASURE_SEED``,
-    drops at a photo's scale) and, when ``real_dir`` holds pairs, the real pairs at full resolution.
-    Per-image scores are kept so that a test can reproduce a subset."""
+    """The card's numbers, measured on the exported file through the plain ``agan.infer.pipeline.derain``
+    (fp32, with the derain settings saved in the file: ``load_release``): ``n_synthetic`` whole 480x720
+    synthetic frames (seed ``MEASURE_SEED``, drops at a photo's scale) and, when ``real_dir`` holds pairs, the
+    real pairs at full resolution. Per-image scores are kept so that a test can reproduce a subset."""
     import numpy as np
     from tqdm.auto import tqdm
 
     from agan.data.layout import read_pairs
     from agan.evaluation.protocol import score_pair
-    from agan.infer.load import load_generator
     from agan.infer.pipeline import derain
     from agan.synth.renderer import make_pair
 
-    G = load_generator(weights, "cpu")
+    G, settings = load_release(weights, "cpu")
 
     def score(pairs, what):
         rows = []
         for rain, clean in tqdm(pairs, desc=f"measure {what}", disable=not progress):
-            out, _ = derain(rain, model=G, precision="fp32")
+            out, _ = derain(rain, model=G, settings=settings, precision="fp32")
             rows.append([*score_pair(out, clean), *score_pair(rain, clean)])
         m = np.mean(rows, 0).tolist()
         return {"psnr": m[0], "ssim": m[1], "psnr_input": m[2], "ssim_input": m[3], "images": len(rows),
@@ -193,14 +206,11 @@ def _wrap(text: str, width: int = 105) -> str:
     return "\n\n".join(out)
 
 
-def render_model_card(info: dict, failures: str = "") -> str:
-    """MODEL_CARD.md for a release sidecar ``info`` (:func:`export_release`'s JSON with
-    :func:`run_card_fields`); ``failures``: a markdown snippet for 'Known failure cases' (default: a
-    pointer to the docs)."""
+def _card_head(info: dict, stem: str) -> str:
+    """What it is, Data, Recipe (up to the reproduce command)."""
     cfg = info.get("config", {})
     machine = info.get("machine", {})
     trained_on = info.get("trained_on", {})
-    stem = Path(info.get("weights", DEFAULT_NAME)).stem
     wall = info.get("wall_time_s")
     minutes = f" ({wall / 60:.1f} min)" if isinstance(wall, (int, float)) else ""
     segments = info.get("wall_time_segments", 1)
@@ -208,9 +218,7 @@ def render_model_card(info: dict, failures: str = "") -> str:
     scale = (f"by default it runs on a photo reduced to {size} px on its longer side (`Config.derain_size`, "
              f"the scale its drops were drawn at) and only its change is enlarged back, so finer detail "
              f"stays the photo's" if size else "by default it runs at the photo's full resolution")
-    failures = failures.strip() or ("See the README (what the model does and does not remove); no failure "
-                                    "cases were recorded for this release.")
-    head = _wrap(f"""# {stem}: the kit's default generator
+    return _wrap(f"""# {stem}: the kit's default generator
 
 ## What it is
 
@@ -240,8 +248,14 @@ Preset `{info.get('preset', cfg.get('name', '?'))}`, {info.get('iterations', '?'
 {trained_on.get('device', '?')} ({trained_on.get('precision', '?')}) in {_fmt(wall, 1)} s{minutes}{
 f' over {segments} resumed segments' if segments > 1 else ''}. Machine: {machine.get('cpu', '?')},
 {machine.get('platform', '?')}, torch {machine.get('torch', '?')}. To reproduce (then export):""")
+
+
+def _card_tail(info: dict, failures: str) -> str:
+    """Measured, Known failure cases, Licence."""
+    failures = failures.strip() or ("See the README (what the model does and does not remove); no failure "
+                                    "cases were recorded for this release.")
     measured = info.get("measured")
-    first = (f"""Measured on this file (`agan.infer.model_card.measure_release`: `agan.infer.pipeline.derain`
+    first = (f"""Measured on this file (`agan.release.card.measure_release`: `agan.infer.pipeline.derain`
 in fp32 with the model's own settings; PSNR / SSIM on Y, the authors' protocol), beside the rainy input's own
 scores. The synthetic frames are whole 480x720 renders never trained on; the real pairs are scored at full
 resolution.
@@ -255,7 +269,7 @@ beside the rainy input's own scores. The real pairs are scored at full resolutio
 them.
 
 """)
-    tail = _wrap(f"""## Measured
+    return _wrap(f"""## Measured
 
 {first}{_measured(info.get('metrics', {}))}
 
@@ -267,5 +281,12 @@ them.
 
 MIT, like the kit. The training backgrounds are not part of this file; they keep their own licences
 (`agan/assets/backgrounds/README.md`).""")
+
+
+def render_model_card(info: dict, failures: str = "") -> str:
+    """MODEL_CARD.md for a release sidecar ``info`` (``export_release``'s JSON with :func:`run_card_fields`);
+    ``failures``: a markdown snippet for 'Known failure cases' (default: a pointer to the docs)."""
+    stem = Path(info.get("weights", DEFAULT_NAME)).stem
+    head, tail = _card_head(info, stem), _card_tail(info, failures)
     return (f"{head}\n\n```\n{info.get('reproduce', '?')}\n"
             f"python scripts/export_release.py runs/{stem} --out agan/weights --overwrite\n```\n\n{tail}\n")

@@ -7,18 +7,19 @@ The plain ``agan.models.Generator.forward`` stays the reference (and the baselin
       than on NCHW for the 32-channel full-resolution maps of the attentive-recurrent network;
     * no ``torch.cat`` in the recurrent loop: the inputs of head_in, [I, A_{t-1}], and of the ConvLSTM,
       [X_t, H_{t-1}], live in pre-allocated buffers that each step writes into (``out=`` / in-place);
-    * the ConvLSTM gate conv is re-ordered from (i, f, g, o) to (i, f, o, g), so one in-place sigmoid and
-      one in-place tanh cover all four gates (paper Eq. 3 without peepholes);
+    * the ConvLSTM gate conv is re-ordered from (i, f, g, o) to (i, f, o, 2g) (:func:`fused_gates`), so one
+      in-place sigmoid covers all four gates, since tanh(g) = 2 sigmoid(2g) - 1 (paper Eq. 3 without
+      peepholes);
     * each Conv2d and its ReLU one oneDNN call on the CPU (an eltwise post-op: no separate pass over the
       output), in-place residual adds (no new full-resolution tensor per activation);
     * reduced precision: bf16 on CPUs with native bf16 dot products (avx512_bf16 / AMX), fp16 on CUDA;
-      weights are cast once and cached (re-cast automatically when G's parameters change);
-    * optional ``torch.compile`` (inductor) of the whole forward.
+      weights are cast once and cached (re-cast automatically when G's parameters change).
 
 Exactness (tests/test_fast.py): fp32 within 1e-4 max-abs of the plain path; bf16/fp16 >= 40 dB PSNR.
 
 References: oneDNN memory formats (https://oneapi-src.github.io/oneDNN/dev_guide_understanding_memory_formats.html),
 PyTorch channels-last tutorial, torch.autocast; Qian et al. CVPR 2018 Sec. 4.1 for the network.
+Speed-ups measured per trick: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agan.infer.malloc import malloc_tuning, trim_if_tuned
+from agan.accel.malloc import malloc_tuning, trim_if_tuned
 from agan.models.generator import Generator, GeneratorOutput, check_size
 from agan.precision import autocast, precision_dtype, resolve_precision
 
-__all__ = ["FastGenerator", "channels_last", "fast_forward", "to_channels_last", "use_channels_last"]
+__all__ = ["FastGenerator", "channels_last", "fast_forward", "fused_gates", "use_channels_last"]
 CL = torch.channels_last
 
 
@@ -54,15 +55,9 @@ def channels_last(*modules: nn.Module) -> None:
 def use_channels_last(device: torch.device | str, dtype: torch.dtype | None = None) -> bool:
     """Inference layout: NHWC activations and weights, except 16-bit on CUDA. NHWC is the main speed-up on the
     CPU (oneDNN) and helps fp32 on CUDA a little, but with cuDNN's heuristic kernel choice (no autotuning,
-    which inference of images of any size cannot afford) a 16-bit NHWC conv of G fell to a slow direct kernel:
-    on an H100, G at 480x720 took 55-56 ms in fp16 / bf16 NHWC against 13-16 ms in NCHW (fp32 NHWC 16 ms,
-    NCHW 19). Training autotunes (cudnn.benchmark) and stays NHWC."""
+    which inference of images of any size cannot afford) a 16-bit NHWC conv of G falls to a slow direct kernel
+    (H100 timings: docs/performance.md). Training autotunes (cudnn.benchmark) and stays NHWC."""
     return torch.device(device).type != "cuda" or dtype not in (torch.float16, torch.bfloat16)
-
-
-def to_channels_last(x: Tensor) -> Tensor:
-    """(B, C, H, W) -> the same tensor in channels-last memory format (no-op for other ranks)."""
-    return x.contiguous(memory_format=CL) if x.dim() == 4 else x
 
 
 # ----------------------------------------------------------------------------------------------
@@ -82,8 +77,8 @@ def _conv(x: Tensor, wb: tuple[Tensor, Tensor], conv: nn.Conv2d | nn.ConvTranspo
     """conv(x) then ``act`` ("none" | "relu"); ``padding`` overrides the conv's.
 
     On the CPU a Conv2d and its ReLU are one oneDNN call (an eltwise post-op, applied to each output before
-    it is stored), which saves a full pass over the output: a full-resolution 32-channel map is 22 MB in
-    bf16, and a separate ReLU over it cost ~4 ms, more than half of the conv's own time (docs/performance.md).
+    it is stored), which saves a full pass over the output (a full-resolution 32-channel map: 32 x H x W
+    values; the saving is measured in docs/performance.md).
     The result is the same bit for bit: the ReLU sees the same rounded values either way."""
     w, b = wb
     if isinstance(conv, nn.ConvTranspose2d):
@@ -97,13 +92,29 @@ def _conv(x: Tensor, wb: tuple[Tensor, Tensor], conv: nn.Conv2d | nn.ConvTranspo
     return y if act == "none" else getattr(y, act + "_")()
 
 
+def fused_gates(gates: nn.Conv2d) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """The ConvLSTM gate conv (weights (4C, 2C, 3, 3) in the order (i, f, g, o), input [X_t, H_{t-1}]) ->
+    ((W, b) for steps t > 1, (W_1, b_1) for step 1), both (detached) in the order that lets one sigmoid cover
+    every gate:
+        t > 1: (i, f, o, 2g) on [X_t, H_{t-1}]: tanh(g) = 2 sigmoid(2g) - 1;
+        t = 1: (i, o, 2g) on X_1 alone: H_0 = C_0 = 0, so C_1 = i g needs no forget gate and no H input.
+    Doubling a weight is exact in floating point, so sigmoid(conv(2W)) equals sigmoid(2 conv(W))."""
+    weight, bias = gates.weight.detach(), gates.bias.detach()
+    n = weight.shape[0] // 4  # C
+    i, f, g, o = (slice(k * n, (k + 1) * n) for k in range(4))
+    w = torch.cat([weight[i], weight[f], weight[o], 2 * weight[g]])  # (4C, 2C, 3, 3)
+    b = torch.cat([bias[i], bias[f], bias[o], 2 * bias[g]])
+    w1 = torch.cat([w[:n], w[2 * n:]])[:, : w.shape[1] - n]  # (3C, C, 3, 3): rows (i, o, 2g), X columns
+    b1 = torch.cat([b[:n], b[2 * n:]])
+    return (w, b), (w1, b1)
+
+
 class FastGenerator(nn.Module):
     """Inference-only G with the plain generator's weights: same ``GeneratorOutput``, faster.
 
     Args:
         G: the plain :class:`agan.models.Generator` (its parameters are read, never modified).
         precision: "fp32" | "bf16" | "fp16" | "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32).
-        compile: wrap the forward in ``torch.compile`` (first call compiles; slow to start).
         channels_last: NHWC activations/weights; None (default) = :func:`use_channels_last` for the input's
             device and precision (NHWC except 16-bit on CUDA).
 
@@ -111,8 +122,7 @@ class FastGenerator(nn.Module):
     updated (parameter versions/pointers change) or moved. Outputs are float32, NCHW-contiguous.
     """
 
-    def __init__(self, G: Generator, precision: str = "auto", compile: bool = False,
-                 channels_last: bool | None = None):
+    def __init__(self, G: Generator, precision: str = "auto", channels_last: bool | None = None):
         super().__init__()
         if not isinstance(G, Generator):
             raise TypeError(f"FastGenerator needs an agan.models.Generator, got {type(G).__name__}")
@@ -120,13 +130,9 @@ class FastGenerator(nn.Module):
         self.precision = precision
         self.channels_last = channels_last
         self._cl = channels_last is not False  # this call's layout (resolved per device and dtype in forward)
-        self.compiled = compile
         self.band_elements = 1 << 21  # ConvLSTM gate tensor per band: ~2M values (8 MB fp32)
         self._cache_key = None
         self._w: dict[str, tuple[Tensor, Tensor]] = {}
-        # torch.compile gets a functional twin of the forward (no out=/in-place on views), which inductor
-        # fuses itself (ReLUs, residual adds, the ConvLSTM gate arithmetic into single loops)
-        self._impl = torch.compile(self._functional_impl, dynamic=False) if compile else self._forward_impl
 
     # -- weights --------------------------------------------------------------------------------
     def _key(self, device: torch.device, dtype: torch.dtype):
@@ -138,20 +144,11 @@ class FastGenerator(nn.Module):
             return self._w
         w = {}
         for name, m in self.G.named_modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                weight, bias = m.weight.detach(), m.bias.detach()
-                if name.endswith("lstm.gates"):
-                    # (i, f, g, o) -> (i, f, o, 2g): one in-place sigmoid covers all four gates, since
-                    # tanh(g) = 2 sigmoid(2g) - 1; "gates0" (step 1: H_0 = C_0 = 0) keeps (i, o, 2g) and
-                    # only the X input channels
-                    n = weight.shape[0] // 4
-                    i, f, g, o = (slice(k * n, (k + 1) * n) for k in range(4))
-                    weight = torch.cat([weight[i], weight[f], weight[o], 2 * weight[g]])
-                    bias = torch.cat([bias[i], bias[f], bias[o], 2 * bias[g]])
-                    w[name + "0"] = self._cast(
-                        torch.cat([weight[:n], weight[2 * n:]])[:, : weight.shape[1] - n],
-                        torch.cat([bias[:n], bias[2 * n:]]), device, dtype)
-                w[name] = self._cast(weight, bias, device, dtype)
+            if name.endswith("lstm.gates"):  # (i, f, o, 2g), and "gates0" for step 1: (i, o, 2g) on X_1
+                wb, wb1 = fused_gates(m)
+                w[name], w[name + "0"] = self._cast(*wb, device, dtype), self._cast(*wb1, device, dtype)
+            elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                w[name] = self._cast(m.weight.detach(), m.bias.detach(), device, dtype)
         self._w, self._cache_key = w, key
         return w
 
@@ -170,7 +167,7 @@ class FastGenerator(nn.Module):
         with torch.inference_mode(), (malloc_tuning() if cpu else contextlib.nullcontext()):
             w = self._weights(image.device, dtype)
             x = image.to(dtype=dtype, memory_format=self._fmt())
-            maps, S1, S2, O = self._impl(x, w)
+            maps, S1, S2, O = self._forward_impl(x, w)
             out = [t.float().contiguous() for t in (*maps, S1, S2, O)]
         n = len(maps)
         return GeneratorOutput(out[:n], out[n], out[n + 1], out[n + 2])
@@ -183,31 +180,6 @@ class FastGenerator(nn.Module):
                 trim_if_tuned()  # fragmentation: peak RSS = max(ARN, AE), not their sum)
         else:
             maps, inp = [], x
-        return (maps, *self._autoencoder(inp, w))
-
-    def _functional_impl(self, x: Tensor, w: dict) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
-        G = self.G
-        maps: list[Tensor] = []
-        inp = x
-        if G.arn is not None:
-            arn = G.arn
-            b, _, h, wd = x.shape
-            A = torch.full((b, 1, h, wd), arn.initial_attention, dtype=x.dtype, device=x.device)
-            H = cell = torch.zeros((b, arn.channels, h, wd), dtype=x.dtype, device=x.device)
-            for _ in range(arn.steps):
-                y = F.relu(_conv(torch.cat([x, A], 1), w["arn.head_in"], arn.head_in))
-                for k, block in enumerate(arn.res_blocks):
-                    name = f"arn.res_blocks.{k}"
-                    body = F.relu(_conv(F.relu(_conv(y, w[name + ".conv1"], block.conv1)), w[name + ".conv2"],
-                                        block.conv2))
-                    y = body + y  # both >= 0: the outer ReLU is the identity
-                i, f, o, g = torch.sigmoid(
-                    _conv(torch.cat([y, H], 1), w["arn.lstm.gates"], arn.lstm.gates)).chunk(4, 1)
-                cell = f * cell + i * (2 * g - 1)
-                H = o * torch.tanh(cell)
-                A = _conv(H, w["arn.attention_head"], arn.attention_head)
-                maps.append(A)
-            inp = torch.cat([x, A], 1)
         return (maps, *self._autoencoder(inp, w))
 
     def _fmt(self):
@@ -254,8 +226,8 @@ class FastGenerator(nn.Module):
             src = cur[:, :C] if t == 0 else cur  # step 1: X alone (H_0 = 0)
             for r0 in range(0, h, rows):
                 r1 = min(h, r0 + rows)
-                # (B, 3C | 4C, r, W). The sigmoid stays a separate op: as a oneDNN post-op it measured slower
-                # (1.96 vs 1.52 ms per band, bf16, AMX) and differs from torch's sigmoid by one bf16 ulp
+                # (B, 3C | 4C, r, W). The sigmoid stays a separate op: as a oneDNN post-op it ran slower
+                # (docs/performance.md) and differs from torch's sigmoid by one bf16 ulp
                 z = _conv(src[:, :, r0: r1 + 2], (wg, bg), arn.lstm.gates, padding=(0, 1)).sigmoid_()
                 c = cell[:, :, r0:r1]
                 if t == 0:  # gates (i, o, 2g~): C_1 = i g, g = tanh(g~) = 2 sigmoid(2 g~) - 1
@@ -265,7 +237,7 @@ class FastGenerator(nn.Module):
                     i, f, o, g = z[:, :C], z[:, C: 2 * C], z[:, 2 * C: 3 * C], z[:, 3 * C:]
                     c.mul_(f).addcmul_(i, g.mul_(2).sub_(1))
                 # H_t = o tanh(C_t); tanh into a contiguous temporary, then one strided write: tanh straight
-                # into the strided H view ran 1.7x slower at ARN width 8 (C channels of every 2C)
+                # into the strided H view (C channels of every 2C) is slower
                 torch.mul(torch.tanh(c), o, out=H[:, :, r0:r1])
             A = _conv(H, w["arn.attention_head"], arn.attention_head)  # A_t: (B, 1, H, W)
             maps.append(A)
@@ -321,14 +293,13 @@ class FastGenerator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# one-call entry point for agan.infer.pipeline
+# one-call entry point: a forward for agan.infer.derain (agan.accel.pick_forward)
 # ----------------------------------------------------------------------------------------------
 
 _FAST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def fast_forward(model: nn.Module, x: Tensor, precision: str = "auto",
-                 compile: bool = False) -> GeneratorOutput:
+def fast_forward(model: nn.Module, x: Tensor, precision: str = "auto") -> GeneratorOutput | Tensor:
     """G(x) by the fast path (a cached :class:`FastGenerator` per model and precision).
 
     Models other than :class:`agan.models.Generator` (e.g. baselines) run plainly under inference_mode,
@@ -343,7 +314,6 @@ def fast_forward(model: nn.Module, x: Tensor, precision: str = "auto",
         with torch.inference_mode(), ctx:
             return model(x)
     per_model = _FAST.setdefault(model, {})
-    key = (precision, compile)
-    if key not in per_model:
-        per_model[key] = FastGenerator(model, precision=precision, compile=compile)
-    return per_model[key](x)
+    if precision not in per_model:
+        per_model[precision] = FastGenerator(model, precision=precision)
+    return per_model[precision](x)

@@ -1,7 +1,7 @@
-"""The kit's own model in the box: released generator weights (fp16 safetensors + a JSON sidecar).
+"""The kit's own model in the box: find, check and load a released generator (fp16 safetensors + a JSON
+sidecar). Writing a release and its model card is ``agan.release`` (``scripts/export_release.py``).
 
-A release is two files side by side (plus a model card, ``MODEL_CARD.md``, written by
-``scripts/export_release.py`` with ``agan.infer.model_card``):
+A release is two files side by side (plus ``MODEL_CARD.md``):
 
     agan-synthetic.safetensors   the generator's tensors, stored as float16 (half the size of fp32);
                                  metadata: {"format": "agan-release", "config": <Config JSON>}
@@ -9,14 +9,14 @@ A release is two files side by side (plus a model card, ``MODEL_CARD.md``, writt
                                  "parameters", "dtype", "config", ...card fields: step, seed, wall time,
                                  machine, metrics, ...}
 
-:func:`load_release` checks the sha256 *before* it reads a tensor, builds the generator from the
-config stored in the (checksummed) weights file and loads the weights, cast back to float32, strictly.
-The kit ships one release in the package (``agan/weights/``): :func:`default_weights` finds it, and
-``agan derain`` / ``agan.infer.pipeline.derain`` use it when no weights are given.
+:func:`load_release` checks the sha256 *before* it reads a tensor, builds the generator from the config stored
+in the (checksummed) weights file and loads the weights, cast back to float32, strictly; it returns the
+generator with the derain settings of that config (:class:`Loaded`). The kit ships one release in the package
+(``agan/weights/``): :func:`default_weights` finds it, and ``agan derain`` / ``agan.infer.pipeline.derain``
+use it when no weights are given.
 
-    from agan.infer.release import export_release, load_release
-    path = export_release("runs/x/checkpoints/generator.pt", "agan/weights", {"seed": 0})
-    G = load_release(path)
+    from agan.infer.shipped import default_weights, load_release
+    G, settings = load_release(default_weights())
 """
 
 from __future__ import annotations
@@ -26,22 +26,31 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from torch import nn
 
-from agan.checkpoint import KIT_FORMATS, CheckpointError, atomic_write_text, safe_load
+from agan.checkpoint import CheckpointError
+from agan.infer.settings import DerainSettings
 
-__all__ = ["DEFAULT_NAME", "DEFAULT_WEIGHTS", "RELEASE_FORMAT", "announce_default", "default_weights",
-           "export_release", "load_release", "resolve_weights", "sha256_file", "sidecar_path"]
+__all__ = ["DEFAULT_NAME", "DEFAULT_WEIGHTS", "RELEASE_FORMAT", "RELEASE_VERSION", "Loaded",
+           "announce_default", "default_weights", "load_release", "read_release_info", "resolve_weights",
+           "sha256_file", "sidecar_path"]
 
 RELEASE_FORMAT = "agan-release"
 RELEASE_VERSION = 1
 DEFAULT_NAME = "agan-synthetic"
 # the packaged default model (tests monkeypatch this; default_weights() reads it at call time)
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / f"{DEFAULT_NAME}.safetensors"
-MAX_BYTES = 15 * 1024 * 1024  # what the repository accepts for the shipped weights file
-_RESERVED = ("format", "version", "weights", "sha256", "bytes", "parameters", "dtype", "config")
 _announced = False
+
+
+class Loaded(NamedTuple):
+    """A generator and how it derains by default: ``G, settings = load_generator(path)``."""
+
+    model: nn.Module
+    settings: DerainSettings
 
 
 def sidecar_path(weights: str | os.PathLike) -> Path:
@@ -130,86 +139,8 @@ def resolve_weights(weights: str | os.PathLike | None = None, run_dir: str | os.
 
 
 # ----------------------------------------------------------------------------------------------
-# Export and load
+# Reading a release
 # ----------------------------------------------------------------------------------------------
-
-
-def _checkpoint_parts(path: Path) -> tuple[dict, dict, dict]:
-    """A kit checkpoint -> (config dict, generator state dict, the checkpoint itself)."""
-
-    ckpt = safe_load(path, map_location="cpu")
-    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
-    if fmt not in KIT_FORMATS:
-        raise CheckpointError(f"{path}: not a kit checkpoint (format {fmt!r}; expected one of "
-                              f"{KIT_FORMATS}); export_release takes a run's checkpoints/generator.pt")
-    if "G" not in ckpt or "config" not in ckpt:
-        raise CheckpointError(f"{path}: {fmt} checkpoint without 'G' weights or 'config'")
-    sd = ckpt["G"]
-    if sd and all(k.startswith("module.") for k in sd):  # DDP / DataParallel
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return ckpt["config"], sd, ckpt
-
-
-def export_release(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike,
-                   card_fields: dict | None = None, name: str = DEFAULT_NAME,
-                   overwrite: bool = False) -> Path:
-    """Write ``out_dir/<name>.safetensors`` (the generator of a kit checkpoint, float tensors as fp16) and
-    ``out_dir/<name>.json`` (config, sha256, size, parameter count + ``card_fields``) -> the .safetensors
-    path.
-
-    ``checkpoint_path``: a run's ``checkpoints/generator.pt`` (format agan-generator: the G validation
-    scored, its moving average when ema > 0) or ``last.pt`` (agan-checkpoint: its "G", as ``load_generator``
-    reads it). Existing files are never replaced unless ``overwrite=True``.
-    """
-    from safetensors.torch import save
-
-    from agan.atomic import atomic_path
-    from agan.config import Config
-    from agan.models import build_generator
-
-    checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
-    card_fields = dict(card_fields or {})
-    clash = sorted(set(card_fields) & set(_RESERVED))
-    if clash:
-        raise ValueError(f"card_fields may not set {clash}: export_release writes them")
-    weights, sidecar = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"
-    for p in (weights, sidecar):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: exists (pass overwrite=True / --overwrite to replace it)")
-    cfg_dict, sd, ckpt = _checkpoint_parts(checkpoint_path)
-    try:
-        cfg = Config.from_dict(cfg_dict)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{checkpoint_path}: its config is invalid: {e}") from None
-    model = build_generator(cfg)  # the weights must fit the config they will be rebuilt from
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise CheckpointError(f"{checkpoint_path}: weights do not match the config's generator (width "
-                              f"{cfg.width}, steps {cfg.steps}, variant {cfg.variant})") from e
-    tensors = {}
-    for k, v in model.state_dict().items():
-        v = v.detach().cpu()
-        if v.is_floating_point():
-            v = v.to(torch.float16)
-            if not torch.isfinite(v).all():
-                raise ValueError(f"{checkpoint_path}: {k} does not fit in float16 "
-                                 "(|value| > 65504 or not finite)")
-        tensors[k] = v.contiguous().clone()  # safetensors refuses shared or strided storage
-    config_json = json.dumps(cfg.to_dict(), sort_keys=True)
-    blob = save(tensors, metadata={"format": RELEASE_FORMAT, "version": str(RELEASE_VERSION),
-                                   "config": config_json})
-    with atomic_path(weights) as tmp:
-        tmp.write_bytes(blob)
-    info = {"format": RELEASE_FORMAT, "version": RELEASE_VERSION, "weights": weights.name,
-            "sha256": sha256_file(weights), "bytes": weights.stat().st_size,
-            "parameters": sum(p.numel() for p in model.parameters()), "dtype": "float16",
-            "config": cfg.to_dict()}
-    if "step" in ckpt and "step" not in card_fields:
-        card_fields["step"] = ckpt["step"]
-    info.update(card_fields)
-    atomic_write_text(sidecar, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
-    return weights
 
 
 def read_release_info(path: str | os.PathLike) -> dict:
@@ -226,22 +157,10 @@ def read_release_info(path: str | os.PathLike) -> dict:
     return info
 
 
-def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The generator of a release file (``.safetensors`` + its ``.json``), in eval mode on ``device``.
-
-    The sha256 of the weights file is checked against the sidecar before anything is read from it
-    (mismatch: :class:`~agan.checkpoint.CheckpointError`); the generator is built from the config stored
-    in the weights file, the fp16 tensors are loaded as float32, strictly; how it derains
-    (``derain_size``, ``derain_smooth``, ``derain_blend``) is set from that config.
-    """
+def _read_checked(path: Path) -> tuple[str, dict]:
+    """(config JSON, tensors) of the release at ``path``, its sha256 checked against the sidecar first."""
     from safetensors import SafetensorError, safe_open
 
-    from agan import pick_device
-    from agan.config import Config
-    from agan.models import build_generator
-    from agan.models.generator import set_derain_config
-
-    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
     info = read_release_info(path)
@@ -258,16 +177,28 @@ def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(f"{path}: not a readable safetensors file: {str(e).splitlines()[0]}") from None
     if meta.get("format") != RELEASE_FORMAT or "config" not in meta:
         raise CheckpointError(f"{path}: not an {RELEASE_FORMAT} weights file (no config in its metadata)")
+    return meta["config"], sd
+
+
+def load_release(path: str | os.PathLike, device: str | torch.device = "cpu") -> Loaded:
+    """The generator of a release file (``.safetensors`` + its ``.json``), in eval mode on ``device``, with
+    the derain settings of its config -> ``Loaded(model, settings)``.
+
+    The sha256 of the weights file is checked against the sidecar before anything is read from it
+    (mismatch: :class:`~agan.checkpoint.CheckpointError`); the generator is built from the config stored
+    in the weights file, the fp16 tensors are loaded as float32, strictly; the settings are
+    ``DerainSettings.of(config)`` (``derain_size``, ``derain_smooth``, ``derain_blend``).
+    """
+    from agan import pick_device
+    from agan.models import generator_from_saved
+
+    path = Path(path)
+    config_json, sd = _read_checked(path)
     try:
-        cfg = Config.from_dict(json.loads(meta["config"]))
-    except (TypeError, ValueError) as e:
+        cfg_dict = json.loads(config_json)
+    except ValueError as e:
         raise CheckpointError(f"{path}: its config is invalid: {e}") from None
-    model = build_generator(cfg)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not match the config's generator (width {cfg.width}, "
-                              f"steps {cfg.steps}, variant {cfg.variant})") from e
-    set_derain_config(model, cfg)
-    return model.to(pick_device(device) if isinstance(device, str) else device).eval()
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}  # fp16 -> float32
+    cfg, model = generator_from_saved(cfg_dict, sd, path)
+    device = pick_device(device) if isinstance(device, str) else device
+    return Loaded(model.to(device).eval(), DerainSettings.of(cfg))

@@ -1,4 +1,4 @@
-"""int8 inference path of the generator G: PyTorch 2 export (PT2E) post-training static quantization.
+"""int8 G, built by PyTorch 2 export (PT2E) post-training static quantization (run: ``agan.accel.int8``).
 
     G (fp32) --unroll ARN--> _Unrolled --torch.export (H, W dynamic)--> prepare_pt2e(X86InductorQuantizer)
       --calibrate on synthetic rainy images--> convert_pt2e
@@ -14,8 +14,8 @@
       fits.
     * the attentive-recurrent network calls its modules N times (shared weights); PT2E partitions group nodes
       by call site, so ``_Unrolled`` gives every step its own copy of the (small) ARN modules. Each step is
-      calibrated separately (its own activation ranges), the float G is never modified. Step 1 is specialised
-      exactly (H_0 = C_0 = 0: its gate conv reads only X_1 and has no forget gate), as in agan.infer.fast.
+      calibrated separately (its own activation ranges), the float G is never modified. The gate convs are
+      the fused ones of ``agan.accel.fast.fused_gates`` (one sigmoid for all gates; step 1 reads only X_1).
     * what stays float (inside the same compiled graph): the ConvLSTM gate arithmetic (``_Cell``: sigmoid,
       tanh, the cell state C_t, in fp32, never quantized), the two transposed convs of the autoencoder (the
       x86 quantizer has no conv_transpose pattern) and the convs under ``keep_float`` (module names of
@@ -26,10 +26,9 @@
       serves every image size (inductor adds one size guard, H*W > 5120: smaller images get a second compile);
       the batch runs one image at a time (B = 1 graph). Inputs are channels-last (NHWC): with NCHW input the
       int8 convs ran 2-3x slower (inductor inserted layout conversions around every conv).
-    * caching: ``int8_forward(G, x)`` keeps one quantized model per G (weak reference), rebuilt when G's
-      parameters or the split change. It loads the package ``agan tune`` compiled ahead of time for G on this
-      machine (``agan.infer.aoti``, ~1 s) where there is one; else compilation happens on the first call (tens
-      of seconds, faster with a warm inductor cache in /tmp/torchinductor_$USER), reused for all later sizes.
+    * the compile happens on the first call (its cost: docs/performance.md; faster with a warm inductor
+      cache in /tmp/torchinductor_$USER) and serves all later sizes; ``agan tune`` saves it ahead of time
+      (``agan.accel.aoti``).
 
 Reference: the PyTorch tutorial "PyTorch 2 Export Quantization with X86 Backend through Inductor";
 torchao.quantization.pt2e.
@@ -38,9 +37,6 @@ torchao.quantization.pt2e.
 from __future__ import annotations
 
 import copy
-import logging
-import shutil
-import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -48,78 +44,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from agan.accel.fast import fused_gates
+from agan.accel.malloc import keep_freed_memory
+from agan.accel.records import DEFAULT_KEEP_FLOAT
+from agan.accel.toolchain import available, require, torchao_pt2e, unavailable_reason
 from agan.cpu import cpu_caps
-from agan.infer.malloc import tune_malloc
 from agan.models.generator import Generator, GeneratorOutput, check_size
 
 __all__ = ["DEFAULT_KEEP_FLOAT", "Int8Generator", "available", "calibration_images",
-           "int8_forward", "is_compiled", "quantize_generator", "require", "torchao_pt2e",
-           "unavailable_reason"]
+           "float_dtype_of", "quantize_generator", "require", "torchao_pt2e", "unavailable_reason"]
 
-DEFAULT_KEEP_FLOAT = ("arn",)  # int8 ARN: A_N IoU down to 0.82 (docs/int8.md); the autoencoder is int8
-GRAPH_VERSION = 2  # in agan tune's package key: bump when the exported graph changes (2: tanh via sigmoid)
+GRAPH_VERSION = 3  # in agan tune's package key: bump when the exported graph changes
 MIN_SIDE = 8  # H, W >= 8 (the exported graph's symbolic sizes are 4 * s with s >= 2)
-
-
-class _DropLines(logging.Filter):
-    """Drops log records that begin with one of ``starts`` (the rest of the logger's records pass)."""
-
-    def __init__(self, *starts: str):
-        super().__init__()
-        self.starts = starts
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.starts)
-
-
-# Two lines torch logs on every int8 run that say nothing about it: torchao 0.18 registers an Enum with
-# torch's pytree on import ("... is an Enum subclass ... deprecated"), and inductor's C++ build looks for a
-# CUDA toolkit even for CPU code ("No CUDA runtime is found, using CUDA_HOME=...").
-logging.getLogger("torch.utils._pytree").addFilter(_DropLines("%s is an Enum subclass"))
-logging.getLogger("torch.utils.cpp_extension").addFilter(_DropLines("No CUDA runtime is found"))
-
-
-def unavailable_reason() -> str | None:
-    """Why the int8 path cannot run here (one line naming what to install), or None when it can. Cheap: finds
-    torchao without importing it (an import costs seconds of a CLI's cold start)."""
-    import importlib.metadata
-    import importlib.util
-
-    need = "the int8 path needs torchao's PT2E quantization: pip install 'torchao>=0.18'"
-    if importlib.util.find_spec("torchao") is None:
-        return need
-    try:
-        major, minor = (int(v) for v in importlib.metadata.version("torchao").split(".")[:2])
-    except (importlib.metadata.PackageNotFoundError, ValueError):
-        return need
-    if (major, minor) < (0, 18):
-        return need
-    if not torch.backends.mkldnn.is_available():
-        return "the int8 path needs a torch build with oneDNN (mkldnn)"
-    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        return "the int8 path compiles with inductor and needs a C++ compiler (Debian: apt-get install g++)"
-    return None
-
-
-def torchao_pt2e():
-    """(prepare_pt2e, convert_pt2e, x86_inductor_quantizer module) from torchao, imported on first use (an
-    import costs seconds), after this module's log filters are in place."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
-
-    return prepare_pt2e, convert_pt2e, xiq
-
-
-def require() -> None:
-    """Raise a one-line ValueError naming what to install when the int8 path cannot run here."""
-    reason = unavailable_reason()
-    if reason is not None:
-        raise ValueError(reason)
-
-
-def available() -> bool:
-    """True when torchao's PT2E quantization, oneDNN and a C++ compiler (inductor) are all here."""
-    return unavailable_reason() is None
 
 
 def calibration_images(n: int = 8, size: int | tuple[int, int] = (240, 360),
@@ -149,27 +85,28 @@ class _Bf16(nn.Module):
 
 
 class _Cell(nn.Module):
-    """The ConvLSTM gate arithmetic (Eq. 3) on the gate conv's output z, as a module so that the quantizer
-    can be told to leave it float: C_t, the gates and H_t are never quantized.
-    first step (C_0 = 0): z = (i, o, g); later steps: z = (i, f, g, o)."""
+    """The ConvLSTM gate arithmetic (Eq. 3) on the fused gate conv's output z (``fused_gates``), as a module
+    so that the quantizer can be told to leave it float: C_t, the gates and H_t are never quantized.
+    first step (C_0 = 0): z = (i, o, 2g); later steps: z = (i, f, o, 2g); tanh(g) = 2 sigmoid(2g) - 1."""
 
     def __init__(self, first: bool):
         super().__init__()
         self.first = first
 
     def forward(self, z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:  # z: (B, 3C | 4C, H, W)
+        s = torch.sigmoid(z)
         if self.first:
-            i, o, g = z.chunk(3, 1)
-            c = torch.sigmoid(i) * _tanh(g)  # C_1 = i g
+            i, o, g2 = s.chunk(3, 1)
+            c = i * (2 * g2 - 1)  # C_1 = i g
         else:
-            i, f, g, o = z.chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * _tanh(g)
-        return torch.sigmoid(o) * _tanh(c), c  # H_t, C_t
+            i, f, o, g2 = s.chunk(4, 1)
+            c = f * c + i * (2 * g2 - 1)
+        return o * _tanh(c), c  # H_t, C_t
 
 
 def _tanh(x: Tensor) -> Tensor:
-    """tanh(x) = 2 sigmoid(2x) - 1 (fp32: within 5e-7 of torch.tanh): inductor's vectorized tanh costs about
-    three of its sigmoids, and the cell loop is the graph's largest fused loop (docs/int8.md, Approach)."""
+    """tanh(x) = 2 sigmoid(2x) - 1 (fp32: within 5e-7 of torch.tanh): inductor's vectorized tanh is dearer
+    than its sigmoid, and the cell loop is the graph's largest fused loop (docs/int8.md, Approach)."""
     return 2 * torch.sigmoid(2 * x) - 1
 
 
@@ -183,19 +120,12 @@ class _Unrolled(nn.Module):
         self.n_steps = arn.steps if arn is not None else 0
         if arn is not None:
             self.C, self.a0 = arn.channels, arn.initial_attention
+            fused = fused_gates(arn.lstm.gates)  # ((W, b) for t > 1, (W_1, b_1) for step 1)
             self.arn = nn.ModuleList(nn.ModuleDict(dict(
                 head_in=copy.deepcopy(arn.head_in), res_blocks=copy.deepcopy(arn.res_blocks),
-                gates=copy.deepcopy(arn.lstm.gates), cell=_Cell(first=t == 0),
+                gates=_conv3x3(*fused[t == 0]), cell=_Cell(first=t == 0),
                 attention_head=copy.deepcopy(arn.attention_head)))
                 for t in range(arn.steps)).float()
-            # step 1 exactly: H_0 = C_0 = 0, so its gate conv needs only X_1's channels and no forget gate
-            gates, C = arn.lstm.gates, arn.channels
-            gates0 = nn.Conv2d(C, 3 * C, 3, padding=1)  # (i, o, g) rows, X input channels
-            rows = torch.cat([torch.arange(0, C), torch.arange(3 * C, 4 * C), torch.arange(2 * C, 3 * C)])
-            with torch.no_grad():
-                gates0.weight.copy_(gates.weight[rows, :C])
-                gates0.bias.copy_(gates.bias[rows])
-            self.arn[0]["gates"] = gates0
         self.autoencoder = copy.deepcopy(G.autoencoder).float()
         self.arn_dtype = torch.float32
 
@@ -221,6 +151,15 @@ class _Unrolled(nn.Module):
         return (*maps, *self.autoencoder(inp))
 
 
+def _conv3x3(weight: Tensor, bias: Tensor) -> nn.Conv2d:
+    """A 3x3 conv (padding 1) holding copies of ``weight`` (Cout, Cin, 3, 3) and ``bias``."""
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return conv
+
+
 def _g_name(name: str) -> str:
     """_Unrolled module name -> G's ("arn.2.gates" -> "arn.lstm.gates", "arn.0.res_blocks.1.conv2" -> ...)."""
     parts = name.split(".")
@@ -244,7 +183,9 @@ def _under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def _float_dtype(float_dtype: str) -> torch.dtype:
+def float_dtype_of(float_dtype: str) -> torch.dtype:
+    """"auto" | "bf16" | "fp32" -> the dtype the parts kept out of int8 run in ("auto": bf16 on CPUs with
+    native bf16 dot products, else fp32)."""
     if float_dtype not in ("auto", "bf16", "fp32"):
         raise ValueError(f"float_dtype must be auto, bf16 or fp32, got {float_dtype!r}")
     if float_dtype == "auto":
@@ -256,27 +197,33 @@ class Int8Generator:
     """The quantized G: ``__call__(I)`` -> :class:`GeneratorOutput` (float32, NCHW), like ``G(I)``.
 
     ``graph`` is the converted (Q/DQ) fx module, runnable eagerly (slow: simulated quantization);
-    ``compiled`` its inductor compile (the fast int8 kernels), built on the first call; ``runner``: a
-    ready compiled function instead (an ahead-of-time package, ``agan.infer.aoti``).
+    ``runner`` the compiled function that runs it with the fast int8 kernels: inductor's compile of ``graph``,
+    made on the first call, or given ready (an ahead-of-time package, ``agan.accel.aoti``).
+    ``compile=False`` runs ``graph`` eagerly, for debugging.
     """
 
     def __init__(self, graph: nn.Module | None, n_steps: int, keep_float: tuple[str, ...],
                  compile: bool = True, runner=None):
         self.graph, self.n_steps, self.keep_float = graph, n_steps, keep_float
         self.compile = compile
-        self.compiled = runner
+        self.runner = runner
+
+    @property
+    def ready(self) -> bool:
+        """True once the fast int8 kernels exist: a call costs no compile."""
+        return self.runner is not None
 
     def _run(self, x: Tensor) -> tuple[Tensor, ...]:  # x: (1, 3, H, W) channels-last
         if self.graph is None:  # an ahead-of-time package
-            return self.compiled(x)
+            return self.runner(x)
         if not self.compile:
             return self.graph(x)
-        import torch._inductor.config as inductor_config
+        import torch._inductor.config as inductor_config  # noqa: PLC0415 (loads inductor: only when used)
 
-        if self.compiled is None:
-            self.compiled = torch.compile(self.graph, dynamic=True)
+        if self.runner is None:
+            self.runner = torch.compile(self.graph, dynamic=True)
         with inductor_config.patch(freezing=True):  # constant-fold, pre-pack the int8 weights (at compile)
-            return self.compiled(x)
+            return self.runner(x)
 
     def __call__(self, image: Tensor) -> GeneratorOutput:
         check_size(image)
@@ -285,11 +232,11 @@ class Int8Generator:
         if min(image.shape[-2:]) < MIN_SIDE:
             raise ValueError(f"the int8 path needs H, W >= {MIN_SIDE}, got {tuple(image.shape[-2:])}")
         outs = []
-        # the tuned glibc heap (agan.infer.malloc), its freed blocks kept for the next call (no trim, unlike
-        # the bf16 path): the graph's full-resolution buffers (the ARN's 128-channel gate tensor: 88 MB at
-        # 480x720 in bf16, ~360 MB in all) would otherwise be an mmap or a fresh page fault per 4 KiB on every
-        # call (docs/int8.md, Memory). tune_malloc(keep=False) hands the memory back.
-        tune_malloc(True)
+        # the tuned glibc heap (agan.accel.malloc), its freed blocks kept for the next call (no trim, unlike
+        # the bf16 path): the graph's full-resolution buffers (the ARN's 4C-channel gate tensor) would
+        # otherwise be an mmap or a fresh page fault per 4 KiB on every call (docs/int8.md, Memory);
+        # trim_heap() hands the memory back.
+        keep_freed_memory()
         with torch.no_grad():
             for k in range(image.shape[0]):  # (1, 3, H, W) at a time: the graph's batch is 1
                 x = image[k: k + 1].float().contiguous(memory_format=torch.channels_last)
@@ -328,7 +275,7 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
     reduce_range = not cpu_caps().vnni
     model = _Unrolled(G).cpu().eval()
     floats = _float_parts(model, keep)  # names of the convs that stay float
-    if _float_dtype(float_dtype) == torch.bfloat16:
+    if float_dtype_of(float_dtype) == torch.bfloat16:
         if "arn" in keep and model.n_steps:  # the whole ARN in bf16 (no casts between its convs)
             model.arn.to(torch.bfloat16)
             model.arn_dtype = torch.bfloat16
@@ -353,49 +300,3 @@ def quantize_generator(G: Generator, calib: Tensor | list[Tensor] | None = None,
             prepared(c.cpu().float().contiguous(memory_format=torch.channels_last))
         graph = convert_pt2e(prepared)  # observers -> quantize/dequantize pairs with the observed scales
     return Int8Generator(graph, model.n_steps, keep, compile=compile)
-
-
-# ----------------------------------------------------------------------------------------------
-# one-call entry point for agan.infer (precision "int8")
-# ----------------------------------------------------------------------------------------------
-
-_INT8: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _params_key(G: nn.Module):
-    return tuple((p.data_ptr(), p._version) for p in G.parameters())
-
-
-def _split(G: Generator, keep_float: str | Iterable[str] | None) -> tuple[str, ...]:
-    """keep_float, or for None the split ``agan tune`` chose for G on this machine (agan.infer.choose), else
-    DEFAULT_KEEP_FLOAT."""
-    if keep_float is None:
-        from agan.infer.choose import recorded_keep_float
-
-        keep_float = recorded_keep_float(G)
-    return (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
-
-
-def int8_forward(G: Generator, x: Tensor, calib: list[Tensor] | None = None,
-                 keep_float: str | Iterable[str] | None = None) -> GeneratorOutput:
-    """G(x) by the int8 path: quantizes G on first use (calibration on ``calib`` or the default synthetic
-    images) and caches the result per G (rebuilt when its parameters or the split change); any H, W
-    (multiples of 4, >= 8). ``keep_float`` None: the split ``agan tune`` recorded for G here, else the
-    default."""
-    key = (_params_key(G), _split(G, keep_float))
-    cached = _INT8.get(G)
-    if cached is None or cached[0] != key:
-        from agan.infer import aoti
-
-        q = aoti.load_cached(G, key[1]) if calib is None else None  # built by agan tune: no compile
-        cached = (key, q or quantize_generator(G, calib, keep_float=key[1]))
-        _INT8[G] = cached
-    return cached[1](x)
-
-
-def is_compiled(G: Generator, keep_float: str | Iterable[str] | None = None) -> bool:
-    """True when :func:`int8_forward` has already quantized and compiled G (its current weights, this split)
-    in this process: a further int8 call costs no warm-up."""
-    cached = _INT8.get(G)
-    return (cached is not None and cached[0] == (_params_key(G), _split(G, keep_float))
-            and cached[1].compiled is not None)
