@@ -1,5 +1,5 @@
-"""The int8 G compiled ahead of time and kept on disk: a later process loads it in milliseconds instead of
-quantizing and compiling (AOTInductor, ``torch._inductor.aoti_compile_and_package``; both costs:
+"""The int8 G compiled ahead of time and kept on disk: a later process loads it instead of quantizing and
+compiling (AOTInductor, ``torch._inductor.aoti_compile_and_package``; both costs:
 docs/performance.md).
 
     save(q, path)              # q: an agan.accel.quantize.Int8Generator (what agan tune does)

@@ -41,8 +41,8 @@ def done_row(step: int, seconds: float, stopped: bool) -> dict:
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
-    """The JSON objects of a metrics.jsonl, in order (blank lines skipped; a malformed line: ValueError naming
-    the file and line)."""
+    """The JSON objects of a metrics.jsonl, in order (blank lines skipped; a malformed line or one that is not
+    an object: ValueError naming the file and line)."""
     rows = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
@@ -51,6 +51,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{n}: not a JSON object ({e.msg})") from None
-        if isinstance(row, dict):
-            rows.append(row)
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004
+        rows.append(row)
     return rows

@@ -14,7 +14,6 @@ Only matplotlib, numpy and torch; nothing here trains, loads or writes models.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agan.train.records import read_rows
 
 __all__ = [
     "add_caption",
@@ -201,18 +202,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics log (train a run first: agan train --preset cpu)")
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not a JSON object ({e.msg})") from None
-        if not isinstance(rec, dict):
-            raise ValueError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")  # noqa: TRY004
-        records.append(rec)
-    return records
+    return read_rows(path)
 
 
 def _series(records: Iterable[Mapping], key: str, x_key: str) -> tuple[list[float], list[float]]:
