@@ -117,6 +117,7 @@ def test_runner_plans_both_parameter_files():
             assert injected.get("PRESET", name) == name and injected["DEVICE"] == "auto" and timeout > 0
         train = next(j for j in jobs if j[0].stem == "05_training")
         assert train[1]["RUN_DIR"] == f"../runs/{name}"
+        assert train[1]["PROGRESS"] is False  # executed copies keep the log lines, not every bar update
 
 
 def test_reproduce_scores_training_on_the_real_pairs_when_present():
