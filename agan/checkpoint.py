@@ -24,7 +24,7 @@ from agan.atomic import atomic_path
 from agan.config import Config
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "KIT_FORMATS", "CheckpointError", "atomic_save",
-           "atomic_write_text", "config_from_saved", "load_saved_config", "safe_load"]
+           "atomic_write_text", "config_from_saved", "load_saved_config", "safe_load", "strip_module_prefix"]
 
 # the "format" of the kit's own checkpoint files: a run's checkpoints/last.pt (everything to resume) and its
 # checkpoints/generator.pt (G and its config, for inference)
@@ -85,15 +85,22 @@ def config_from_saved(d: dict[str, Any]) -> Config:
     :meth:`Config.from_dict` (a key no version knew is one clear error line). Migrations:
     * runs saved before the synthesiser's and the baselines' settings were fields (synth, backgrounds,
       l1_weight, unet_depth, pix2pix_norm) kept them in one ``extra`` dict: its keys become those fields."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a saved config is a JSON object, got {type(d).__name__}")
     if "extra" in d:
+        if not isinstance(d["extra"] or {}, dict):
+            raise ValueError(f"a saved config's 'extra' is a JSON object, got {type(d['extra']).__name__}")
         d = {**{k: v for k, v in d.items() if k != "extra"}, **(d["extra"] or {})}
     return Config.from_dict(d)
 
 
 def load_saved_config(path: str | os.PathLike) -> Config:
-    """A run folder's ``config.json``, through :func:`config_from_saved`."""
-    with open(path) as f:
-        return config_from_saved(json.load(f))
+    """A run folder's ``config.json``, through :func:`config_from_saved`; a bad file is one line naming it."""
+    try:
+        with open(path) as f:
+            return config_from_saved(json.load(f))
+    except (TypeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: {e}") from None
 
 
 def strip_module_prefix(state_dict: dict) -> dict:

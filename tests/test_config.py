@@ -139,3 +139,15 @@ def test_an_old_saved_config_loads_through_the_checkpoint_function(tmp_path):
     (tmp_path / "checkpoints").mkdir()  # a resumed run of the old layout is the same run
     torch.save({"format": CHECKPOINT_FORMAT, "config": old}, tmp_path / "checkpoints" / "last.pt")
     assert prepare_run_dir(tmp_path, cfg, resume=True, overwrite=False, is_main=True)["config"] == old
+
+
+def test_a_bad_saved_config_is_one_line_naming_the_file(tmp_path):
+    """config.json that is not JSON, not an object, or has an unknown key: one ValueError naming the file."""
+    from agan.checkpoint import load_saved_config
+
+    for text in ("{not json", "[1, 2]", '{"no_such_field": 1}', '{"extra": [1]}'):
+        path = tmp_path / "config.json"
+        path.write_text(text)
+        with pytest.raises(ValueError) as e:
+            load_saved_config(path)
+        assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)

@@ -60,7 +60,7 @@ def _targets(node: ast.Import | ast.ImportFrom, package: str, mods: dict[str, Pa
     return [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
 
 
-def module_imports(name: str, path: Path, mods: dict[str, Path], root_package: str = PACKAGE) -> set[str]:
+def module_imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
     """The modules of ``mods`` that module ``name`` (file ``path``) imports, anywhere in the file."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -77,14 +77,13 @@ def module_imports(name: str, path: Path, mods: dict[str, Path], root_package: s
             parts = module.split(".")
             found.update(p for p in (".".join(parts[:i]) for i in range(2, len(parts)))
                          if p in mods and p not in above)  # the packages Python runs on the way
-    found.discard(name)
-    found.discard(root_package)
+    found.discard(name)  # an explicit ``from agan import NAME`` stays: an edge to agan/__init__
     return found
 
 
 def import_graph(root: Path = ROOT, package: str = PACKAGE) -> dict[str, set[str]]:
     mods = find_modules(root, package)
-    return {name: module_imports(name, path, mods, package) for name, path in mods.items()}
+    return {name: module_imports(name, path, mods) for name, path in mods.items()}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -209,6 +208,15 @@ def test_the_graph_sees_every_kind_of_import(tmp_path):
     assert cycles(graph) == [["pkg.a", "pkg.sub", "pkg.sub.b", "pkg.sub.c"]]
     assert cycle_path(graph, cycles(graph)[0]) == ["pkg.a", "pkg.sub.b", "pkg.a"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_an_import_of_the_root_package_is_an_edge(tmp_path):
+    """``from pkg import NAME`` runs pkg/__init__: a module that the root package imports back is a circle."""
+    _write(tmp_path, {"pkg/__init__.py": "from pkg.cfg import X\n",
+                      "pkg/cfg.py": "X = 1\n\ndef f():\n    from pkg import helper\n"})
+    graph = import_graph(tmp_path, "pkg")
+    assert graph == {"pkg": {"pkg.cfg"}, "pkg.cfg": {"pkg"}}
+    assert cycles(graph) == [["pkg", "pkg.cfg"]]
 
 
 def test_the_length_limits_count_from_def_to_the_last_line(tmp_path):

@@ -11,20 +11,16 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from agan.accel import aoti
 from agan.accel.quantize import quantize_generator
-from agan.accel.records import recorded_keep_float
+from agan.accel.records import params_key, recorded_keep_float
 from agan.models.generator import Generator, GeneratorOutput
 
 __all__ = ["int8_forward", "is_compiled"]
 
 _INT8: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _params_key(G: nn.Module):
-    return tuple((p.data_ptr(), p._version) for p in G.parameters())
 
 
 def _split(G: Generator, keep_float: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -41,7 +37,7 @@ def int8_forward(G: Generator, x: Tensor, calib: list[Tensor] | None = None,
     images) and caches the result per G (rebuilt when its parameters or the split change); any H, W
     (multiples of 4, >= 8). ``keep_float`` None: the split ``agan tune`` recorded for G here, else the
     default."""
-    key = (_params_key(G), _split(G, keep_float))
+    key = (params_key(G), _split(G, keep_float))
     cached = _INT8.get(G)
     if cached is None or cached[0] != key:
         q = aoti.load_cached(G, key[1]) if calib is None else None  # built by agan tune: no compile
@@ -54,5 +50,5 @@ def is_compiled(G: Generator, keep_float: str | Iterable[str] | None = None) -> 
     """True when :func:`int8_forward` has already quantized and compiled G (its current weights, this split)
     in this process: a further int8 call costs no warm-up."""
     cached = _INT8.get(G)
-    return (cached is not None and cached[0] == (_params_key(G), _split(G, keep_float))
+    return (cached is not None and cached[0] == (params_key(G), _split(G, keep_float))
             and cached[1].ready)

@@ -20,7 +20,8 @@ import torch
 from agan.atomic import atomic_path
 from agan.cpu import cpu_caps
 
-__all__ = ["DEFAULT_KEEP_FLOAT", "cache_path", "lookup", "record_key", "recorded_keep_float", "write_record"]
+__all__ = ["DEFAULT_KEEP_FLOAT", "cache_path", "lookup", "params_key", "record_key", "recorded_keep_float",
+           "write_record"]
 
 DEFAULT_KEEP_FLOAT = ("arn",)  # the int8 split: the ARN stays float, the autoencoder is int8 (docs/int8.md)
 
@@ -37,9 +38,15 @@ def _cpu() -> str:
     return cpu_caps().key()
 
 
+def params_key(G: torch.nn.Module) -> tuple:
+    """Changes whenever any parameter of G is updated in place or replaced (storage and version counters):
+    the key of every per-G cache here."""
+    return tuple((p.data_ptr(), p._version) for p in G.parameters())
+
+
 def _fingerprint(G: torch.nn.Module) -> str:
     """sha256 (16 hex) of G's parameters, cached per G while they are unchanged."""
-    key = tuple((p.data_ptr(), p._version) for p in G.parameters())
+    key = params_key(G)
     cached = _FINGERPRINTS.get(G)
     if cached is None or cached[0] != key:
         h = hashlib.sha256()
@@ -61,10 +68,12 @@ def record_key(G: torch.nn.Module) -> str:
 
 
 def _read() -> dict:
+    """The records file as a dict; {} when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads(cache_path().read_text())
+        data = json.loads(cache_path().read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def lookup(G: torch.nn.Module) -> dict | None:

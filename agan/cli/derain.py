@@ -110,16 +110,19 @@ def run(args: argparse.Namespace) -> int:
         resolve_precision(args.precision, pick_device(args.device))  # e.g. bf16 on a CPU without it
     if args.precision == "int8":
         require()
+    # the options first: a bad one is one line before any weights are loaded
+    size, smooth = _size(args.size), None if args.smooth == "model" else _smooth(args.smooth)
+    blend = None if args.blend == "model" else args.blend
     weights = args.weights
     if weights is None:  # the kit's packaged model; missing: one line, exit 2
         weights = default_weights()
         announce_default(weights)
     model, saved = load_generator(weights, device=args.device)  # a bad file stops here (exit 2)
-    settings = saved.but(_size(args.size), None if args.smooth == "model" else _smooth(args.smooth),
-                         None if args.blend == "model" else args.blend)
+    settings = saved.but(size, smooth, blend)
     # one precision for the whole job: int8 for "auto" only where `agan tune` measured it worth this job
     device = next(model.parameters()).device
-    precision = pick_precision(model, device, file_pixels(settings, files), args.precision)
+    pixels = file_pixels(settings, files) if args.precision == "auto" else 0  # only auto weighs the job
+    precision = pick_precision(model, device, pixels, args.precision)
     if precision == "int8" and files:
         if args.precision == "auto":
             print("precision auto: int8 (measured faster on this CPU by agan tune)", file=sys.stderr)

@@ -94,6 +94,9 @@ def derain_files(files: list[Path], out_dir: Path, model, *, overwrite: bool = F
     forward of ``agan.infer.derain``) by the rules above; a progress bar unless ``progress=False``."""
     from tqdm.auto import tqdm
 
+    if derain_kw.get("forward") is None and derain_kw.get("precision") == "int8":  # once, not once per file
+        raise ValueError("precision int8 is an accelerated forward: pass forward=agan.accel.pick_forward(G, "
+                         "'int8', 'cpu')")
     report = BatchReport(total=len(files))
     inputs = {f.resolve() for f in files}
     claimed: dict[Path, Path] = {}

@@ -233,6 +233,8 @@ def _model_for(model, weights, device) -> tuple[nn.Module, DerainSettings | None
         raise ValueError("give either model or weights, not both")
     if isinstance(model, (str, os.PathLike)):
         model, weights = None, model
+    if isinstance(model, Loaded):  # load_generator's (G, settings), passed whole
+        return model.model, model.settings
     if model is not None:
         return model, None
     if weights is None:  # neither: the kit's shipped model (agan.infer.shipped), said once per process

@@ -69,18 +69,13 @@ def _flip_colour(key: str, t: Tensor) -> Tensor:
     return t
 
 
-def _strip_prefix(sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    sd = strip_module_prefix(sd)  # saved from nn.DataParallel
-    return sd
-
-
 def is_authors_state_dict(sd: dict) -> bool:
-    return isinstance(sd, dict) and "det_conv0.0.weight" in _strip_prefix(dict(sd))
+    return isinstance(sd, dict) and "det_conv0.0.weight" in strip_module_prefix(dict(sd))
 
 
 def import_authors_state_dict(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """Authors' BGR layout (70 keys) -> our RGB ``Generator`` state dict (58 keys)."""
-    sd = _strip_prefix(dict(sd))
+    sd = strip_module_prefix(dict(sd))
     missing = [k for k in AUTHORS_KEYS if k not in sd]
     extra = [k for k in sd if k not in AUTHORS_KEYS]
     if missing or extra:

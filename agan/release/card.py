@@ -65,7 +65,9 @@ def _training(rows: list[dict], cfg, where: Path) -> dict[str, Any]:
     real_pairs = dict(starts[-1].get("real_pairs") or {}) if starts else {}
     return {"iterations": int(finished[-1]["step"]),
             "wall_time_s": round(sum(float(r.get("seconds", 0.0)) for r in ends), 1),
-            "wall_time_segments": len(ends), "trained_on": trained_on, "real_pairs": real_pairs}
+            # a segment killed without a "done" row (kill -9) has a "run" row only: its time is not counted
+            "wall_time_segments": len(ends), "segments_without_time": max(0, len(starts) - len(ends)),
+            "trained_on": trained_on, "real_pairs": real_pairs}
 
 
 def _last_scores(rows: list[dict], cfg, real_pairs: dict) -> dict[str, Any]:
@@ -102,6 +104,7 @@ def run_card_fields(run_dir: str | os.PathLike) -> dict[str, Any]:
     run = _training(rows, cfg, run_dir / "metrics.jsonl")
     return {"run": run_dir.name, "preset": cfg.name, "iterations": run["iterations"], "seed": cfg.seed,
             "wall_time_s": run["wall_time_s"], "wall_time_segments": run["wall_time_segments"],
+            "segments_without_time": run["segments_without_time"],
             "trained_on": run["trained_on"], "machine": machine_description(),
             "metrics": _last_scores(rows, cfg, run["real_pairs"]), "reproduce": reproduce_command(cfg)}
 
@@ -214,6 +217,7 @@ def _card_head(info: dict, stem: str) -> str:
     wall = info.get("wall_time_s")
     minutes = f" ({wall / 60:.1f} min)" if isinstance(wall, (int, float)) else ""
     segments = info.get("wall_time_segments", 1)
+    untimed = info.get("segments_without_time", 0)
     size = cfg.get("derain_size", 0)
     scale = (f"by default it runs on a photo reduced to {size} px on its longer side (`Config.derain_size`, "
              f"the scale its drops were drawn at) and only its change is enlarged back, so finer detail "
@@ -246,7 +250,9 @@ dataset of Qian et al., was trained on; the real pairs under Measured were only 
 Preset `{info.get('preset', cfg.get('name', '?'))}`, {info.get('iterations', '?')} iterations, seed
 {info.get('seed', cfg.get('seed', '?'))}; the full config is in `{stem}.json` (key `config`). Trained on
 {trained_on.get('device', '?')} ({trained_on.get('precision', '?')}) in {_fmt(wall, 1)} s{minutes}{
-f' over {segments} resumed segments' if segments > 1 else ''}. Machine: {machine.get('cpu', '?')},
+f' over {segments} resumed segments' if segments > 1 else ''}{
+f', not counting {untimed} segment(s) killed before they logged their time' if untimed
+ else ''}. Machine: {machine.get('cpu', '?')},
 {machine.get('platform', '?')}, torch {machine.get('torch', '?')}. To reproduce (then export):""")
 
 

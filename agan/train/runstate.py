@@ -46,7 +46,10 @@ def prepare_run_dir(out: Path, cfg: Config, resume: bool, overwrite: bool, is_ma
                 stale.unlink(missing_ok=True)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{last}: not an agan training checkpoint (format {ckpt.get('format')!r})")
-        old = config_from_saved(ckpt["config"]).to_dict()
+        try:
+            old = config_from_saved(ckpt["config"]).to_dict()
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{last}: its config: {e}") from None
         diff = sorted(k for k, v in cfg.to_dict().items()
                       if k not in RESUMABLE_KEYS and jsonable(old.get(k)) != jsonable(v))
         if diff:

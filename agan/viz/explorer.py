@@ -142,7 +142,7 @@ def _generator(model, device: Any = "auto"):
         from agan.infer.load import load_generator
 
         return load_generator(model, device)
-    return model, None
+    return tuple(model) if isinstance(model, tuple) else (model, None)  # load_generator's (G, settings), or G
 
 
 def explore(name: str, model=None, size: int = 128, seed: int = 0, params: Any = None,
