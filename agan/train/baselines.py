@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from agan.train.recipes import Recipe, logit_range
+from agan.train.recipes import Recipe, d_means, logit_range
 
 __all__ = ["Eigen13Recipe", "Pix2PixRecipe"]
 
@@ -68,7 +68,7 @@ class Pix2PixRecipe(Recipe):
         logit_real, logit_fake = logits.chunk(2, dim=0)
         L_D = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
                      + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-        return L_D, {"L_D": L_D, "D_range": logit_range(logits)}
+        return L_D, {"L_D": L_D, "D_range": logit_range(logits), **d_means(logit_real, logit_fake)}
 
     def g_loss(self, D, batch, out: Tensor, adversarial: bool) -> tuple[Tensor, dict[str, Tensor]]:
         I, T = batch["rain"], batch["clean"]

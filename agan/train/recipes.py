@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from agan.config import Config
 
-__all__ = ["AganRecipe", "Recipe", "logit_range", "make_perceptual_loss"]
+__all__ = ["AganRecipe", "Recipe", "d_means", "logit_range", "make_perceptual_loss"]
 
 Batch = dict[str, Any]  # {"rain": (B,3,H,W), "clean": (B,3,H,W), "mask": (B,1,H,W), "id": [str]}
 
@@ -78,6 +78,13 @@ def logit_range(logits: Tensor) -> Tensor:
     term then gives G nothing, and no gradient brings D back)."""
     logits = logits.detach().float()
     return logits.max() - logits.min()
+
+
+def d_means(logit_real: Tensor, logit_fake: Tensor) -> dict[str, Tensor]:
+    """D's mean output on the clean images R and on G's outputs O (logged as ``D_R`` and ``D_O``): a D that
+    tells them apart has D_R - D_O > 0; both at 1/2 is a D that has learnt nothing."""
+    prob = lambda logit: logit.detach().float().sigmoid().mean()  # noqa: E731
+    return {"D_R": prob(logit_real), "D_O": prob(logit_fake)}
 
 
 _RANDOM_VGG: dict = {}
@@ -163,7 +170,7 @@ class AganRecipe(Recipe):
             else:
                 target = batch["mask"]  # M (also for A+AD, which has no A_N)
         L_D, L_map = self.L_D(logit_real, logit_fake, map_real, map_fake, target)
-        terms = {"L_D": L_D, "D_range": logit_range(d.logit)}
+        terms = {"L_D": L_D, "D_range": logit_range(d.logit), **d_means(logit_real, logit_fake)}
         if self.disc == "attentive":
             terms["L_map"] = L_map
         return L_D, terms

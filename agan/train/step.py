@@ -134,9 +134,9 @@ class GanStep:
     @property
     def term_names(self) -> tuple[str, ...]:
         """The terms a step returns: the recipe's losses, then the gradient norms of G and D (checked for
-        NaN/inf like the losses) and D_range, the spread of D's logits in a step: 0 = D's output ignores its
-        input (a dead D)."""
-        with_d = ("grad_norm_D", "D_range") if self.D_bare is not None else ()
+        NaN/inf like the losses), D_range, the spread of D's logits in a step: 0 = D's output ignores its
+        input (a dead D), and D's mean output on clean images and on G's, D_R and D_O."""
+        with_d = ("grad_norm_D", "D_range", "D_R", "D_O") if self.D_bare is not None else ()
         return (*self.recipe.loss_names, "grad_norm_G", *with_d)
 
     def describe(self) -> str:
