@@ -1,6 +1,7 @@
 # agan: the two commands of the README.
 #   make test       set up .venv (when missing) and run every test, notebooks included
-#   make reproduce  set up, synthesise data, train the CPU preset, regenerate figures
+#   make reproduce  set up, synthesise data, train the CPU preset, regenerate figures, build the book
+#   make book       the notebooks and docs/ as a static site, book/_build/html/index.html (no network needed)
 # Needs only Python 3.11 and make. PYTHON=python3.11 make ... to choose the interpreter.
 
 PYTHON ?= python3
@@ -9,12 +10,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.agan-installed
 PRESET ?= cpu
 
-.PHONY: setup test test-avx2 reproduce lint clean-venv help
+.PHONY: setup test test-avx2 reproduce book lint clean-venv help
 
 help:
 	@echo "make test       - create $(VENV) if missing, install agan[dev,notebooks,int8], run all tests"
 	@echo "make reproduce  - create $(VENV) if missing, then run the CPU reproduction (PRESET=paper on a GPU)"
 	@echo "make test-avx2  - the precision tests as an AVX2-only CPU (AGAN_CPU_CAP=avx2; part of make test)"
+	@echo "make book       - build the book (book/_build/html/index.html) from the notebooks' executed copies"
+	@echo "                  where make reproduce wrote them, else the stored notebooks; BOOK_ARGS='--notebooks stored'"
 	@echo "make lint       - ruff"
 
 $(BIN)/python:
@@ -37,7 +40,8 @@ test: $(STAMP)
 
 # Run the notebooks with papermill (params/$(PRESET).yaml): trains the preset, runs the ablations,
 # regenerates figures/ (PNG) and figures/table1.{csv,md}; executed copies (each also as NAME.html) + run.log +
-# summary.json in notebooks/executed/ (git-ignored). Needs nothing from ../shared.
+# summary.json in notebooks/executed/ (git-ignored); when every notebook ran, builds the book from the executed
+# copies (book/_build/html/). Needs nothing from ../shared.
 # The precision tests once more as an AVX2-only CPU (no AVX-512, VNNI, AMX or native bf16): the kit's view
 # and oneDNN's and ATen's kernels capped (agan/cpu.py), so that any x86 machine also checks that behaviour.
 PRECISION_TESTS := tests/test_cpu.py tests/test_fast.py tests/test_int8.py tests/test_choose.py
@@ -48,8 +52,14 @@ reproduce: $(STAMP)
 	$(BIN)/python -m agan info --preset $(PRESET)
 	$(BIN)/python scripts/run_notebooks.py --params params/$(PRESET).yaml
 
+# The book: Sphinx + MyST-NB (the book extra, part of dev), configured in book/conf.py, pages listed in
+# book/index.md; notebooks are shown as executed by make reproduce (or as stored), never run here.
+BOOK_ARGS ?=
+book: $(STAMP)
+	$(BIN)/python book/build.py $(BOOK_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check agan tests scripts benchmarks
+	$(BIN)/ruff check agan tests scripts benchmarks book
 
 clean-venv:
 	rm -rf $(VENV)

@@ -13,8 +13,11 @@ per-notebook blocks under ``notebooks``, an optional ``order``, ``timeout_s`` (p
 go without progress) and ``html`` (default true; ``--no-html`` turns it off). A notebook
 receives only the names its ``parameters`` cell declares; a name that no notebook declares is
 an error (a typo would otherwise be silently ignored).
-Exit status: 0 when every notebook ran, 1 when one failed (the run stops there unless
-``--keep-going``), 2 for a bad command line or parameters file.
+After a run of every notebook (no ``--only``) in which each one ran, the book is built from the executed
+copies (``book/build.py --notebooks executed``: book/_build/html/index.html, readable without a server or the
+network; ``--no-book`` skips it). Exit status: 0 when every notebook ran, 1 when one failed (the run stops
+there unless ``--keep-going``), 2 for a bad command line or parameters file; a book that fails to build is
+reported and leaves the status as it is.
 
 Progress, not wall time, decides when a notebook is stopped: a long training on a slow CPU is never cut off
 while it works. A notebook makes progress while its kernel sends output or it writes files under runs/ (the
@@ -280,6 +283,24 @@ def run(jobs, out_dir: Path, keep_going: bool = False, html: bool = True) -> lis
     return results
 
 
+def build_book(executed: Path) -> Path | None:
+    """The book (book/build.py) from the executed copies in ``executed``; its index page, None when the
+    build failed (logged: the book is a convenience, the run's status stands)."""
+    import subprocess
+
+    cmd = [sys.executable, str(ROOT / "book" / "build.py"), "--notebooks", "executed",
+           "--executed", str(executed), "-q"]
+    log.info("book: building from the executed copies in %s", _shown(executed))
+    t0 = time.perf_counter()
+    rc = subprocess.call(cmd, cwd=ROOT)
+    if rc != 0:
+        log.warning("book: not built (book/build.py exited %d; `make book` retries it)", rc)
+        return None
+    index = ROOT / "book" / "_build" / "html" / "index.html"
+    log.info("book: built in %.1fs, open %s", time.perf_counter() - t0, _shown(index))
+    return index
+
+
 def _shown(path: Path) -> Path:
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
@@ -299,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-html", action="store_true",
                     help="do not write NAME.html beside each executed copy "
                          "(the parameters file's html: false)")
+    ap.add_argument("--no-book", action="store_true",
+                    help="do not build the book after a full run (book/build.py; make book builds it later)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     args = ap.parse_args(argv)
 
@@ -331,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     if pages:
         print(f"executed notebooks and their HTML pages in {_shown(args.out)}/")
     ok = len(results) == len(jobs) and all(r["status"] == "ok" for r in results)
+    if ok and not args.only and not args.no_book:
+        build_book(args.out.resolve())
     return 0 if ok else 1
 
 
