@@ -362,3 +362,33 @@ def test_cli_eval(tmp_path, capsys):
     assert rc == 2 and "2_rain.png" in capsys.readouterr().err
     rc = main(["eval", "--pred", str(ds), "--weights", "w.pt"])
     assert rc == 2 and "either" in capsys.readouterr().err
+
+
+def test_evaluate_model_scores_raw_O_when_asked(tmp_path):
+    """A weights file runs with the inference settings saved in it unless ``settings`` says otherwise:
+    ``PAPER`` scores G's raw O, as the paper (and Table 1) does."""
+    from agan.checkpoint import atomic_save
+    from agan.config import Config
+    from agan.images import crop_to_multiple
+    from agan.infer.pipeline import derain
+    from agan.infer.settings import PAPER
+    from agan.models import build_generator
+
+    ds = make_dataset(tmp_path / "ds", n=2)
+    cfg = Config.preset("cpu", width=0.125, steps=2)  # saves derain_smooth 2, derain_blend "attention"
+    assert (cfg.derain_smooth, cfg.derain_blend) == (2.0, "attention")
+    torch.manual_seed(0)
+    G = build_generator(cfg).eval()
+    path = tmp_path / "generator.pt"
+    atomic_save({"format": "agan-generator", "version": 1, "config": cfg.to_dict(), "step": 0,
+                 "G": G.state_dict()}, path)
+    raw = evaluate_model(path, ds, device="cpu", progress=False, settings=PAPER)
+    kit = evaluate_model(path, ds, device="cpu", progress=False)
+    assert raw.protocol["settings"] == {"size": 0, "smooth": 0.0, "blend": "none"}
+    assert "settings" not in kit.protocol
+    for row_raw, row_kit in zip(raw.rows, kit.rows):
+        rain = crop_to_multiple(np.asarray(Image.open(ds / "test_a" / "data" / row_raw["input"])))
+        gt = crop_to_multiple(np.asarray(Image.open(ds / "test_a" / "gt" / row_raw["gt"])))
+        O, _ = derain(rain.astype(np.float32) / 255, model=G, device="cpu", clip=False, settings=PAPER)
+        assert (row_raw["psnr"], row_raw["ssim"]) == score_pair(O, gt)  # G's own O
+        assert abs(row_kit["psnr"] - row_raw["psnr"]) > 1e-3  # smoothed and attention-weighted: another O

@@ -67,15 +67,15 @@ def evaluate_folders(pred_dir, gt_dir, input_dir="auto", color: str = "y", split
     return result
 
 
-def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Callable, str]:
-    """A weights path (run with the derain settings saved in it), an nn.Module generator (the paper's raw O)
-    or a callable -> f(uint8 HxWx3) -> float/uint8 HxWx3."""
-    settings = None
+def _as_callable(model, device="auto", tile=None, precision="fp32", settings=None) -> tuple[Callable, str]:
+    """A weights path (run with ``settings``, else the derain settings saved in it), an nn.Module generator
+    (``settings``, else the paper's raw O) or a callable -> f(uint8 HxWx3) -> float/uint8 HxWx3."""
     if isinstance(model, (str, os.PathLike)):
         from agan.infer.load import load_generator
 
         name = str(model)
-        model, settings = load_generator(model, device=device)
+        model, saved = load_generator(model, device=device)
+        settings = settings if settings is not None else saved
     else:
         name = type(model).__name__
     try:
@@ -103,7 +103,7 @@ def _as_callable(model, device="auto", tile=None, precision="fp32") -> tuple[Cal
 
 def evaluate_model(model, data_root, splits: list[str] | None = None, cast: str = "clip", color: str = "y",
                    device: str = "auto", tile: int | None = None, precision: str = "fp32",
-                   out_dir=None, progress: bool = True) -> EvalResult:
+                   out_dir=None, progress: bool = True, settings=None) -> EvalResult:
     """Run a generator on ``data_root/{data,gt}`` (or ``data_root/<split>/{data,gt}``; any
     ``agan.data.layout.PAIR_LAYOUTS`` pair, see ``agan.data.layout.find_splits``) and score it.
 
@@ -112,15 +112,20 @@ def evaluate_model(model, data_root, splits: list[str] | None = None, cast: str 
     ``f(uint8 HxWx3) -> float HxWx3 in [0, 1] (raw) | uint8 HxWx3``.
     Each input is cropped top-left to a multiple of 4 before the model sees it (the authors' protocol).
     ``out_dir``: also write the uint8 outputs (after ``cast``) as PNG under ``out_dir/<split>/``.
+    ``settings`` (``agan.infer.settings.DerainSettings``): how G's change is applied; None = the settings
+    saved with a weights file (the kit's inference: ``derain_size`` / ``_smooth`` / ``_blend``), and for a
+    Generator the paper's O = G(I); ``agan.infer.settings.PAPER`` scores G's raw O for any model.
     """
     if cast not in CASTS:
         raise ValueError(f"cast must be one of {CASTS}, got {cast!r}")
     if color not in COLORS:
         raise ValueError(f"color must be one of {COLORS}, got {color!r}")
     found = find_splits(data_root, splits)
-    fn, name = _as_callable(model, device, tile, precision)
+    fn, name = _as_callable(model, device, tile, precision, settings)
     result = EvalResult(protocol={"cast": cast, "color": color, "crop": 4, "model": name,
                                   "data": str(data_root)})
+    if settings is not None:  # {size, smooth, blend}; absent: the weights' own
+        result.protocol["settings"] = dict(size=settings.size, smooth=settings.smooth, blend=settings.blend)
     for split, data_dir, gt_dir in found:
         pairs = pair_by_id(data_dir, gt_dir, "input", "ground truth")
         for k, rf, gf in _progress(pairs, progress, f"eval {split}"):

@@ -10,7 +10,9 @@ AA+AD on Raindrop test_a, PSNR / SSIM with the authors' protocol (docs/paper.md#
 
 The rows (model and variant each trains, the paper's numbers) are ``agan.experiments.table1.ROWS``.
 Every row is the same ``agan.train.loop.train`` call on the same preset, data, iteration count and
-seeds; only ``cfg.model`` / ``cfg.variant`` differ. Each row is scored on one held-out split:
+seeds; only ``cfg.model`` / ``cfg.variant`` differ. Each row is scored on G's raw output O (the paper's
+protocol: ``agan.infer.settings.PAPER``; the kit's inference settings ``derain_smooth`` / ``derain_blend``
+saved with a row's weights are not applied) on one held-out split:
 a synthetic set rendered once into ``out_dir/heldout`` (``agan.experiments.heldout``: a seed never
 used for training or validation) unless ``test`` names a folder (Raindrop ``test_a``: ``{data,gt}``, or
 a dataset root holding ``test_a/``). The identity baseline (the rainy input scored as is) is
@@ -24,7 +26,17 @@ Layout of ``out_dir`` (resumable row by row and seed by seed):
     <row>/s<seed>/per_image.csv               per-image scores
     table1.csv, table1.md, ablation.json      the table (paper beside kit), and everything in one file
 An interrupted run resumes from its last checkpoint; a finished row/seed is skipped when its
-results.json holds the same config (a larger ``iterations`` continues training from the checkpoint).
+results.json holds the same config and was scored the same way (``SCORED_ON``; a run scored otherwise is
+re-scored, not retrained); a larger ``iterations`` continues training from the checkpoint.
+
+The decisive experiment of notebook 06 (:func:`run_mask_ablation`): A vs AA vs AA+AD (``MASK_ROWS``; AA, the
+attentive-recurrent network + autoencoder without a discriminator, is not a row of Table 1), several seeds,
+scored on raw O inside and outside the drop mask M of held-out synthetic pairs:
+
+    from agan.experiments.ablate import run_mask_ablation
+    res = run_mask_ablation("cpu", seeds=3, out_dir="runs/decide-cpu", iterations=600)
+    res.measured["AA"]["gain_in"]      # {"mean", "std", "min", "max", "values"}: dB over the input, in M
+    res.compare("A", "AA", "gain_in")  # {"diff", "separated", ...}: is the gap wider than the seed spread?
 """
 
 from __future__ import annotations
@@ -40,10 +52,15 @@ from typing import Any
 
 from agan.atomic import atomic_path
 from agan.config import Config
-from agan.experiments.heldout import scoring_split
+from agan.experiments.heldout import HELDOUT, heldout_pairs, scoring_split
 from agan.experiments.table1 import ROWS, order_agreement, row_dir, table1_markdown, table1_rows, write_table1
 
-__all__ = ["AblationTable", "row_config", "run_ablation", "summarise"]
+__all__ = ["MASK_OVERRIDES", "MASK_ROWS", "SCORED_ON", "AblationTable", "MaskAblation", "compare_seeds",
+           "mask_row_config", "masked_scores", "row_config", "run_ablation", "run_mask_ablation", "summarise"]
+
+# how every row is scored: G's raw output O, as the paper scores it (agan.infer.settings.PAPER: no smoothing,
+# no attention blend, full resolution); a results.json scored otherwise is re-scored
+SCORED_ON = "raw O"
 
 # config keys whose change a finished row survives by training on (its checkpoint continues)
 _CONTINUABLE = {"iterations", "device", "precision", "num_workers", "deterministic", "log_every", "val_every",
@@ -165,27 +182,32 @@ def _config_diff(a: dict, b: dict, row: str | None = None) -> list[str]:
     def norm(v):  # tuples vs lists
         return json.loads(json.dumps(v))
 
-    ignore = _D_ONLY if row in ("Eigen13", "A") else set()
+    ignore = _D_ONLY if row in ("Eigen13", "A", "AA") else set()
     return sorted(k for k in set(a) | set(b) if k not in ignore and norm(a.get(k)) != norm(b.get(k)))
 
 
 def _reuse_or_reset(cfg: Config, row: str, run_dir: Path, overwrite: bool, log: Callable[[str], None]
-                    ) -> dict | None:
-    """Step 1 of a row/seed: its finished results.json when the config matches (up to keys the row does
-    not use), else None after making the folder fit for training: a run that differs only in
-    ``_CONTINUABLE`` keys is kept (to continue from its checkpoint); any other difference is refused
-    unless ``overwrite``, which deletes that run."""
+                    ) -> tuple[dict | None, float]:
+    """Step 1 of a row/seed -> (its finished results.json or None, training seconds already spent on it).
+    The results are returned when the config matches (up to keys the row does not use) and they were
+    scored on ``SCORED_ON``; a finished run scored otherwise is kept and re-scored. Else the folder is made
+    fit for training: a run that differs only in ``_CONTINUABLE`` keys is kept (to continue from its
+    checkpoint); any other difference is refused unless ``overwrite``, which deletes that run."""
     import shutil
 
     res_path, train_dir = run_dir / "results.json", run_dir / "train"
-    saved = None
+    saved, spent = None, 0.0
     if res_path.is_file():
         old = json.loads(res_path.read_text())
         saved = old.get("config", {})
         if not _config_diff(saved, cfg.to_dict(), row):
-            log(f"{row} seed {cfg.seed}: done already ({res_path}), PSNR {old['psnr']:.2f} "
-                f"SSIM {old['ssim']:.4f}")
-            return old
+            if old.get("scored_on") == SCORED_ON:
+                log(f"{row} seed {cfg.seed}: done already ({res_path}), PSNR {old['psnr']:.2f} "
+                    f"SSIM {old['ssim']:.4f}")
+                return old, 0.0
+            log(f"{row} seed {cfg.seed}: trained already, but scored with the inference settings saved with "
+                f"it: re-scored on G's raw output O")
+            spent = float(old.get("train_time_s", 0.0))
     elif (train_dir / "config.json").is_file():  # an interrupted run
         saved = json.loads((train_dir / "config.json").read_text())
     if saved is not None:
@@ -196,41 +218,56 @@ def _reuse_or_reset(cfg: Config, row: str, run_dir: Path, overwrite: bool, log: 
                                       f"{', '.join(diff)}); use --overwrite to retrain it, or another --out")
             log(f"{row} seed {cfg.seed}: config differs in {', '.join(diff)}: training afresh (--overwrite)")
             shutil.rmtree(train_dir, ignore_errors=True)
+            spent = 0.0
         res_path.unlink(missing_ok=True)  # re-scored below
-    return None
+    return None, spent
+
+
+def _train_row(cfg: Config, row: str, run_dir: Path, overwrite: bool, progress: bool,
+               log: Callable[[str], None]):
+    """Steps 1-2 of a row/seed -> (its finished results.json, None, 0) or (None, TrainResult, training
+    seconds): train (or resume) the run in ``run_dir/train`` to ``cfg.iterations``."""
+    from agan.train.loop import train
+
+    # 1. a finished run is returned as is
+    done, spent = _reuse_or_reset(cfg, row, run_dir, overwrite, log)
+    if done is not None:
+        return done, None, 0.0
+    # 2. train: resume=True continues an interrupted run; a folder without a checkpoint holds nothing to keep
+    train_dir = run_dir / "train"
+    has_ckpt = (train_dir / "checkpoints" / "last.pt").is_file()
+    t0 = time.perf_counter()
+    result = train(cfg, train_dir, resume=True, overwrite=not has_ckpt, progress=progress)
+    train_time = spent + time.perf_counter() - t0
+    if result.interrupted:
+        raise KeyboardInterrupt
+    if result.step != cfg.iterations:
+        raise ValueError(f"{train_dir} holds a run of {result.step} steps, not the {cfg.iterations} asked "
+                         "for; use --overwrite to retrain it, or another --out")
+    return None, result, train_time
 
 
 def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, overwrite: bool, progress: bool,
              log: Callable[[str], None]) -> dict:
     """Train (or resume) one row/seed and score it; returns (and writes) its results.json."""
     from agan.evaluation import evaluate_model
-    from agan.train.loop import train
+    from agan.infer.settings import PAPER
 
-    # 1. a finished run is returned as is
-    done = _reuse_or_reset(cfg, row, run_dir, overwrite, log)
+    done, result, train_time = _train_row(cfg, row, run_dir, overwrite, progress, log)
     if done is not None:
         return done
-    # 2. train: resume=True continues an interrupted run; a folder without a checkpoint holds nothing to keep
-    train_dir = run_dir / "train"
-    has_ckpt = (train_dir / "checkpoints" / "last.pt").is_file()
-    t0 = time.perf_counter()
-    result = train(cfg, train_dir, resume=True, overwrite=not has_ckpt, progress=progress)
-    train_time = time.perf_counter() - t0
-    if result.interrupted:
-        raise KeyboardInterrupt
-    if result.step != cfg.iterations:
-        raise ValueError(f"{train_dir} holds a run of {result.step} steps, not the {cfg.iterations} asked "
-                         "for; use --overwrite to retrain it, or another --out")
-    # 3. score on the held-out split with the authors' protocol
+    # 3. score G's raw output O (PAPER: not the kit's derain_smooth / derain_blend saved with the weights) on
+    # the held-out split with the authors' protocol
     t1 = time.perf_counter()
-    ev = evaluate_model(result.generator, test_root, splits=splits, device=cfg.device, progress=progress)
+    ev = evaluate_model(result.generator, test_root, splits=splits, device=cfg.device, progress=progress,
+                        settings=PAPER)
     m = ev.means()
     ev.to_csv(run_dir / "per_image.csv")
     out = {"row": row, "model": cfg.model, "variant": cfg.variant if cfg.model == "agan" else None,
            "seed": cfg.seed, "steps": result.step, "psnr": m["psnr"], "ssim": m["ssim"], "n_images": m["n"],
            "input_psnr": m["input_psnr"], "input_ssim": m["input_ssim"], "test": str(test_root),
-           "protocol": ev.protocol, "train_time_s": train_time, "eval_time_s": time.perf_counter() - t1,
-           "val": result.val, "config": cfg.to_dict()}
+           "scored_on": SCORED_ON, "protocol": ev.protocol, "train_time_s": train_time,
+           "eval_time_s": time.perf_counter() - t1, "val": result.val, "config": cfg.to_dict()}
     with atomic_path(run_dir / "results.json") as tmp:
         tmp.write_text(json.dumps(out, indent=2) + "\n")
     log(f"{row} seed {cfg.seed}: PSNR {out['psnr']:.2f} dB, SSIM {out['ssim']:.4f} "
@@ -238,8 +275,8 @@ def _run_one(cfg: Config, row: str, run_dir: Path, test_root: Path, splits, over
     return out
 
 
-_PROTOCOL = ("crop to a multiple of 4, clip-and-round to uint8, Y = 0.299 R + 0.587 G + 0.114 B, "
-             "PSNR (range 255) and SSIM (7x7 uniform window) on Y")
+_PROTOCOL = ("G's raw output O, crop to a multiple of 4, clip-and-round to uint8, Y = 0.299 R + 0.587 G + "
+             "0.114 B, PSNR (range 255) and SSIM (7x7 uniform window) on Y")
 
 
 def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str | Path = "runs/ablation", *,
@@ -302,6 +339,266 @@ def _write_table(results: dict[str, list[dict]], info: dict[str, Any], out: Path
     json_path.write_text(json.dumps({"info": info, "measured": measured, "runs": results}, indent=2,
                                     default=str) + "\n")
     return AblationTable(measured, results, markdown, csv_path, md_path, json_path, info)
+
+
+# ----------------------------------------------------------------------------------------------
+# the decisive experiment: A vs AA vs AA+AD, inside and outside the drop mask M
+# ----------------------------------------------------------------------------------------------
+
+# the rows of run_mask_ablation: does the attentive-recurrent network (A -> AA), then the attentive
+# discriminator (AA -> AA+AD), improve O where the drops are?
+MASK_ROWS: dict[str, str] = {
+    "A": "autoencoder alone (Table 1's A)",
+    "AA": ("attentive-recurrent network + autoencoder, no discriminator: AA+AD whose GAN never starts "
+           "(generator-only pre-training for the whole run), so G minimises L_ATT + L_M (+ L_P) alone"),
+    "AA+AD": "attentive-recurrent network + autoencoder + attentive discriminator (Table 1's AA+AD)",
+}
+
+_NO_GAN = 2 ** 31 - 1  # AA's pretrain_steps: generator-only steps for longer than any run
+
+# the config of each preset's decisive experiment, on top of the preset and row_config's changes. cpu: the
+# autoencoder at 1/4 width (16/32/64 channels; the preset's is 3/4) on 32-px crops (the preset's: 64), so that
+# 3 rows x 3 seeds of ~1000 steps fit in minutes on one core; no validation or samples during training
+MASK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "cpu": {"width": 0.25, "crop_size": 32, "val_every": 0, "sample_every": 0, "ckpt_every": 250,
+            "log_every": 100},
+    "paper": {"val_every": 0, "sample_every": 0},
+}
+
+
+def mask_row_config(preset: str, row: str, seed: int, *, iterations: int | None = None,
+                    overrides: list[str] | dict[str, Any] | None = None, device: str | None = None) -> Config:
+    """The config of one row of the decisive experiment: ``MASK_OVERRIDES[preset]``, then ``overrides``, then
+    the row (:func:`row_config`; AA is AA+AD with ``pretrain_steps = _NO_GAN``, longer than any run: D is
+    never trained and no GAN term reaches G; a constant, so that a longer run continues a shorter one)."""
+    if row not in MASK_ROWS:
+        raise ValueError(f"unknown row {row!r}; rows: {', '.join(MASK_ROWS)}")
+    given = Config.parse_overrides(overrides) if overrides else {}
+    cfg = row_config(preset, "AA+AD" if row == "AA" else row, seed, iterations=iterations,
+                     overrides={**MASK_OVERRIDES.get(preset, {}), **given}, device=device)
+    return cfg.replace(pretrain_steps=_NO_GAN) if row == "AA" else cfg
+
+
+def _pooled_psnr(sq_err: float, n: int) -> float:
+    """PSNR (range 255) of ``n`` pixels whose squared errors sum to ``sq_err``; nan without pixels."""
+    if n == 0:
+        return math.nan
+    return math.inf if sq_err == 0 else 10.0 * math.log10(255.0 ** 2 * n / sq_err)
+
+
+def masked_scores(G, pairs: dict[str, Any], batch: int = 16) -> dict[str, float]:
+    """G's raw output O (``agan.infer.settings.PAPER``) on held-out pairs (:func:`heldout_pairs`) -> PSNR on
+    Y inside and outside the drop mask M, and the whole-image PSNR / SSIM of the authors' protocol.
+
+    O and the ground truth are clip-rounded to uint8 and converted to the protocol's Y
+    (``agan.evaluation.protocol.rgb_to_y``, quantised); inside / outside M, the squared Y errors of all pairs
+    are pooled into one MSE each (``psnr_in``, ``psnr_out``), so that pairs with few drop pixels weigh
+    little; ``psnr`` / ``ssim`` are the protocol's means over pairs. ``input_*``: the same for the rainy
+    input itself; ``mask_fraction``: the share of pixels in M."""
+    import numpy as np
+    import torch
+
+    from agan.evaluation.protocol import rgb_to_y, score_pair
+    from agan.infer.pipeline import derain_tensor
+    from agan.infer.settings import PAPER
+
+    rain, clean, mask = pairs["rain"], pairs["clean"], pairs["mask"]  # (n, 3, H, W) x 2, (n, 1, H, W)
+    was_training = G.training
+    G.eval()
+    try:
+        O = torch.cat([derain_tensor(G, rain[i:i + batch], settings=PAPER)[0].cpu()
+                       for i in range(0, len(rain), batch)])  # (n, 3, H, W), raw
+    finally:
+        G.train(was_training)
+
+    def u8(t):  # (n, 3, H, W) float -> (n, H, W, 3) uint8, clip-and-round
+        return np.rint(np.clip(t.permute(0, 2, 3, 1).float().numpy(), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    truth, m = u8(clean), mask[:, 0].numpy() > 0.5  # (n, H, W, 3), (n, H, W)
+    y_truth = np.stack([rgb_to_y(t, quantize=True) for t in truth])  # (n, H, W)
+    out: dict[str, float] = {"n_images": len(rain), "mask_fraction": float(m.mean())}
+    for name, img in (("", u8(O)), ("input_", u8(rain))):
+        sq = (np.stack([rgb_to_y(x, quantize=True) for x in img]) - y_truth) ** 2  # (n, H, W)
+        out[f"{name}psnr_in"] = _pooled_psnr(float(sq[m].sum()), int(m.sum()))
+        out[f"{name}psnr_out"] = _pooled_psnr(float(sq[~m].sum()), int((~m).sum()))
+        scores = [score_pair(x, t) for x, t in zip(img, truth)]
+        out[f"{name}psnr"] = statistics.fmean(p for p, _ in scores)
+        out[f"{name}ssim"] = statistics.fmean(q for _, q in scores)
+    return out
+
+
+def _d_idle(train_dir: Path) -> float | None:
+    """The share of a run's logged windows in which D was idle (``D_range`` <= ``D_IDLE_RANGE``: the same
+    output for every image, so its GAN term gave G nothing; ``agan.train.monitor``), from its metrics.jsonl;
+    None for a run without a working discriminator (no D_range logged)."""
+    from agan.train.monitor import D_IDLE_RANGE
+
+    path = train_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    ranges = [row["D_range"] for row in map(json.loads, path.read_text().splitlines())
+              if row.get("split") == "train" and "D_range" in row]
+    return sum(r <= D_IDLE_RANGE for r in ranges) / len(ranges) if ranges else None
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    """mean, sample std (None for one value), min, max of a row's per-seed values."""
+    vals = [float(v) for v in values]
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else None,
+            "min": min(vals), "max": max(vals), "values": vals}
+
+
+def compare_seeds(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Two rows' per-seed values -> ``diff`` (mean of b - mean of a), ``separated`` (their seed ranges do
+    not overlap: every seed of one row above every seed of the other, so the gap is wider than the spread
+    over seeds), ``spread`` (the wider of the two ranges, max - min) and the ranges themselves."""
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    return {"diff": statistics.fmean(b) - statistics.fmean(a),
+            "separated": min(b) > max(a) or min(a) > max(b),
+            "spread": max(max(a) - min(a), max(b) - min(b)), "range_a": (min(a), max(a)),
+            "range_b": (min(b), max(b))}
+
+
+_MASK_KEYS = ("psnr_in", "psnr_out", "psnr", "ssim", "gain_in", "gain_out", "gain")
+
+
+@dataclass
+class MaskAblation:
+    """The outcome of :func:`run_mask_ablation`. ``measured``: {row: {key: {mean, std, min, max, values}}} for
+    ``psnr_in`` / ``psnr_out`` / ``gain_in`` / ``gain_out`` (dB on Y inside / outside M; gains over the rainy
+    input), ``psnr`` / ``ssim`` / ``gain`` (whole images), plus ``n_seeds``, ``train_time_s`` and ``d_idle``
+    (per seed: the share of logged windows in which D was idle; None without D); and
+    ``measured["input"]`` with the input's own ``psnr_in`` / ``psnr_out`` / ``psnr`` / ``ssim`` (floats)."""
+
+    measured: dict[str, dict[str, Any]]
+    runs: dict[str, list[dict]]
+    markdown: str
+    json_path: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def compare(self, a: str, b: str, key: str = "gain_in") -> dict[str, Any]:
+        """:func:`compare_seeds` of rows ``a`` and ``b`` on ``key`` (``diff`` = b - a)."""
+        return compare_seeds(self.measured[a][key]["values"], self.measured[b][key]["values"])
+
+    def __str__(self) -> str:
+        return self.markdown
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+
+def _mask_markdown(measured: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
+    def cell(s: dict[str, Any]) -> str:
+        sd = f" ± {s['std']:.2f}" if s["std"] is not None else ""
+        return f"{s['mean']:+.2f}{sd} [{s['min']:+.2f}, {s['max']:+.2f}]"
+
+    inp = measured["input"]
+    lines = [(f"Preset `{info['preset']}` with {info['overrides']}, {info['iterations']} iterations per run, "
+              f"seeds {info['seeds']}; scored on G's raw output O on {info['heldout']}; M = {info['mask']} "
+              f"({info['mask_fraction']:.1%} of the pixels). Gains are dB over the rainy input (PSNR on Y: "
+              f"{inp['psnr_in']:.2f} dB inside M, {inp['psnr_out']:.2f} outside, {inp['psnr']:.2f} whole); "
+              "mean ± sample std [min, max] over seeds."),
+             "",
+             "| row | gain inside M (dB) | gain outside M (dB) | gain, whole image (dB) | SSIM | "
+             "D idle (share of logged windows, per seed) | training time per seed (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for row, m in measured.items():
+        if row == "input":
+            continue
+        idle = ", ".join("–" if v is None else f"{v:.0%}" for v in m["d_idle"])
+        lines.append(f"| {row} | {cell(m['gain_in'])} | {cell(m['gain_out'])} | {cell(m['gain'])} | "
+                     f"{m['ssim']['mean']:.4f} | {idle} | {m['train_time_s'] / max(1, m['n_seeds']):.0f} |")
+    lines.append(f"| input | {inp['psnr_in']:.2f} dB | {inp['psnr_out']:.2f} dB | {inp['psnr']:.2f} dB | "
+                 f"{inp['ssim']:.4f} | – | – |")
+    return "\n".join(lines) + "\n"
+
+
+def run_mask_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str | Path = "runs/decide", *,
+                      rows: list[str] | None = None, iterations: int | None = None,
+                      overrides: list[str] | dict[str, Any] | None = None, device: str | None = None,
+                      heldout_count: int | None = None, heldout_size: tuple[int, int] | None = None,
+                      overwrite: bool = False, progress: bool = True,
+                      log: Callable[[str], None] | None = None) -> MaskAblation:
+    """Train ``rows`` (default ``MASK_ROWS``: A, AA, AA+AD) for each seed with :func:`mask_row_config` and
+    score each on G's raw output O inside and outside M of the synthetic held-out split (``heldout_count``
+    pairs of ``heldout_size``, defaults ``HELDOUT[preset]``; :func:`masked_scores`). Resumable as
+    :func:`run_ablation` (``out_dir/<row>/s<seed>/``); writes ``out_dir/mask_ablation.{md,json}``."""
+    log = log or _print
+    rows = list(rows) if rows else list(MASK_ROWS)
+    unknown = [r for r in rows if r not in MASK_ROWS]
+    if unknown:
+        raise ValueError(f"unknown row(s) {', '.join(unknown)}; rows: {', '.join(MASK_ROWS)}")
+    seed_list = _seeds(seeds)
+    out = Path(out_dir)
+    cfgs = {(r, s): mask_row_config(preset, r, s, iterations=iterations, overrides=overrides, device=device)
+            for r in rows for s in seed_list}  # validates every config before any training starts
+    first = next(iter(cfgs.values()))
+    n, hw = HELDOUT.get(preset, HELDOUT["cpu"])
+    n, hw = int(heldout_count or n), tuple(int(v) for v in (heldout_size or hw))
+    from agan.experiments.heldout import HELDOUT_SEED
+
+    spec = {"seed": HELDOUT_SEED, "count": n, "size": list(hw), "synth": first.synth,
+            "backgrounds": first.backgrounds, "mask_source": first.mask_source}
+    pairs = heldout_pairs(first, n, hw)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[dict]] = {r: [] for r in rows}
+    t0 = time.perf_counter()
+    jobs = [(r, s) for r in rows for s in seed_list]
+    for k, (r, s) in enumerate(jobs, 1):
+        log(f"[{k}/{len(jobs)}] {r} seed {s}")
+        results[r].append(_mask_one(cfgs[(r, s)], r, row_dir(out, r, s), pairs, spec, overwrite, progress,
+                                    log))
+    mask = ("the drawn drop layer, alpha >= 0.3" if first.mask_source == "drops"
+            else f"|rain - clean| >= {first.mask_threshold}/255 in any channel")
+    applied = {**MASK_OVERRIDES.get(preset, {}), **(Config.parse_overrides(overrides) if overrides else {})}
+    info = {"preset": preset, "rows": rows, "seeds": seed_list, "iterations": first.iterations,
+            "overrides": ", ".join(f"{k}={v}" for k, v in applied.items()) or "no overrides",
+            "heldout": f"{n} synthetic held-out pairs of {hw[0]}x{hw[1]} (seed {HELDOUT_SEED})",
+            "heldout_spec": spec, "mask": mask, "mask_fraction": results[rows[0]][0]["mask_fraction"],
+            "wall_time_s": time.perf_counter() - t0,
+            "train_time_s": sum(x.get("train_time_s", 0.0) for v in results.values() for x in v)}
+    measured: dict[str, dict[str, Any]] = {}
+    for r, runs in results.items():
+        measured[r] = {key: _spread([x[key] for x in runs]) for key in _MASK_KEYS}
+        measured[r].update(n_seeds=len(runs), train_time_s=sum(x.get("train_time_s", 0.0) for x in runs),
+                           d_idle=[x.get("d_idle") for x in runs])
+    x0 = results[rows[0]][0]
+    measured["input"] = {key: x0[f"input_{key}"] for key in ("psnr_in", "psnr_out", "psnr", "ssim")}
+    markdown = _mask_markdown(measured, info)
+    (out / "mask_ablation.md").write_text(markdown)
+    json_path = out / "mask_ablation.json"
+    json_path.write_text(json.dumps({"info": info, "measured": measured, "runs": results}, indent=2,
+                                    default=str) + "\n")
+    return MaskAblation(measured, results, markdown, json_path, info)
+
+
+def _mask_one(cfg: Config, row: str, run_dir: Path, pairs: dict[str, Any], spec: dict[str, Any],
+              overwrite: bool, progress: bool, log: Callable[[str], None]) -> dict:
+    """Train (or resume) one row/seed of the decisive experiment and score it inside / outside M; returns
+    (and writes) its results.json. A finished run scored on another held-out split is re-scored."""
+    done, result, train_time = _train_row(cfg, row, run_dir, overwrite, progress, log)
+    if done is not None and done.get("heldout") == spec:
+        return {**done, "d_idle": _d_idle(run_dir / "train")}  # from its log, also for runs scored earlier
+    if result is not None:
+        G = result.G
+    else:  # finished, but scored on another split: its saved generator is scored again
+        from agan.infer.load import load_generator
+
+        G = load_generator(run_dir / "train" / "checkpoints" / "generator.pt", device=cfg.device).model
+        train_time = float(done.get("train_time_s", 0.0))
+    t1 = time.perf_counter()
+    scores = masked_scores(G, pairs)
+    res = {"row": row, "seed": cfg.seed, "steps": cfg.iterations, **scores,
+           "gain_in": scores["psnr_in"] - scores["input_psnr_in"],
+           "gain_out": scores["psnr_out"] - scores["input_psnr_out"],
+           "gain": scores["psnr"] - scores["input_psnr"], "d_idle": _d_idle(run_dir / "train"),
+           "heldout": spec, "scored_on": SCORED_ON,
+           "train_time_s": train_time, "eval_time_s": time.perf_counter() - t1, "config": cfg.to_dict()}
+    with atomic_path(run_dir / "results.json") as tmp:
+        tmp.write_text(json.dumps(res, indent=2) + "\n")
+    log(f"{row} seed {cfg.seed}: inside M {res['gain_in']:+.2f} dB, outside {res['gain_out']:+.2f} dB, "
+        f"whole {res['gain']:+.2f} dB over the input; trained in {train_time:.0f} s")
+    return res
 
 
 def _print(msg: str) -> None:

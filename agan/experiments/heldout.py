@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HELDOUT", "HELDOUT_SEED", "find_test_split", "make_heldout", "scoring_split"]
+__all__ = ["HELDOUT", "HELDOUT_SEED", "find_test_split", "heldout_pairs", "make_heldout", "scoring_split"]
 
 HELDOUT_SEED = 20_180_618  # synthetic held-out split: a seed of its own (CVPR 2018 opened June 18)
 # held-out split per preset: (number of pairs, HxW); the paper preset mirrors test_a (58 pairs, 480x720); the
@@ -85,3 +85,24 @@ def scoring_split(out: Path, preset: str, test: str | None, synth: dict[str, Any
             shutil.rmtree(heldout)  # another spec: re-rendered below
     root = make_heldout(heldout, n, hw, synth=synth, backgrounds=backgrounds, progress=progress)
     return root, None, f"synthetic, {n} pairs of {hw[0]}x{hw[1]}, seed {HELDOUT_SEED}"
+
+
+def heldout_pairs(cfg, count: int, size: tuple[int, int], seed: int = HELDOUT_SEED) -> dict[str, Any]:
+    """The synthetic held-out split in memory, with the drop mask M of training:
+    ``{"rain", "clean": (count, 3, H, W) float in [0, 1], "mask": (count, 1, H, W) 0/1}``.
+
+    Pair i is ``make_pair(seed, i, size, ...)`` with ``cfg``'s synthesiser overrides and backgrounds: the
+    pair :func:`make_heldout` writes as file i. M follows ``cfg.mask_source`` as ``agan.data.datasets`` builds
+    it for training ("drops": the drawn drop layer, alpha >= ``DROP_MASK_ALPHA``; "difference": the paper's
+    |rain - clean| >= ``cfg.mask_threshold``). Every pair has drops (no ``clean_fraction``)."""
+    import torch
+
+    from agan.data.datasets import SyntheticRaindrops
+
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    ds = SyntheticRaindrops(count, tuple(size), seed, cfg.synth or None, cfg.backgrounds or None,
+                            mask_threshold=cfg.mask_threshold, mask_dilate=cfg.mask_dilate,
+                            mask_source=cfg.mask_source)
+    items = [ds[i] for i in range(count)]
+    return {k: torch.stack([it[k] for it in items]) for k in ("rain", "clean", "mask")}

@@ -14,7 +14,9 @@ Which model computes what:
       its trained scale (``agan.infer.pipeline.derain``: ``DerainSettings.size``, or the ``frame_px`` of
       its drops; only the change is enlarged back).
     * Fig. 6's Eigen13 / Pix2Pix / AA+AD columns, Fig. 7 and Table 1: the ablation in ``ablate_dir``
-      (``agan.experiments.table1.row_generator``: seed 0 of each row).
+      (``agan.experiments.table1.row_generator``: seed 0 of each row), each row's G giving its raw output O
+      as the paper scores it (``agan.infer.settings.PAPER`` at the row's trained scale: the kit's
+      ``derain_smooth`` / ``derain_blend`` saved with a row's weights are not applied).
   The weights of every figure (path, sha256) are recorded in results.json (``drawn_from``).
 
 The frames: a fixed set of held-out synthetic frames (``agan.synth.renderer.make_pair`` with a seed no
@@ -149,7 +151,8 @@ def _multiscale(G, rain: np.ndarray, size: int, dev) -> tuple[np.ndarray, np.nda
 
 
 def _run_model(G, settings, rec: dict, pairs, dev, progress: bool, desc: str):
-    """derain (with the model's saved settings, at its trained scale) on every pair -> raw outputs, maps."""
+    """derain (with ``settings``, at the model's trained scale ``rec["run_size"]``) on every pair -> outputs
+    (unclipped floats), maps."""
     from tqdm.auto import tqdm
 
     from agan.infer.pipeline import derain
@@ -228,9 +231,11 @@ def _kit_model(weights, pairs, drop_masks, arrays: dict, meta: dict, dev, progre
 
 
 def _ablation_rows(ablate_dir: Path, pairs, arrays: dict, meta: dict, dev, progress: bool) -> None:
-    """Step 3: each ablation row's O (Fig. 6, 7; seed 0 of the rows that ran) and the ablation's Table 1."""
+    """Step 3: each ablation row's raw O (Fig. 6, 7; seed 0 of each row that ran) and the ablation's
+    Table 1."""
     from agan.evaluation.protocol import score_pair
     from agan.infer.load import load_generator
+    from agan.infer.settings import PAPER
 
     n_images, row_O = len(arrays["rain"]), []
     for row in ROWS:
@@ -239,7 +244,9 @@ def _ablation_rows(ablate_dir: Path, pairs, arrays: dict, meta: dict, dev, progr
             continue
         G, settings = load_generator(path, device=dev)
         rec = _weights_record(path, settings)
-        outs, _ = _run_model(G, settings, rec, pairs, dev, progress, f"row {row}")
+        rec["scored_on"] = "raw O"  # PAPER: without the kit's smoothing and attention blend
+        # G's own O (only where a frame is larger than the row's trained scale is G's change enlarged back)
+        outs, _ = _run_model(G, PAPER, rec, pairs, dev, progress, f"row {row}")
         meta["scores"][row] = [score_pair(o, p.clean) for o, p in zip(outs, pairs)]  # on the raw outputs
         row_O.append(_u8(np.stack(outs[:n_images])))
         meta["rows"].append(row)
