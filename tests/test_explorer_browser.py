@@ -152,3 +152,53 @@ def test_explorer_slider_changes_the_image_in_chromium(browser, lab):
     after = _wait(lambda: (lambda s: s if s and s != before else None)(_explorer_image(b)), 60,
                   "the explorer's figure to change after the slider moved")
     assert after.startswith("data:image/png") and after != before
+
+
+def test_upload_derains_a_photo_in_chromium(browser, lab, tmp_path):
+    """Section 5's upload button: a photo chosen through the browser's file input reaches the kernel, is
+    derained there, and its view (a figure and the summary line) appears under the button."""
+    import base64
+
+    from PIL import Image
+
+    from agan.synth.renderer import make_pair
+
+    photo = tmp_path / "my_rainy_photo.png"
+    Image.fromarray(make_pair(0, 0, 64).rain).save(photo)
+    b = browser
+    b.get(lab)
+    _wait(lambda: b.execute_script("return !!(window.jupyterapp && document.querySelector('.jp-Notebook'))"),
+          90, "JupyterLab and the notebook")
+    _wait(lambda: b.execute_script(
+        "const w = window.jupyterapp.shell.currentWidget;"
+        "return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&"
+        "          w.sessionContext.session.kernel.status === 'idle');"), 120, "an idle kernel")
+    b.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
+    _wait(lambda: b.execute_script("return !!document.querySelector('.widget-upload')"), 300,
+          "the upload button")
+    _wait(lambda: _explorer_image(b), 300, "the explorer's first figure (every cell has run)")
+    # ipywidgets' FileUpload keeps its <input type=file> out of the page and clicks it from the button: catch
+    # that input as the button clicks it, give it the file as a file chooser would, and fire its change event
+    b.execute_script(
+        "const click = HTMLInputElement.prototype.click;"
+        "HTMLInputElement.prototype.click = function () {"
+        "  if (this.type === 'file') { window.__aganFileInput = this; return; } return click.call(this); };"
+        "try { document.querySelector('.widget-upload').click(); }"
+        "finally { HTMLInputElement.prototype.click = click; }"
+        "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));"
+        "const files = new DataTransfer();"
+        "files.items.add(new File([bytes], 'my_rainy_photo.png', {type: 'image/png'}));"
+        "window.__aganFileInput.files = files.files;"
+        "window.__aganFileInput.dispatchEvent(new Event('change'));",
+        base64.b64encode(photo.read_bytes()).decode())
+    # the Output widget right under the button: the summary line printed for the photo, and its figure
+    found = _wait(lambda: b.execute_script(
+        "for (const o of document.querySelectorAll('.widget-output')) {"
+        "  if (o.textContent.includes('my_rainy_photo.png (64x64)')) {"
+        "    const img = o.querySelector('img');"
+        "    return [o.textContent, img ? img.getAttribute('src') : null];"
+        "  }"
+        "} return null;"), 180, "the uploaded photo's view")
+    text, src = found
+    assert "A_N >= 0.5 on" in text and "changed by >= 5 grey levels" in text and "error" not in text
+    assert src and src.startswith("data:image/png")
