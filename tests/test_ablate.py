@@ -1,4 +1,5 @@
-"""The Table 1 driver (agan.experiments.ablate) on a tiny budget: rows train, score, tabulate, and resume."""
+"""The Table 1 driver (agan.experiments.ablate) on a tiny budget: rows train, score, tabulate, and resume;
+and the decisive experiment of notebook 06 (agan.experiments.decide), which trains its rows the same way."""
 
 import csv
 import json
@@ -201,7 +202,7 @@ MASK_KW = {"iterations": 2, "heldout_count": 3, "heldout_size": (32, 32), "progr
 
 
 def test_mask_rows_differ_only_in_what_they_ablate():
-    from agan.experiments.ablate import MASK_ROWS, mask_row_config
+    from agan.experiments.decide import MASK_ROWS, mask_row_config
 
     cfgs = {r: mask_row_config("cpu", r, 1, iterations=9).to_dict() for r in MASK_ROWS}
     assert list(cfgs) == ["A", "AA", "AA+AD"]
@@ -222,7 +223,7 @@ def test_masked_scores_pool_the_pixels_of_M():
 
     from agan.config import Config
     from agan.evaluation.protocol import psnr, rgb_to_y
-    from agan.experiments.ablate import masked_scores
+    from agan.experiments.decide import masked_scores
     from agan.experiments.heldout import heldout_pairs
 
     class Brighter(torch.nn.Module):  # O = I + shift: a known raw output
@@ -254,7 +255,7 @@ def test_masked_scores_pool_the_pixels_of_M():
 
 
 def test_compare_seeds_known_answers():
-    from agan.experiments.ablate import compare_seeds
+    from agan.experiments.decide import compare_seeds
 
     c = compare_seeds([1.0, 1.2, 1.1], [1.5, 1.7, 1.6])
     assert c["diff"] == pytest.approx(0.5) and c["separated"] and c["spread"] == pytest.approx(0.2)
@@ -264,7 +265,7 @@ def test_compare_seeds_known_answers():
 
 
 def test_tiny_mask_ablation(tmp_path, monkeypatch):
-    from agan.experiments.ablate import run_mask_ablation
+    from agan.experiments.decide import run_mask_ablation
 
     res = run_mask_ablation("cpu", 2, tmp_path, rows=["AA", "AA+AD"], **MASK_KW)
     for row in ("AA", "AA+AD"):

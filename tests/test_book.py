@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -24,12 +23,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from tests.browser import chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))
 DOCS = sorted(ROOT.glob("docs/*.md"))
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
-INSTALL = "install Chromium and its driver (Debian: apt-get install chromium chromium-driver) and selenium"
 
 
 @pytest.fixture(scope="module")
@@ -153,33 +151,9 @@ def test_math_is_rendered_by_a_bundled_mathjax(book):
 
 # --- in Chromium ------------------------------------------------------------------------------------------
 
-def _which(names) -> str | None:
-    return next((shutil.which(n) for n in names if shutil.which(n)), None)
-
-
-def _missing(what: str):
-    message = f"no {what}: {INSTALL}"
-    if os.environ.get("AGAN_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + " (AGAN_REQUIRE_BROWSER=1)")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def browser():
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _missing("selenium")
-    chromium, driver = _which(BROWSERS), _which(DRIVERS)
-    if chromium is None or driver is None:
-        _missing("Chromium on PATH" if chromium is None else "chromedriver on PATH")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000"):
-        options.add_argument(arg)
-    b = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    b = chromium("1400,1000")
     b.set_script_timeout(60)
     yield b
     b.quit()

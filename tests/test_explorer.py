@@ -1,5 +1,5 @@
-"""agan.viz.explorer: the callbacks of notebook 08, called directly (no widgets needed except the last
-test)."""
+"""agan.viz.explorer: the callbacks of notebook 08, called directly, and agan.viz.photos: one's own photos
+derained whole (no widgets needed except the explorer's and the upload button's tests)."""
 
 import matplotlib
 
@@ -14,6 +14,7 @@ from PIL import Image
 from agan.images import to_tensor
 from agan.models import Generator
 from agan.viz import explorer as ex
+from agan.viz import photos as ph
 
 
 @pytest.fixture(scope="module")
@@ -186,62 +187,62 @@ def test_find_photos_file_folder_and_raindrop_layouts(tmp_path):
         Image.fromarray(img).save(tmp_path / sub / name)
 
     put("one", "a.jpg")
-    assert ex.find_photos(tmp_path / "one" / "a.jpg") == [(tmp_path / "one" / "a.jpg", None)]
-    assert ex.find_photos(tmp_path / "one") == [(tmp_path / "one" / "a.jpg", None)]
+    assert ph.find_photos(tmp_path / "one" / "a.jpg") == [(tmp_path / "one" / "a.jpg", None)]
+    assert ph.find_photos(tmp_path / "one") == [(tmp_path / "one" / "a.jpg", None)]
     (tmp_path / "one" / "notes.txt").write_text("x")
     with pytest.raises(FileNotFoundError, match="not an image file"):
-        ex.find_photos(tmp_path / "one" / "notes.txt")
+        ph.find_photos(tmp_path / "one" / "notes.txt")
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
-        ex.find_photos(tmp_path / "absent")
+        ph.find_photos(tmp_path / "absent")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no images"):
-        ex.find_photos(tmp_path / "empty")
+        ph.find_photos(tmp_path / "empty")
     # inputs only (a Raindrop test folder without its gt/): the data/ sub-folder's photos, unpaired
     put("inputs/data", "2_rain.png")
     put("inputs/data", "1_rain.png")
-    assert ex.find_photos(tmp_path / "inputs") == [(tmp_path / "inputs/data/1_rain.png", None),
+    assert ph.find_photos(tmp_path / "inputs") == [(tmp_path / "inputs/data/1_rain.png", None),
                                                   (tmp_path / "inputs/data/2_rain.png", None)]
     # the Raindrop layout, directly and in a split folder: rainy photos with their clean partners
     for root in ("paired", "dataset/test_a"):
         put(f"{root}/data", "3_rain.png")
         put(f"{root}/gt", "3_clean.png")
-    assert ex.find_photos(tmp_path / "paired") == [(tmp_path / "paired/data/3_rain.png",
+    assert ph.find_photos(tmp_path / "paired") == [(tmp_path / "paired/data/3_rain.png",
                                                    tmp_path / "paired/gt/3_clean.png")]
-    assert ex.find_photos(tmp_path / "dataset") == [(tmp_path / "dataset/test_a/data/3_rain.png",
+    assert ph.find_photos(tmp_path / "dataset") == [(tmp_path / "dataset/test_a/data/3_rain.png",
                                                     tmp_path / "dataset/test_a/gt/3_clean.png")]
 
 
 def test_read_upload_both_ipywidgets_formats():
-    assert ex.read_upload(()) == [] and ex.read_upload({}) == []
+    assert ph.read_upload(()) == [] and ph.read_upload({}) == []
     v8 = ({"name": "a.png", "type": "image/png", "size": 3, "content": memoryview(b"abc")},)
     v7 = {"b.jpg": {"metadata": {"name": "b.jpg"}, "content": b"xyz"}}
-    assert ex.read_upload(v8) == [("a.png", b"abc")]
-    assert ex.read_upload(v7) == [("b.jpg", b"xyz")]
+    assert ph.read_upload(v8) == [("a.png", b"abc")]
+    assert ph.read_upload(v7) == [("b.jpg", b"xyz")]
 
 
 def test_derain_photo_matches_derain_and_reads_uploads(G):
     from agan.infer.pipeline import derain
 
     rain, clean, _ = ex.load_example("synthetic:0", size=40)
-    state = ex.derain_photo(rain, G, device="cpu", clean=clean, name="test")
+    state = ph.derain_photo(rain, G, device="cpu", clean=clean, name="test")
     O, maps = derain(rain.astype(np.float32) / 255.0, model=G, device="cpu")
     np.testing.assert_array_equal(state.output, O)
     assert len(state.attention) == 3 and np.array_equal(state.attention[-1], maps[-1])
-    from_bytes = ex.derain_photo(("x.png", _png_bytes(rain)), G, device="cpu")
+    from_bytes = ph.derain_photo(("x.png", _png_bytes(rain)), G, device="cpu")
     assert from_bytes.name == "x.png" and np.array_equal(from_bytes.rain, rain)
     np.testing.assert_array_equal(from_bytes.output, O)
-    line = ex.photo_summary(state)
+    line = ph.photo_summary(state)
     assert line.startswith("test (40x40)") and "A_N >= 0.5 on" in line and " dB" in line
-    assert " dB" not in ex.photo_summary(from_bytes)  # no clean partner: no score
+    assert " dB" not in ph.photo_summary(from_bytes)  # no clean partner: no score
     with pytest.raises(ValueError, match="differs in size"):
-        ex.derain_photo(rain, G, device="cpu", clean=clean[:20])
+        ph.derain_photo(rain, G, device="cpu", clean=clean[:20])
     with pytest.raises(ValueError, match="uint8"):
-        ex.derain_photo(rain.astype(np.float32), G, device="cpu")
+        ph.derain_photo(rain.astype(np.float32), G, device="cpu")
 
 
 def test_build_upload_derains_an_uploaded_photo(G, capsys):
     pytest.importorskip("ipywidgets")
-    box = ex.build_upload(G, device="cpu")
+    box = ph.build_upload(G, device="cpu")
     upload = next(w for w in box.children if type(w).__name__ == "FileUpload")
     assert capsys.readouterr().out == ""  # nothing runs before an upload
     rain = ex.load_example("synthetic:1", size=32)[0]

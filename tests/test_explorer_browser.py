@@ -19,15 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "08_explorer.ipynb"
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
-INSTALL = "install Chromium and its driver (Debian: apt-get install chromium chromium-driver) and selenium"
-
-
-def _which(names) -> str | None:
-    return next((shutil.which(n) for n in names if shutil.which(n)), None)
 
 
 def _free_port() -> int:
@@ -74,30 +69,9 @@ def lab(tmp_path_factory):
         log.close()
 
 
-def _missing(what: str):
-    message = f"no {what}: {INSTALL}"
-    if os.environ.get("AGAN_REQUIRE_BROWSER") == "1":
-        pytest.fail(message + " (AGAN_REQUIRE_BROWSER=1)")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def browser():
-    try:
-        from selenium import webdriver
-    except ImportError:
-        _missing("selenium")
-    chromium, driver = _which(BROWSERS), _which(DRIVERS)
-    if chromium is None or driver is None:
-        _missing("Chromium on PATH" if chromium is None else "chromedriver on PATH")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1600,1200"):
-        options.add_argument(arg)
-    b = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    b = chromium("1600,1200")
     yield b
     b.quit()
 
@@ -112,6 +86,19 @@ def _wait(predicate, timeout: float, what: str, poll: float = 0.5):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _run_all(b, lab: str) -> None:
+    """Open the notebook in JupyterLab (the app is exposed as window.jupyterapp), wait for an idle kernel and
+    run every cell from the browser, as a student would (Run > Run All Cells)."""
+    b.get(lab)
+    _wait(lambda: b.execute_script("return !!(window.jupyterapp && document.querySelector('.jp-Notebook'))"),
+          90, "JupyterLab and the notebook")
+    _wait(lambda: b.execute_script(
+        "const w = window.jupyterapp.shell.currentWidget;"
+        "return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&"
+        "          w.sessionContext.session.kernel.status === 'idle');"), 120, "an idle kernel")
+    b.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
+
+
 def _explorer_image(b) -> str | None:
     """The src of the figure inside the explorer's Output widget (a data: URL), None while there is none."""
     return b.execute_script(
@@ -121,16 +108,7 @@ def _explorer_image(b) -> str | None:
 
 def test_explorer_slider_changes_the_image_in_chromium(browser, lab):
     b = browser
-    b.get(lab)
-    # 1. JupyterLab loads the notebook and its kernel (the app is exposed as window.jupyterapp)
-    _wait(lambda: b.execute_script("return !!(window.jupyterapp && document.querySelector('.jp-Notebook'))"),
-          90, "JupyterLab and the notebook")
-    _wait(lambda: b.execute_script(
-        "const w = window.jupyterapp.shell.currentWidget;"
-        "return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&"
-        "          w.sessionContext.session.kernel.status === 'idle');"), 120, "an idle kernel")
-    # 2. run every cell from the browser, as a student would (Run > Run All Cells)
-    b.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
+    _run_all(b, lab)  # 1-2. JupyterLab loads the notebook and its kernel; every cell run from the browser
     before = _wait(lambda: _explorer_image(b), 300, "the explorer's first figure")
     # 3. the time-step slider: IntSlider "time step t", at t = N; one step left shows A_{N-1}
     handle = _wait(lambda: b.execute_script(
@@ -166,14 +144,7 @@ def test_upload_derains_a_photo_in_chromium(browser, lab, tmp_path):
     photo = tmp_path / "my_rainy_photo.png"
     Image.fromarray(make_pair(0, 0, 64).rain).save(photo)
     b = browser
-    b.get(lab)
-    _wait(lambda: b.execute_script("return !!(window.jupyterapp && document.querySelector('.jp-Notebook'))"),
-          90, "JupyterLab and the notebook")
-    _wait(lambda: b.execute_script(
-        "const w = window.jupyterapp.shell.currentWidget;"
-        "return !!(w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&"
-        "          w.sessionContext.session.kernel.status === 'idle');"), 120, "an idle kernel")
-    b.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
+    _run_all(b, lab)
     _wait(lambda: b.execute_script("return !!document.querySelector('.widget-upload')"), 300,
           "the upload button")
     _wait(lambda: _explorer_image(b), 300, "the explorer's first figure (every cell has run)")
