@@ -117,7 +117,7 @@ def test_d_update_leaves_g_alone_and_vice_versa(tmp_path):
     D0 = {k: v.clone() for k, v in trainer.gan.D_bare.state_dict().items()}
     out = trainer.gan.recipe.generate(trainer.gan.G, batch)
     terms = trainer.gan.d_step(batch, out)
-    assert set(terms) == {"L_D", "L_map", "D_range"}  # D_range: the spread of its logits, a diagnostic
+    assert set(terms) == {"L_D", "L_map", "D_range", "D_R", "D_O"}  # diagnostics: logit spread, D(R), D(O)
     assert all(torch.equal(v, G0[k]) for k, v in trainer.gan.G_bare.state_dict().items())
     assert any(not torch.equal(v, D0[k]) for k, v in trainer.gan.D_bare.state_dict().items())
     assert all(p.grad is None for p in trainer.gan.G_bare.parameters())  # L_D sees O.detach()
@@ -564,3 +564,14 @@ def test_bench_times_the_trainers_own_step(tmp_path):
     first = fresh(fresh.to_device(batch), 0)  # the same step, channels-last instead of NCHW
     for k in ("L_D", "L_G"):
         torch.testing.assert_close(plain[k], first[k], rtol=1e-4, atol=1e-6)
+
+
+def test_d_means_are_ds_mean_outputs_on_real_and_fake():
+    """D_R / D_O (metrics.jsonl) are D's mean probabilities on the clean and on the generated images."""
+    from agan.train.recipes import d_means
+
+    real, fake = torch.tensor([[2.0], [0.0]]), torch.tensor([[-2.0], [0.0]])
+    m = d_means(real, fake)
+    s = torch.sigmoid(torch.tensor(2.0)).item()
+    assert m["D_R"].item() == pytest.approx((s + 0.5) / 2)
+    assert m["D_O"].item() == pytest.approx((1 - s + 0.5) / 2)
