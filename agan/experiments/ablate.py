@@ -71,6 +71,15 @@ def _seeds(seeds: int | list[int]) -> list[int]:
     return out
 
 
+def checked_rows(rows, allowed, what: str = "row") -> list[str]:
+    """``rows`` as a list (all of ``allowed`` when empty); an unknown one: one line naming the known ones."""
+    rows = list(rows) if rows else list(allowed)
+    unknown = [r for r in rows if r not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; rows: {', '.join(allowed)}")
+    return rows
+
+
 def row_config(preset: str, row: str, seed: int, *, iterations: int | None = None, data: str | None = None,
                overrides: list[str] | dict[str, Any] | None = None, device: str | None = None) -> Config:
     """The config of one Table 1 row: the preset, the shared overrides, then the row's model/variant."""
@@ -288,10 +297,7 @@ def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str |
     refusing) and re-renders a held-out split of another spec.
     """
     log = log or _print
-    rows = list(rows) if rows else list(ROWS)
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown:
-        raise ValueError(f"unknown Table 1 row(s) {', '.join(unknown)}; rows: {', '.join(ROWS)}")
+    rows = checked_rows(rows, ROWS, "Table 1 row")
     seed_list = _seeds(seeds)
     out = Path(out_dir)
     cfgs = {(r, s): row_config(preset, r, s, iterations=iterations, data=data, overrides=overrides,

@@ -33,7 +33,7 @@ from typing import Any
 
 from agan.atomic import atomic_path
 from agan.config import Config
-from agan.experiments.ablate import SCORED_ON, _print, _seeds, _train_row, row_config
+from agan.experiments.ablate import SCORED_ON, _print, _seeds, _train_row, checked_rows, row_config
 from agan.experiments.heldout import HELDOUT, heldout_pairs
 from agan.experiments.table1 import row_dir
 
@@ -221,10 +221,7 @@ def run_mask_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: 
     ``agan.experiments.ablate.run_ablation`` (``out_dir/<row>/s<seed>/``); writes
     ``out_dir/mask_ablation.{md,json}``."""
     log = log or _print
-    rows = list(rows) if rows else list(MASK_ROWS)
-    unknown = [r for r in rows if r not in MASK_ROWS]
-    if unknown:
-        raise ValueError(f"unknown row(s) {', '.join(unknown)}; rows: {', '.join(MASK_ROWS)}")
+    rows = checked_rows(rows, MASK_ROWS)
     seed_list = _seeds(seeds)
     out = Path(out_dir)
     cfgs = {(r, s): mask_row_config(preset, r, s, iterations=iterations, overrides=overrides, device=device)
