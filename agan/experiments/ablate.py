@@ -74,10 +74,18 @@ def _seeds(seeds: int | list[int]) -> list[int]:
 def checked_rows(rows, allowed, what: str = "row") -> list[str]:
     """``rows`` as a list (all of ``allowed`` when empty); an unknown one: one line naming the known ones."""
     rows = list(rows) if rows else list(allowed)
-    unknown = [r for r in rows if r not in allowed]
-    if unknown:
+    if unknown := [r for r in rows if r not in allowed]:
         raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; rows: {', '.join(allowed)}")
     return rows
+
+
+def run_rows(rows: list[str], seeds: list[int], out: Path, log, one: Callable) -> dict[str, list[dict]]:
+    """``one(row, seed, run_dir)`` for each row and seed, logging "[k/n] row seed s"; row -> its results."""
+    results: dict[str, list[dict]] = {r: [] for r in rows}
+    for k, (r, s) in enumerate(jobs := [(r, s) for r in rows for s in seeds], 1):
+        log(f"[{k}/{len(jobs)}] {r} seed {s}")
+        results[r].append(one(r, s, row_dir(out, r, s)))
+    return results
 
 
 def row_config(preset: str, row: str, seed: int, *, iterations: int | None = None, data: str | None = None,
@@ -308,13 +316,9 @@ def run_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: str |
                                                  first.backgrounds or None, heldout_count, heldout_size,
                                                  overwrite, progress)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[dict]] = {r: [] for r in rows}
     t0 = time.perf_counter()
-    jobs = [(r, s) for r in rows for s in seed_list]
-    for k, (r, s) in enumerate(jobs, 1):
-        log(f"[{k}/{len(jobs)}] {r} seed {s}")
-        results[r].append(_run_one(cfgs[(r, s)], r, row_dir(out, r, s), test_root, splits, overwrite,
-                                   progress, log))
+    results = run_rows(rows, seed_list, out, log, lambda r, s, d: _run_one(
+        cfgs[(r, s)], r, d, test_root, splits, overwrite, progress, log))
     info = {"preset": preset, "rows": rows, "seeds": seed_list, "iterations": first.iterations,
             "test": str(test_root), "test_kind": test_kind, "protocol": _PROTOCOL,
             "wall_time_s": time.perf_counter() - t0,

@@ -33,9 +33,8 @@ from typing import Any
 
 from agan.atomic import atomic_path
 from agan.config import Config
-from agan.experiments.ablate import SCORED_ON, _print, _seeds, _train_row, checked_rows, row_config
+from agan.experiments.ablate import SCORED_ON, _print, _seeds, _train_row, checked_rows, row_config, run_rows
 from agan.experiments.heldout import HELDOUT, heldout_pairs
-from agan.experiments.table1 import row_dir
 
 __all__ = ["MASK_OVERRIDES", "MASK_ROWS", "MaskAblation", "compare_seeds", "mask_row_config", "masked_scores",
            "run_mask_ablation"]
@@ -235,13 +234,9 @@ def run_mask_ablation(preset: str = "cpu", seeds: int | list[int] = 3, out_dir: 
             "backgrounds": first.backgrounds, "mask_source": first.mask_source}
     pairs = heldout_pairs(first, n, hw)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[dict]] = {r: [] for r in rows}
     t0 = time.perf_counter()
-    jobs = [(r, s) for r in rows for s in seed_list]
-    for k, (r, s) in enumerate(jobs, 1):
-        log(f"[{k}/{len(jobs)}] {r} seed {s}")
-        results[r].append(_mask_one(cfgs[(r, s)], r, row_dir(out, r, s), pairs, spec, overwrite, progress,
-                                    log))
+    results = run_rows(rows, seed_list, out, log, lambda r, s, d: _mask_one(
+        cfgs[(r, s)], r, d, pairs, spec, overwrite, progress, log))
     mask = ("the drawn drop layer, alpha >= 0.3" if first.mask_source == "drops"
             else f"|rain - clean| >= {first.mask_threshold}/255 in any channel")
     applied = {**MASK_OVERRIDES.get(preset, {}), **(Config.parse_overrides(overrides) if overrides else {})}
